@@ -1,0 +1,1 @@
+"""The Discord gateway model, pure: opcodes, close codes, payloads and codecs."""
