@@ -1,0 +1,60 @@
+"""Payload encodings: JSON and ETF (the gateway URL's ``encoding`` query parameter).
+
+Discord docs: Events > Gateway > Connecting (``encoding``: ``json`` or ``etf``) and
+Encoding and Compression. Every failure is a :class:`~replayer.errors.CodecError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+from replayer.errors import CodecError
+from replayer.gateway.etf import etf_decode, etf_encode
+
+
+class Encoding(enum.StrEnum):
+    """How payloads are serialised on one connection."""
+
+    JSON = "json"
+    ETF = "etf"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Encoding:
+        """Read the ``encoding`` query value; absent or empty means JSON (Discord's default)."""
+        if not text:
+            return cls.JSON
+        try:
+            return cls(text)
+        except ValueError:
+            known = ", ".join(member.value for member in cls)
+            raise CodecError(f"unknown encoding {text!r} (expected one of: {known})") from None
+
+
+def decode_payload(raw: bytes, encoding: Encoding) -> Any:
+    """Decode one complete payload (already decompressed)."""
+    if encoding is Encoding.ETF:
+        return etf_decode(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CodecError(f"JSON: not valid UTF-8 at byte {exc.start}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CodecError(f"JSON: {exc.msg} at char {exc.pos}") from None
+    except RecursionError:
+        raise CodecError("JSON: nested too deeply") from None
+
+
+def encode_payload(obj: Any, encoding: Encoding) -> bytes:
+    """Encode one payload; JSON is compact and keeps non-ASCII characters as UTF-8."""
+    if encoding is Encoding.ETF:
+        return etf_encode(obj)
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise CodecError(f"JSON: cannot encode: {exc}") from None
+    except RecursionError:
+        raise CodecError("JSON: nested too deeply") from None
