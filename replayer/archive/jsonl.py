@@ -1,0 +1,434 @@
+"""JSON Lines view of an archive: ``export`` writes one JSON object per record with the
+payload decoded inline; ``import`` builds an archive from such lines, so fixtures can be
+written by hand. Export -> import -> export is lossless: a payload whose exact bytes are
+not what the canonical encoding of its decoded form gives also carries ``raw`` (text) or
+``raw_b64`` (binary).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from replayer.archive.header import Header
+from replayer.archive.records import (
+    Closer,
+    CloseRecord,
+    ConnectionInfoRecord,
+    ConnectionRecord,
+    FrameFlag,
+    FrameRecord,
+    FrameType,
+    Headers,
+    HttpRecord,
+    Query,
+    Record,
+)
+from replayer.errors import CodecError, GatewayError
+from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
+from replayer.gateway.opcodes import Direction
+from replayer.gateway.payload import parse_payload
+
+_FLAG_NAMES = {f.name.lower(): f for f in FrameFlag if f.name and f is not FrameFlag.NONE}
+
+
+def _flags_to_json(flags: FrameFlag) -> list[str]:
+    return [name for name, f in _FLAG_NAMES.items() if flags & f]
+
+
+def _encoding(text: str) -> Encoding:
+    try:
+        return Encoding.parse(text)
+    except CodecError:
+        return Encoding.JSON
+
+
+def _json_form(obj: Any, encoding: Encoding, raw: bytes) -> tuple[Any, bool]:
+    """``obj`` as JSON can hold it, and whether importing that gives back ``raw`` exactly.
+
+    Checked through a real JSON round trip: ETF tuples become lists, integer map keys
+    become strings, and any such change means the export must carry the raw bytes.
+    """
+    try:
+        jsonable = json.loads(json.dumps(obj, ensure_ascii=False))
+    except (TypeError, ValueError):  # e.g. an ETF binary that is not UTF-8
+        return None, False
+    try:
+        return jsonable, encode_payload(jsonable, encoding) == raw
+    except CodecError:
+        return jsonable, False
+
+
+def _body_to_json(out: dict[str, Any], key: str, body: bytes) -> None:
+    try:
+        out[key] = body.decode()
+    except UnicodeDecodeError:
+        out[key + "_b64"] = base64.b64encode(body).decode()
+
+
+def _raw_to_json(out: dict[str, Any], raw: bytes) -> None:
+    try:
+        out["raw"] = raw.decode()
+    except UnicodeDecodeError:
+        out["raw_b64"] = base64.b64encode(raw).decode()
+
+
+@dataclass
+class Exporter:
+    """Turns records into JSON-ready maps; remembers each connection's encoding."""
+
+    encodings: dict[int, Encoding] = field(default_factory=dict)
+
+    def header(self, header: Header) -> dict[str, Any]:
+        return {"kind": "header", **header.to_map()}
+
+    def record(self, record: Record) -> dict[str, Any]:
+        match record:
+            case FrameRecord():
+                return self._frame(record)
+            case ConnectionRecord():
+                self.encodings[record.conn_id] = _encoding(record.query.encoding)
+                return {
+                    "kind": "connection",
+                    "conn": record.conn_id,
+                    "t_ns": record.t_ns,
+                    "url": record.url,
+                    "query": {
+                        "v": record.query.v,
+                        "encoding": record.query.encoding,
+                        "compress": record.query.compress,
+                    },
+                    "headers": [list(h) for h in record.headers],
+                    "shard": list(record.shard) if record.shard else None,
+                    "resumes": record.resumes,
+                }
+            case ConnectionInfoRecord():
+                return {
+                    "kind": "connection_info",
+                    "conn": record.conn_id,
+                    "t_ns": record.t_ns,
+                    "shard": list(record.shard) if record.shard else None,
+                    "resumes": record.resumes,
+                    "session_id": record.session_id,
+                }
+            case CloseRecord():
+                return {
+                    "kind": "close",
+                    "conn": record.conn_id,
+                    "t_ns": record.t_ns,
+                    "code": record.code,
+                    "reason": record.reason,
+                    "closed_by": None
+                    if record.closed_by is None
+                    else record.closed_by.name.lower(),
+                    "clean": record.clean,
+                }
+            case HttpRecord():
+                out: dict[str, Any] = {
+                    "kind": "http",
+                    "t_ns": record.t_ns,
+                    "method": record.method,
+                    "host": record.host,
+                    "path": record.path,
+                    "status": record.status,
+                    "request_headers": [list(h) for h in record.request_headers],
+                    "response_headers": [list(h) for h in record.response_headers],
+                }
+                _body_to_json(out, "request_body", record.request_body)
+                _body_to_json(out, "response_body", record.response_body)
+                return out
+        raise TypeError(f"not an archive record: {record!r}")
+
+    def _frame(self, frame: FrameRecord) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": "frame",
+            "conn": frame.conn_id,
+            "t_ns": frame.t_ns,
+            "dir": frame.direction.label,
+            "frame_type": frame.frame_type.name.lower(),
+            "op": frame.op,
+            "s": frame.s,
+            "t": frame.t,
+            "wire_size": frame.wire_size,
+            "flags": _flags_to_json(frame.flags),
+        }
+        if frame.error is not None:
+            out["error"] = frame.error
+        encoding = self.encodings.get(frame.conn_id, Encoding.JSON)
+        if not frame.flags & FrameFlag.UNDECODED:
+            try:
+                obj = decode_payload(frame.payload, encoding)
+            except CodecError:
+                pass
+            else:
+                jsonable, exact = _json_form(obj, encoding, frame.payload)
+                if jsonable is not None or obj is None:
+                    out["payload"] = jsonable
+                if exact:
+                    return out
+        _raw_to_json(out, frame.payload)
+        return out
+
+
+def _metadata_default(obj: object) -> object:
+    if isinstance(obj, bytes):
+        return {"$b64": base64.b64encode(obj).decode()}
+    raise TypeError(f"{type(obj).__name__} in archive metadata cannot be shown as JSON")
+
+
+def export_lines(header: Header, records: Iterable[Record]) -> Iterator[str]:
+    """One JSON text per record, header first (no newlines inside)."""
+    exporter = Exporter()
+    yield json.dumps(exporter.header(header), ensure_ascii=False, default=_metadata_default)
+    for record in records:
+        yield json.dumps(exporter.record(record), ensure_ascii=False)
+
+
+# --- import ----------------------------------------------------------------------------
+
+
+class LineError(ValueError):
+    """A problem in one JSON line; the caller adds the file and line number."""
+
+
+def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    if key not in obj or (obj[key] is None and default is not ...):
+        if default is ...:
+            raise LineError(f"missing field {key!r}")
+        return default
+    value = obj[key]
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise LineError(f"field {key!r}: expected {_kind_name(kind)}, got {value!r}")
+    if not isinstance(value, kind):
+        raise LineError(f"field {key!r}: expected {_kind_name(kind)}, got {value!r}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "an integer", str: "a string", list: "a list", dict: "an object", bool: "a bool"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _uint(obj: dict[str, Any], key: str, default: Any = ...) -> Any:
+    value = _get(obj, key, int, default)
+    if value is not None and value < 0:
+        raise LineError(f"field {key!r}: expected a non-negative integer, got {value}")
+    return value
+
+
+def _headers(obj: dict[str, Any], key: str) -> Headers:
+    pairs = _get(obj, key, list, [])
+    out = []
+    for pair in pairs:
+        if not (
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+        ):
+            raise LineError(f"field {key!r}: expected [name, value] string pairs, got {pair!r}")
+        out.append((pair[0], pair[1]))
+    return tuple(out)
+
+
+def _shard(obj: dict[str, Any]) -> tuple[int, int] | None:
+    shard = _get(obj, "shard", list, None)
+    if shard is None:
+        return None
+    if not (len(shard) == 2 and all(type(x) is int for x in shard) and 0 <= shard[0] < shard[1]):
+        raise LineError(f"field 'shard': expected [shard_id, num_shards], got {shard!r}")
+    return (shard[0], shard[1])
+
+
+def _b64(text: str, key: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise LineError(f"field {key!r}: not valid base64") from None
+
+
+def _body(obj: dict[str, Any], key: str) -> bytes:
+    if key + "_b64" in obj:
+        return _b64(_get(obj, key + "_b64", str), key + "_b64")
+    body = obj.get(key)
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode()
+    # A hand-written fixture may give a JSON body as an object or list.
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass
+class Importer:
+    """Builds records from JSON maps (exported or hand-written)."""
+
+    encodings: dict[int, Encoding] = field(default_factory=dict)
+    last_t_ns: int = 0
+    next_conn_id: int = 1
+
+    def _t_ns(self, obj: dict[str, Any]) -> int:
+        if "t_ns" in obj:
+            t_ns: int = _get(obj, "t_ns", int)
+        elif "t_ms" in obj:
+            t_ms = _get(obj, "t_ms", (int, float))
+            t_ns = round(t_ms * 1_000_000)
+        else:
+            return self.last_t_ns  # hand-written: "right after the previous record"
+        if t_ns < 0:
+            raise LineError(f"field 't_ns': negative offset {t_ns}")
+        self.last_t_ns = max(self.last_t_ns, t_ns)
+        return t_ns
+
+    def record(self, obj: object) -> Record:
+        if not isinstance(obj, dict):
+            raise LineError(f"expected a JSON object, got {type(obj).__name__}")
+        kind = obj.get("kind")
+        if kind == "frame":
+            return self._frame(obj)
+        if kind == "connection":
+            return self._connection(obj)
+        if kind == "connection_info":
+            return ConnectionInfoRecord(
+                conn_id=_uint(obj, "conn"),
+                t_ns=self._t_ns(obj),
+                shard=_shard(obj),
+                resumes=_uint(obj, "resumes", None),
+                session_id=_get(obj, "session_id", str, None),
+            )
+        if kind == "close":
+            closed_by = _get(obj, "closed_by", str, None)
+            if closed_by not in (None, "client", "server"):
+                raise LineError(
+                    f"field 'closed_by': expected client, server or null, got {closed_by!r}"
+                )
+            return CloseRecord(
+                conn_id=_uint(obj, "conn"),
+                t_ns=self._t_ns(obj),
+                code=_get(obj, "code", int, None),
+                reason=_get(obj, "reason", str, ""),
+                closed_by=None if closed_by is None else Closer[closed_by.upper()],
+                clean=_get(obj, "clean", bool, True),
+            )
+        if kind == "http":
+            return HttpRecord(
+                t_ns=self._t_ns(obj),
+                method=_get(obj, "method", str, "GET"),
+                host=_get(obj, "host", str, "discord.com"),
+                path=_get(obj, "path", str),
+                status=_get(obj, "status", int, 200),
+                request_headers=_headers(obj, "request_headers"),
+                response_headers=_headers(obj, "response_headers"),
+                request_body=_body(obj, "request_body"),
+                response_body=_body(obj, "response_body"),
+            )
+        raise LineError(
+            "field 'kind': expected connection, connection_info, frame, close or http, "
+            f"got {kind!r}"
+        )
+
+    def _connection(self, obj: dict[str, Any]) -> ConnectionRecord:
+        conn_id = _uint(obj, "conn", self.next_conn_id)
+        self.next_conn_id = max(self.next_conn_id, conn_id + 1)
+        url = _get(obj, "url", str, "wss://gateway.discord.gg/?v=10&encoding=json")
+        if "query" in obj:
+            q = _get(obj, "query", dict)
+            query = Query(
+                v=_get(q, "v", int, None),
+                encoding=_get(q, "encoding", str, "json"),
+                compress=_get(q, "compress", str, None),
+            )
+        else:
+            query = Query.from_url(url)
+        try:
+            self.encodings[conn_id] = Encoding.parse(query.encoding)
+        except CodecError as exc:
+            raise LineError(f"field 'query.encoding': {exc}") from None
+        return ConnectionRecord(
+            conn_id=conn_id,
+            t_ns=self._t_ns(obj),
+            url=url,
+            query=query,
+            headers=_headers(obj, "headers"),
+            shard=_shard(obj),
+            resumes=_uint(obj, "resumes", None),
+        )
+
+    def _frame(self, obj: dict[str, Any]) -> FrameRecord:
+        conn_id = _uint(obj, "conn")
+        encoding = self.encodings.get(conn_id)
+        if encoding is None:
+            raise LineError(f"field 'conn': connection {conn_id} has no connection line before it")
+        direction_name = _get(obj, "dir", str)
+        try:
+            direction = Direction[direction_name.upper()]
+        except KeyError:
+            raise LineError(
+                f"field 'dir': expected client or server, got {direction_name!r}"
+            ) from None
+        flags = FrameFlag.NONE
+        for name in _get(obj, "flags", list, []):
+            if name not in _FLAG_NAMES:
+                raise LineError(
+                    f"field 'flags': unknown flag {name!r} (known: {', '.join(_FLAG_NAMES)})"
+                )
+            flags |= _FLAG_NAMES[name]
+        if "raw_b64" in obj:
+            raw = _b64(_get(obj, "raw_b64", str), "raw_b64")
+        elif "raw" in obj:
+            raw = _get(obj, "raw", str).encode()
+        elif "payload" in obj:
+            try:
+                raw = encode_payload(obj["payload"], encoding)
+            except CodecError as exc:
+                raise LineError(f"field 'payload': {exc}") from None
+        else:
+            raise LineError("a frame needs 'payload', 'raw' or 'raw_b64'")
+        op = s = t = None
+        if not flags & FrameFlag.UNDECODED:
+            try:
+                payload = parse_payload(decode_payload(raw, encoding))
+            except GatewayError as exc:
+                raise LineError(
+                    f"field 'payload': {exc} (flag the frame 'undecoded' to keep it raw)"
+                ) from None
+            op, s, t = payload.op, payload.s, payload.t
+            for key, actual in (("op", op), ("s", s), ("t", t)):
+                if obj.get(key) is not None and obj[key] != actual:
+                    raise LineError(f"field {key!r}: {obj[key]!r} but the payload says {actual!r}")
+        default_type = "text" if encoding is Encoding.JSON else "binary"
+        frame_type_name = _get(obj, "frame_type", str, default_type)
+        try:
+            frame_type = FrameType[frame_type_name.upper()]
+        except KeyError:
+            raise LineError(
+                f"field 'frame_type': expected text or binary, got {frame_type_name!r}"
+            ) from None
+        return FrameRecord(
+            conn_id=conn_id,
+            t_ns=self._t_ns(obj),
+            direction=direction,
+            frame_type=frame_type,
+            payload=raw,
+            op=op,
+            s=s,
+            t=t,
+            wire_size=_uint(obj, "wire_size", len(raw)),
+            flags=flags,
+            error=_get(obj, "error", str, None),
+        )
+
+
+def header_from_json(obj: dict[str, Any]) -> Header:
+    metadata = obj.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise LineError(f"field 'metadata': expected an object, got {metadata!r}")
+    created = obj.get("created_unix_ns")
+    kwargs: dict[str, Any] = {"metadata": metadata}
+    if isinstance(created, int) and not isinstance(created, bool):
+        kwargs["created_unix_ns"] = created
+    if isinstance(obj.get("tool"), str):
+        kwargs["tool"] = obj["tool"]
+    return Header(**kwargs)

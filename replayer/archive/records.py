@@ -1,0 +1,382 @@
+"""Archive record types and their msgpack rows (format version 1).
+
+Every record after the header is a msgpack array whose first element is its kind.
+The rows are positional for speed; docs/archive-format.md lists each position.
+``from_row`` validates a row and names the field at fault in the error.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from replayer.errors import ArchiveError
+from replayer.gateway.opcodes import Direction
+from replayer.gateway.url import GatewayQuery
+
+Query = GatewayQuery
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class RecordKind(enum.IntEnum):
+    CONNECTION = 1
+    FRAME = 2
+    CLOSE = 3
+    HTTP = 4
+    CONNECTION_INFO = 5
+
+
+class FrameType(enum.IntEnum):
+    """WebSocket frame opcode of the message (RFC 6455 section 5.2)."""
+
+    TEXT = 1
+    BINARY = 2
+
+
+class FrameFlag(enum.IntFlag):
+    NONE = 0
+    UNDECODED = 1  # payload holds bytes that could not be decoded; op, s and t are null
+    INJECTED = 2  # sent by the replayer (a fault), not part of the recorded session
+    REDACTED = 4  # secrets were replaced in the payload before it was written
+    REWRITTEN = 8  # the client received a rewritten copy of this payload (recorder proxy)
+
+
+class Closer(enum.IntEnum):
+    CLIENT = 0
+    SERVER = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    conn_id: int
+    t_ns: int
+    url: str
+    query: Query = field(default_factory=Query)
+    headers: Headers = ()
+    shard: tuple[int, int] | None = None
+    resumes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfoRecord:
+    """Facts about a connection learned after it opened (from IDENTIFY or RESUME)."""
+
+    conn_id: int
+    t_ns: int
+    shard: tuple[int, int] | None = None
+    resumes: int | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    conn_id: int
+    t_ns: int
+    direction: Direction
+    frame_type: FrameType
+    payload: bytes
+    op: int | None
+    s: int | None
+    t: str | None
+    wire_size: int
+    flags: FrameFlag = FrameFlag.NONE
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRecord:
+    conn_id: int
+    t_ns: int
+    code: int | None
+    reason: str = ""
+    closed_by: Closer | None = None
+    clean: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRecord:
+    t_ns: int
+    method: str
+    host: str
+    path: str  # path and query, as requested
+    status: int
+    request_headers: Headers = ()
+    response_headers: Headers = ()
+    request_body: bytes = b""
+    response_body: bytes = b""
+
+
+Record = ConnectionRecord | ConnectionInfoRecord | FrameRecord | CloseRecord | HttpRecord
+
+
+# Plain ints in rows: packing an IntEnum goes through a slower path in msgpack.
+_CONNECTION, _FRAME, _CLOSE, _HTTP, _CONNECTION_INFO = (int(k) for k in RecordKind)
+
+
+def _headers_row(headers: Headers) -> list[list[str]]:
+    return [[k, v] for k, v in headers]
+
+
+def _query_row(q: Query) -> dict[str, Any]:
+    return {"v": q.v, "encoding": q.encoding, "compress": q.compress}
+
+
+def to_row(record: Record) -> list[Any]:
+    """The msgpack row of ``record``."""
+    match record:
+        case FrameRecord():
+            r = record
+            return [
+                _FRAME,
+                r.conn_id,
+                r.t_ns,
+                int(r.direction),
+                int(r.frame_type),
+                r.payload,
+                r.op,
+                r.s,
+                r.t,
+                r.wire_size,
+                int(r.flags),
+                r.error,
+            ]
+        case ConnectionRecord():
+            c = record
+            return [
+                _CONNECTION,
+                c.conn_id,
+                c.t_ns,
+                c.url,
+                _query_row(c.query),
+                _headers_row(c.headers),
+                list(c.shard) if c.shard else None,
+                c.resumes,
+            ]
+        case ConnectionInfoRecord():
+            i = record
+            return [
+                _CONNECTION_INFO,
+                i.conn_id,
+                i.t_ns,
+                list(i.shard) if i.shard else None,
+                i.resumes,
+                i.session_id,
+            ]
+        case CloseRecord():
+            x = record
+            closed_by = None if x.closed_by is None else int(x.closed_by)
+            return [_CLOSE, x.conn_id, x.t_ns, x.code, x.reason, closed_by, x.clean]
+        case HttpRecord():
+            h = record
+            return [
+                _HTTP,
+                h.t_ns,
+                h.method,
+                h.host,
+                h.path,
+                h.status,
+                _headers_row(h.request_headers),
+                _headers_row(h.response_headers),
+                h.request_body,
+                h.response_body,
+            ]
+    raise TypeError(f"not an archive record: {record!r}")
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+def _bad(field_name: str, what: str, value: object) -> ArchiveError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ArchiveError(f"expected {what}, got {shown}", field=field_name)
+
+
+def _int(name: str, v: object) -> int:
+    if type(v) is not int:
+        raise _bad(name, "an integer", v)
+    return v
+
+
+def _uint(name: str, v: object) -> int:
+    if type(v) is not int or v < 0:
+        raise _bad(name, "a non-negative integer", v)
+    return v
+
+
+def _opt_int(name: str, v: object) -> int | None:
+    return None if v is None else _int(name, v)
+
+
+def _str(name: str, v: object) -> str:
+    if type(v) is not str:
+        raise _bad(name, "a string", v)
+    return v
+
+
+def _opt_str(name: str, v: object) -> str | None:
+    return None if v is None else _str(name, v)
+
+
+def _bytes(name: str, v: object) -> bytes:
+    if type(v) is not bytes:
+        raise _bad(name, "binary data", v)
+    return v
+
+
+def _headers(name: str, v: object) -> Headers:
+    if not isinstance(v, list | tuple):
+        raise _bad(name, "a list of [name, value] pairs", v)
+    out = []
+    for pair in v:
+        if not (
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and type(pair[0]) is str
+            and type(pair[1]) is str
+        ):
+            raise _bad(name, "a [name, value] pair of strings", pair)
+        out.append((pair[0], pair[1]))
+    return tuple(out)
+
+
+def _shard(name: str, v: object) -> tuple[int, int] | None:
+    if v is None:
+        return None
+    if (
+        isinstance(v, list | tuple)
+        and len(v) == 2
+        and type(v[0]) is int
+        and type(v[1]) is int
+        and 0 <= v[0] < v[1]
+    ):
+        return (v[0], v[1])
+    raise _bad(name, "null or [shard_id, num_shards] with 0 <= shard_id < num_shards", v)
+
+
+def _query(name: str, v: object) -> Query:
+    if not isinstance(v, dict):
+        raise _bad(name, "a map", v)
+    return Query(
+        v=_opt_int(f"{name}.v", v.get("v")),
+        encoding=_str(f"{name}.encoding", v.get("encoding", "json")),
+        compress=_opt_str(f"{name}.compress", v.get("compress")),
+    )
+
+
+def _enum[E: enum.IntEnum](name: str, cls: type[E], v: object) -> E:
+    try:
+        if type(v) is not int:
+            raise TypeError
+        return cls(v)
+    except (ValueError, TypeError):
+        raise _bad(name, f"one of {[int(m) for m in cls]}", v) from None
+
+
+_KNOWN_FLAGS = int(
+    FrameFlag.UNDECODED | FrameFlag.INJECTED | FrameFlag.REDACTED | FrameFlag.REWRITTEN
+)
+
+
+def _flags(v: object) -> FrameFlag:
+    if type(v) is not int or v < 0 or v & ~_KNOWN_FLAGS:
+        raise _bad("frame.flags", f"flag bits within {_KNOWN_FLAGS:#x}", v)
+    return FrameFlag(v)
+
+
+def _frame(row: Sequence[Any]) -> FrameRecord:
+    _, conn, t_ns, direction, ftype, payload, op, s, t, wire, flags, error = row
+    if type(payload) is not bytes:
+        raise _bad("frame.payload", "binary data", payload)
+    return FrameRecord(
+        conn_id=_uint("frame.conn_id", conn),
+        t_ns=_uint("frame.t_ns", t_ns),
+        direction=_enum("frame.direction", Direction, direction),
+        frame_type=_enum("frame.frame_type", FrameType, ftype),
+        payload=payload,
+        op=_opt_int("frame.op", op),
+        s=_opt_int("frame.s", s),
+        t=_opt_str("frame.t", t),
+        wire_size=_uint("frame.wire_size", wire),
+        flags=_flags(flags),
+        error=_opt_str("frame.error", error),
+    )
+
+
+def _connection(row: Sequence[Any]) -> ConnectionRecord:
+    _, conn, t_ns, url, query, headers, shard, resumes = row
+    return ConnectionRecord(
+        conn_id=_uint("connection.conn_id", conn),
+        t_ns=_uint("connection.t_ns", t_ns),
+        url=_str("connection.url", url),
+        query=_query("connection.query", query),
+        headers=_headers("connection.headers", headers),
+        shard=_shard("connection.shard", shard),
+        resumes=None if resumes is None else _uint("connection.resumes", resumes),
+    )
+
+
+def _connection_info(row: Sequence[Any]) -> ConnectionInfoRecord:
+    _, conn, t_ns, shard, resumes, session_id = row
+    return ConnectionInfoRecord(
+        conn_id=_uint("connection_info.conn_id", conn),
+        t_ns=_uint("connection_info.t_ns", t_ns),
+        shard=_shard("connection_info.shard", shard),
+        resumes=None if resumes is None else _uint("connection_info.resumes", resumes),
+        session_id=_opt_str("connection_info.session_id", session_id),
+    )
+
+
+def _close(row: Sequence[Any]) -> CloseRecord:
+    _, conn, t_ns, code, reason, closed_by, clean = row
+    if type(clean) is not bool:
+        raise _bad("close.clean", "true or false", clean)
+    return CloseRecord(
+        conn_id=_uint("close.conn_id", conn),
+        t_ns=_uint("close.t_ns", t_ns),
+        code=_opt_int("close.code", code),
+        reason=_str("close.reason", reason),
+        closed_by=None if closed_by is None else _enum("close.closed_by", Closer, closed_by),
+        clean=clean,
+    )
+
+
+def _http(row: Sequence[Any]) -> HttpRecord:
+    _, t_ns, method, host, path, status, req_h, resp_h, req_b, resp_b = row
+    return HttpRecord(
+        t_ns=_uint("http.t_ns", t_ns),
+        method=_str("http.method", method),
+        host=_str("http.host", host),
+        path=_str("http.path", path),
+        status=_int("http.status", status),
+        request_headers=_headers("http.request_headers", req_h),
+        response_headers=_headers("http.response_headers", resp_h),
+        request_body=_bytes("http.request_body", req_b),
+        response_body=_bytes("http.response_body", resp_b),
+    )
+
+
+_PARSERS: dict[int, tuple[int, str, Callable[[Sequence[Any]], Record]]] = {
+    RecordKind.FRAME: (12, "frame", _frame),
+    RecordKind.CONNECTION: (8, "connection", _connection),
+    RecordKind.CLOSE: (7, "close", _close),
+    RecordKind.HTTP: (10, "http", _http),
+    RecordKind.CONNECTION_INFO: (6, "connection_info", _connection_info),
+}
+
+
+def from_row(row: object) -> Record:
+    """Validate one msgpack row and build its record; errors name the field."""
+    if type(row) is not list or not row:  # (an ExtType is a tuple: not a record)
+        raise _bad("kind", "a non-empty array (a record)", row)
+    spec = _PARSERS.get(row[0]) if type(row[0]) is int else None
+    if spec is None:
+        raise _bad("kind", f"a record kind in {sorted(int(k) for k in _PARSERS)}", row[0])
+    arity, name, parse = spec
+    if len(row) != arity:
+        raise ArchiveError(f"a {name} record has {arity} fields, this one {len(row)}", field="kind")
+    return parse(row)

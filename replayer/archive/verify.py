@@ -1,0 +1,115 @@
+"""Integrity checks over a stream of records, beyond what each record's shape says.
+
+The checker is pure: feed it records in file order; it raises ``ArchiveError`` naming the
+field of the first record that breaks a rule. Rules: offsets never go back; connection
+ids are unique and a resumed connection came earlier; frames, closes and infos name an
+open connection; each frame's payload decodes with its connection's encoding and agrees
+with the stored ``op``, ``s`` and ``t`` (unless flagged undecoded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from replayer.archive.records import (
+    CloseRecord,
+    ConnectionInfoRecord,
+    ConnectionRecord,
+    FrameFlag,
+    FrameRecord,
+    HttpRecord,
+    Record,
+)
+from replayer.errors import ArchiveError, CodecError, GatewayError
+from replayer.gateway.encoding import Encoding, decode_payload
+from replayer.gateway.payload import parse_payload
+
+
+@dataclass
+class ArchiveChecker:
+    """Checks records one by one; counts what it saw."""
+
+    last_t_ns: int = 0
+    encodings: dict[int, Encoding] = field(default_factory=dict)
+    closed: set[int] = field(default_factory=set)
+    connections: int = 0
+    frames: int = 0
+    closes: int = 0
+    http: int = 0
+
+    def check(self, record: Record) -> None:
+        if record.t_ns < self.last_t_ns:
+            raise ArchiveError(
+                f"offset {record.t_ns} ns goes back before the previous record's "
+                f"{self.last_t_ns} ns",
+                field="t_ns",
+            )
+        self.last_t_ns = record.t_ns
+        match record:
+            case FrameRecord():
+                self._open_connection(record.conn_id, "frame")
+                self._frame(record)
+                self.frames += 1
+            case ConnectionRecord():
+                self._connection(record)
+            case ConnectionInfoRecord():
+                self._open_connection(record.conn_id, "connection_info")
+                self._resumes(record.resumes, record.conn_id, "connection_info.resumes")
+            case CloseRecord():
+                self._open_connection(record.conn_id, "close")
+                self.closed.add(record.conn_id)
+                self.closes += 1
+            case HttpRecord():
+                self.http += 1
+
+    def _connection(self, record: ConnectionRecord) -> None:
+        if record.conn_id in self.encodings:
+            raise ArchiveError(
+                f"connection id {record.conn_id} is used twice", field="connection.conn_id"
+            )
+        try:
+            encoding = Encoding.parse(record.query.encoding)
+        except CodecError as exc:
+            raise ArchiveError(str(exc), field="connection.query.encoding") from None
+        self._resumes(record.resumes, record.conn_id, "connection.resumes")
+        self.encodings[record.conn_id] = encoding
+        self.connections += 1
+
+    def _resumes(self, resumes: int | None, conn_id: int, field_name: str) -> None:
+        if resumes is not None and (resumes not in self.encodings or resumes == conn_id):
+            raise ArchiveError(
+                f"resumes connection {resumes}, which does not come before it", field=field_name
+            )
+
+    def _open_connection(self, conn_id: int, kind: str) -> None:
+        if conn_id not in self.encodings:
+            raise ArchiveError(f"names unknown connection {conn_id}", field=f"{kind}.conn_id")
+        if conn_id in self.closed:
+            raise ArchiveError(
+                f"comes after connection {conn_id} was closed", field=f"{kind}.conn_id"
+            )
+
+    def _frame(self, frame: FrameRecord) -> None:
+        if frame.flags & FrameFlag.UNDECODED:
+            if frame.op is not None or frame.s is not None or frame.t is not None:
+                raise ArchiveError(
+                    "an undecoded frame must have null op, s and t", field="frame.op"
+                )
+            return
+        try:
+            payload = parse_payload(decode_payload(frame.payload, self.encodings[frame.conn_id]))
+        except GatewayError as exc:
+            raise ArchiveError(
+                f"payload does not decode ({exc}) but is not flagged undecoded",
+                field="frame.payload",
+            ) from None
+        for name, stored, actual in (
+            ("op", frame.op, payload.op),
+            ("s", frame.s, payload.s),
+            ("t", frame.t, payload.t),
+        ):
+            if stored != actual:
+                raise ArchiveError(
+                    f"stored {name}={stored!r} but the payload says {actual!r}",
+                    field=f"frame.{name}",
+                )

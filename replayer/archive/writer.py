@@ -1,0 +1,102 @@
+"""Streaming archive writer: appends one record at a time and hands it to the OS at once.
+
+Each record goes to the file descriptor in one ``write`` as soon as it is added (no
+user-space buffer), so a process killed at any moment leaves every completed record
+readable; only the record being written can be cut short, and the reader reports such a
+tail as truncated. ``fsync`` (against power loss, not process death) is opt-in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import msgpack
+
+from replayer.archive.header import Header
+from replayer.archive.reader import MAX_RECORD_BYTES
+from replayer.archive.records import Record, to_row
+from replayer.archive.redaction import Redactor
+from replayer.errors import ArchiveError
+
+
+class ArchiveWriter:
+    """Write an archive. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        metadata: dict[str, Any] | None = None,
+        redact: bool = True,
+        header: Header | None = None,
+        fsync: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.header = header or Header(metadata=dict(metadata or {}))
+        self.redactor: Redactor | None = Redactor() if redact else None
+        self.records_written = 0
+        self._fsync = fsync
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._fd: int | None = os.open(
+            self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644
+        )
+        try:
+            self._put(self._pack(self.header.to_map(), "header"))
+        except BaseException:
+            self.close()
+            raise
+
+    def _pack(self, obj: object, what: str) -> bytes:
+        try:
+            return self._packer.pack(obj)
+        except (OverflowError, TypeError, ValueError) as exc:
+            # msgpack holds integers of 64 bits at most, and only plain data types.
+            self._packer.reset()
+            raise ArchiveError(f"cannot encode {what}: {exc}", path=str(self.path)) from None
+
+    def _put(self, data: bytes) -> None:
+        if self._fd is None:
+            raise ValueError(f"{self.path}: archive writer is closed")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        if self._fsync:
+            os.fsync(self._fd)
+
+    def write(self, record: Record) -> None:
+        """Redact (unless disabled), encode and append one record."""
+        if self.redactor is not None:
+            record = self.redactor.redact(record)
+        what = f"record {self.records_written + 1}"
+        data = self._pack(to_row(record), what)
+        if len(data) > MAX_RECORD_BYTES:
+            raise ArchiveError(
+                f"cannot write {what}: {len(data)} bytes is over the "
+                f"{MAX_RECORD_BYTES >> 20} MiB a reader accepts",
+                path=str(self.path),
+            )
+        self._put(data)
+        self.records_written += 1
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
