@@ -1,0 +1,175 @@
+"""The command line end to end, in a subprocess: output, exit status, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from replayer.archive.header import FORMAT_VERSION, Header
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "archive-v1.rpl"
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "replayer", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_inspect_timeline_and_filters() -> None:
+    result = run("inspect", GOLDEN)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 17
+    assert "HELLO" in lines[2]
+    assert "S→C" in lines[2]
+    assert "READY" in lines[7]
+    assert "s=1" in lines[7]
+    ready_only = run("inspect", GOLDEN, "--event", "ready").stdout.splitlines()
+    assert len(ready_only) == 1
+    assert "READY" in ready_only[0]
+    hellos = run("inspect", GOLDEN, "--op", "HELLO", "--op", "11").stdout.splitlines()
+    assert [("HELLO" in x, "HEARTBEAT_ACK" in x) for x in hellos] == [
+        (True, False),
+        (False, True),
+        (True, False),
+    ]
+    client = run("inspect", GOLDEN, "--dir", "client", "-c", "1").stdout.splitlines()
+    assert len(client) == 3
+    assert all("C→S" in x for x in client)
+    window = run(
+        "inspect", GOLDEN, "--since", "5ms", "--until", "7ms", "--limit", "2"
+    ).stdout.splitlines()
+    assert len(window) == 2
+    assert "READY" in window[0]
+    unknown = run("inspect", GOLDEN, "--op", "99").stdout
+    assert " 99 " in unknown
+
+
+def test_inspect_stats() -> None:
+    result = run("inspect", GOLDEN, "--stats")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "format v1" in out
+    assert "17 records: 10 frames" in out
+    assert "server HELLO" in out
+    assert "GUILD_CREATE" in out
+    assert "zlib-stream" in out
+    assert "4000 UNKNOWN_ERROR by client" in out
+    assert "dropped (no close frame)" in out
+
+
+def test_verify_ok() -> None:
+    result = run("verify", GOLDEN)
+    assert result.returncode == 0
+    assert "ok:" in result.stdout
+    assert "17 records" in result.stdout
+
+
+def test_export_import_export(tmp_path: Path) -> None:
+    first = tmp_path / "a.jsonl"
+    assert run("export", GOLDEN, "-o", first).returncode == 0
+    rebuilt = tmp_path / "b.rpl"
+    result = run("import", first, "-o", rebuilt)
+    assert result.returncode == 0, result.stderr
+    second = run("export", rebuilt)
+    assert second.returncode == 0
+    assert second.stdout == first.read_text()
+    frame = json.loads(first.read_text().splitlines()[3])
+    assert frame["payload"]["d"]["heartbeat_interval"] == 41250
+
+
+def test_bad_inputs_give_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.rpl"
+    for command in ("inspect", "verify", "export"):
+        assert_one_line_error(run(command, missing), str(missing), "no such file")
+
+    noise = tmp_path / "noise.rpl"
+    noise.write_bytes(b"\x89PNG\r\n\x1a\n not an archive at all")
+    assert_one_line_error(run("inspect", noise), str(noise), "record 0", "not a replayer archive")
+
+    newer = tmp_path / "newer.rpl"
+    newer.write_bytes(msgpack.packb({**Header().to_map(), "format_version": FORMAT_VERSION + 1}))
+    assert_one_line_error(run("verify", newer), str(newer), "upgrade replayer")
+
+
+def test_truncated_archive_shows_what_it_can(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.rpl"
+    data = GOLDEN.read_bytes()
+    cut.write_bytes(data[: len(data) - 7])
+    result = run("inspect", cut)
+    assert_one_line_error(result, str(cut), "truncated", "16 complete records")
+    assert len(result.stdout.splitlines()) == 16
+    assert_one_line_error(run("verify", cut), str(cut), "truncated")
+    exported = run("export", cut)
+    assert_one_line_error(exported, "truncated")
+    assert len(exported.stdout.splitlines()) == 17  # header + 16 records
+
+
+def test_verify_names_the_record(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.rpl"
+    shutil.copy(GOLDEN, bad)
+    with open(bad, "ab") as f:  # a frame on a connection that was closed
+        f.write(msgpack.packb([2, 1, 20_000_000, 1, 1, b'{"op":11}', 11, None, None, 9, 0, None]))
+    assert_one_line_error(run("verify", bad), str(bad), "record 18", "frame.conn_id", "was closed")
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "needle"),
+    [
+        (
+            '{"kind": "connection"}\n{"kind": "frame", "conn": 1, "dir": "server", "payload": {"op": 1}\n',
+            2,
+            "not JSON",
+        ),
+        (
+            '{"kind": "connection"}\n\n{"kind": "frame", "conn": 1, "dir": "sideways", "payload": {"op": 1}}\n',
+            3,
+            "field 'dir'",
+        ),
+        (
+            '{"kind": "frame", "conn": 1, "dir": "server", "payload": {"op": 1}}\n',
+            1,
+            "no connection line",
+        ),
+    ],
+)
+def test_import_bad_line(tmp_path: Path, content: str, line: int, needle: str) -> None:
+    source = tmp_path / "fixture.jsonl"
+    source.write_text(content)
+    target = tmp_path / "out.rpl"
+    assert_one_line_error(run("import", source, "-o", target), f"{source}: line {line}", needle)
+    assert not target.exists()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_import_missing_file(tmp_path: Path) -> None:
+    assert_one_line_error(
+        run("import", tmp_path / "nope.jsonl", "-o", tmp_path / "x.rpl"), "nope.jsonl"
+    )
+
+
+def test_usage_errors_exit_2() -> None:
+    result = run("inspect", GOLDEN, "--op", "NOT_AN_OPCODE")
+    assert result.returncode == 2
+    assert "unknown opcode" in result.stderr
