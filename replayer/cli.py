@@ -370,6 +370,99 @@ def verify(archive: ArchivePath) -> None:
         )
 
 
+def _at_end(text: str) -> int | None:
+    if text == "stay":
+        return None
+    m = re.fullmatch(r"close(?::(\d{4}))?", text)
+    if not m:
+        raise typer.BadParameter(
+            "expected 'stay', 'close' or 'close:CODE' (e.g. close:4000)", param_hint="--at-end"
+        )
+    return int(m.group(1) or 1000)
+
+
+def _snippets(rest_base: str, gateway_url: str) -> str:
+    return (
+        "discord.py:\n"
+        "    import discord, yarl\n"
+        f'    discord.http.Route.BASE = "{rest_base}"\n'
+        f'    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL("{gateway_url}")\n'
+        "hikari:\n"
+        f'    bot = hikari.GatewayBot(token, rest_url="{rest_base}", banner=None)\n'
+        "    bot.run(check_for_updates=False)"
+    )
+
+
+@app.command()
+def replay(
+    archive: ArchivePath,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="1 = recorded pace, 2 = twice as fast, 0 = as fast as the client reads."
+        ),
+    ] = 1.0,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Accept only this token in IDENTIFY/RESUME (others get 4004)."),
+    ] = None,
+    at_end: Annotated[
+        str,
+        typer.Option(
+            help="After the last recorded dispatch: 'stay' (answer heartbeats) or 'close:CODE'."
+        ),
+    ] = "stay",
+    exit_when_idle: Annotated[
+        bool, typer.Option(help="Exit once every client has gone (after --idle-grace).")
+    ] = False,
+    idle_grace: Annotated[
+        str, typer.Option(help="How long no client must be connected before exiting.")
+    ] = "3s",
+    transcript: Annotated[
+        Path | None,
+        typer.Option(help="Record the replay itself (both directions) to this archive."),
+    ] = None,
+) -> None:
+    """Serve an archive as a local fake gateway (WebSocket + REST) that real clients connect to."""
+    import asyncio
+
+    from replayer.replay.engine import ReplayOptions
+    from replayer.replay.script import load_script
+    from replayer.server import ReplayServer
+
+    close_code = _at_end(at_end)
+    grace_s = _duration_ns(idle_grace, "--idle-grace") / 1e9
+    script = load_script(archive)
+    options = ReplayOptions(speed=speed, token=token, close_at_end=close_code)
+
+    async def serve() -> None:
+        async with ReplayServer(
+            script, options, host=host, port=port, transcript=transcript
+        ) as server:
+            shards = ", ".join(
+                f"{i} ({len(s)} dispatches)" for i, s in sorted(script.shards.items())
+            )
+            err.print(f"replaying {archive}: shards {shards}, speed {speed:g}")
+            out.print(f"REST base:   {server.rest_base}", markup=False)
+            out.print(f"gateway URL: {server.gateway_url}", markup=False)
+            out.print(_snippets(server.rest_base, server.gateway_url), markup=False)
+            sys.stdout.flush()
+            if exit_when_idle:
+                await server.wait_idle(grace_s)
+                err.print("every client has gone: exiting")
+            else:
+                await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        err.print("stopped")
+    except OSError as exc:
+        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"replayer {__version__}")

@@ -62,6 +62,11 @@ class ArchiveReader:
         self.header = self._read_header()
         self._upgrade = upgrader(self.header.format_version, header_module.FORMAT_VERSION)
 
+    @property
+    def end_offset(self) -> int:
+        """File offset just after the last complete record read (where the next starts)."""
+        return self._end
+
     def _fail(self, exc: ArchiveError, index: int) -> ArchiveError:
         return exc.located(path=str(self.path), index=index)
 

@@ -1,0 +1,396 @@
+"""The replay engine, sans-I/O: one :class:`GatewayConnection` per client WebSocket.
+
+Events go in (``start``, ``receive``, ``tick``, ``client_closed``), commands come out
+(:class:`Send`, :class:`Close`, :class:`Abort`) and ``next_wakeup_ns`` says when to call
+``tick`` again. Time enters only as ``now_ns``, so tests run a recorded hour in
+milliseconds. Sessions live in :class:`Replay`, shared by all connections, so a client
+can RESUME on a new connection.
+
+Protocol rules cite Discord docs, Events > Gateway ("Connecting", "Sending Heartbeats",
+"Identifying", "Resuming") and Topics > Opcodes and Status Codes (close codes).
+"""
+
+from __future__ import annotations
+
+import enum
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from replayer.archive.records import FrameRecord
+from replayer.errors import CodecError, GatewayError
+from replayer.gateway.close_codes import CloseCode, client_close_ends_session
+from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
+from replayer.gateway.opcodes import Direction, Opcode, as_opcode
+from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_payload
+from replayer.replay.script import ReplayScript, ShardScript
+
+MAX_BATCH = 256  # sends per tick: the shell drains the socket between batches
+NS_PER_MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send one payload, already encoded in the client's encoding."""
+
+    raw: bytes
+    op: int
+    s: int | None = None
+    t: str | None = None
+    injected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the WebSocket with this code (a close frame)."""
+
+    code: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """Drop the TCP connection without a close frame."""
+
+
+Command = Send | Close | Abort
+
+
+class PayloadSource(Protocol):
+    """Where recorded frames come from (a file reader in the server, a list in tests)."""
+
+    def frame(self, offset: int) -> FrameRecord: ...
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    speed: float = 1.0  # 1 = recorded pace, 2 = twice as fast, 0 = as fast as the client reads
+    token: str | None = None  # when set, IDENTIFY/RESUME with another token gets 4004
+    gateway_url: str = "ws://127.0.0.1:0/"  # what READY's resume_gateway_url says
+    close_at_end: int | None = None  # close code once the stream is over; None: stay
+    request_wait_ms: int = 5_000  # how long an answer waits for the client's request
+
+
+class SessionState:
+    """One gateway session: created by IDENTIFY, carried over connections by RESUME."""
+
+    def __init__(self, session_id: str, script: ShardScript, shard: list[int] | None) -> None:
+        self.session_id = session_id
+        self.script = script
+        self.shard = shard  # as the client sent it in IDENTIFY, echoed in READY
+        self.sent: array[int] = array("q")  # item index for s = i + 1; -1 for RESUMED
+        self.next_item = 0
+        self.resumable = True
+        self.owner: GatewayConnection | None = None
+        self.requests: dict[int, list[str | None]] = {}  # op -> nonces of client requests
+        self.base_now_ns = 0  # clock: item i is due at base_now + (t_ns[i] - base_t) / speed
+        self.base_t_ns = 0
+        self.blocked_since_ns: int | None = None
+        self.ended = False
+
+    @property
+    def seq(self) -> int:
+        return len(self.sent)
+
+    def last_sent_t_ns(self) -> int:
+        """Recorded time of the last item sent (the clock restarts there on RESUME)."""
+        for index in reversed(self.sent):
+            if index >= 0:
+                return self.script.t_ns[index]
+        return self.script.t_ns[0]
+
+
+class Replay:
+    """Server-wide replay state: the script, the options and every session so far."""
+
+    def __init__(self, script: ReplayScript, options: ReplayOptions) -> None:
+        self.script = script
+        self.options = options
+        self.sessions: dict[str, SessionState] = {}
+        self._ready_ids: dict[int, str] = {}
+
+    def new_session(
+        self, script: ShardScript, recorded_id: str, shard: list[int] | None
+    ) -> SessionState:
+        """A session with the recorded id, made unique within this run (deterministically)."""
+        session_id, n = recorded_id, 1
+        while session_id in self.sessions:
+            n += 1
+            session_id = f"{recorded_id}-{n}"
+        session = SessionState(session_id, script, shard)
+        self.sessions[session_id] = session
+        return session
+
+
+class State(enum.Enum):
+    AWAIT_IDENTIFY = "await identify"
+    STREAMING = "streaming"
+    CLOSED = "closed"
+
+
+_CLIENT_OPS = frozenset(op for op in Opcode if Direction.CLIENT in op.sent_by)
+
+
+def _payload(op: int, d: Any = None, s: int | None = None, t: str | None = None) -> dict[str, Any]:
+    return {"t": t, "s": s, "op": op, "d": d}
+
+
+class GatewayConnection:
+    """One client connection to the fake gateway."""
+
+    def __init__(self, replay: Replay, encoding: Encoding, payloads: PayloadSource) -> None:
+        self.replay = replay
+        self.encoding = encoding
+        self.payloads = payloads
+        self.state = State.AWAIT_IDENTIFY
+        self.session: SessionState | None = None
+        self._wakeup_ns: int | None = None
+
+    # --- events ------------------------------------------------------------------------
+
+    def start(self, now_ns: int) -> list[Command]:
+        """The client connected: HELLO first (Gateway > Connecting)."""
+        interval = next(iter(self.replay.script.shards.values())).heartbeat_interval_ms
+        return [self._send(_payload(Opcode.HELLO, {"heartbeat_interval": interval}))]
+
+    def receive(self, data: bytes | str, now_ns: int) -> list[Command]:
+        """A message from the client (clients never compress what they send)."""
+        if self.state is State.CLOSED:
+            return []
+        raw = data.encode() if isinstance(data, str) else data
+        # Gateway > Sending Events: over 4096 bytes closes with 4002.
+        if len(raw) > MAX_CLIENT_PAYLOAD_BYTES:
+            return self._close(CloseCode.DECODE_ERROR, "payload over 4096 bytes")
+        try:
+            payload = parse_payload(decode_payload(raw, self.encoding))
+        except GatewayError as exc:
+            return self._close(CloseCode.DECODE_ERROR, f"decode error: {exc}"[:120])
+        op = as_opcode(payload.op)
+        if op not in _CLIENT_OPS:
+            return self._close(CloseCode.UNKNOWN_OPCODE, f"unknown opcode {payload.op}")
+        if op is Opcode.HEARTBEAT:  # answered in any state (Gateway > Sending Heartbeats)
+            return [self._send(_payload(Opcode.HEARTBEAT_ACK))]
+        if self.state is State.AWAIT_IDENTIFY:
+            if op is Opcode.IDENTIFY:
+                return self._identify(payload, now_ns)
+            if op is Opcode.RESUME:
+                return self._resume(payload, now_ns)
+            return self._close(CloseCode.NOT_AUTHENTICATED, "not authenticated")
+        if op in (Opcode.IDENTIFY, Opcode.RESUME):
+            return self._close(CloseCode.ALREADY_AUTHENTICATED, "already authenticated")
+        if op in (
+            Opcode.REQUEST_GUILD_MEMBERS,
+            Opcode.REQUEST_SOUNDBOARD_SOUNDS,
+            Opcode.REQUEST_CHANNEL_INFO,
+        ):
+            session = self.session
+            if session is not None:
+                nonce = payload.d.get("nonce") if isinstance(payload.d, dict) else None
+                session.requests.setdefault(int(op), []).append(
+                    nonce if isinstance(nonce, str) else None
+                )
+                return self.tick(now_ns)
+        return []
+
+    def tick(self, now_ns: int) -> list[Command]:
+        """Send what is due; set the next wake-up."""
+        self._wakeup_ns = None
+        session = self.session
+        if self.state is not State.STREAMING or session is None or session.owner is not self:
+            return []
+        script = session.script
+        speed = self.replay.options.speed
+        out: list[Command] = []
+        while session.next_item < len(script) and len(out) < MAX_BATCH:
+            index = session.next_item
+            if speed > 0:
+                due = session.base_now_ns + int((script.t_ns[index] - session.base_t_ns) / speed)
+                if due > now_ns:
+                    self._wakeup_ns = due
+                    return out
+            answer = script.answers.get(index)
+            nonce: str | None = None
+            if answer is not None:
+                op, k = answer
+                requests = session.requests.get(op, [])
+                if len(requests) <= k:  # wait for the client's request, then give up on it
+                    if session.blocked_since_ns is None:
+                        session.blocked_since_ns = now_ns
+                    give_up = (
+                        session.blocked_since_ns + self.replay.options.request_wait_ms * NS_PER_MS
+                    )
+                    if now_ns < give_up:
+                        self._wakeup_ns = give_up
+                        return out
+                    session.blocked_since_ns = None
+                    session.next_item += 1
+                    continue
+                session.blocked_since_ns = None
+                nonce = requests[k]
+            out.append(self._dispatch(session, index, nonce=nonce, answers=answer is not None))
+            session.sent.append(index)
+            session.next_item += 1
+        if session.next_item < len(script):
+            self._wakeup_ns = now_ns  # more is due: come back after draining
+        elif not session.ended:
+            session.ended = True
+            code = self.replay.options.close_at_end
+            if code is not None:
+                out.extend(self._close(code, "end of the recorded session"))
+        return out
+
+    def next_wakeup_ns(self) -> int | None:
+        return self._wakeup_ns
+
+    def client_closed(self, code: int | None) -> None:
+        """The client went away (``code`` None: without a close frame)."""
+        self.state = State.CLOSED
+        session = self.session
+        if session is not None and session.owner is self:
+            session.owner = None
+            # Gateway > Disconnections: closing with 1000 or 1001 ends the session.
+            if client_close_ends_session(code):
+                session.resumable = False
+
+    # --- IDENTIFY and RESUME ---------------------------------------------------------
+
+    def _token_ok(self, payload: Payload) -> bool:
+        token = self.replay.options.token
+        if token is None:
+            return True
+        d = payload.d if isinstance(payload.d, dict) else {}
+        given = d.get("token")
+        return isinstance(given, str) and given.removeprefix("Bot ") == token.removeprefix("Bot ")
+
+    def _identify(self, payload: Payload, now_ns: int) -> list[Command]:
+        if not isinstance(payload.d, dict):
+            return self._close(CloseCode.DECODE_ERROR, "IDENTIFY without a d object")
+        if not self._token_ok(payload):
+            return self._close(CloseCode.AUTHENTICATION_FAILED, "authentication failed")
+        shard = payload.d.get("shard")
+        shard_id = 0
+        if shard is not None:
+            if not (
+                isinstance(shard, list) and len(shard) == 2 and all(type(x) is int for x in shard)
+            ):
+                return self._close(CloseCode.INVALID_SHARD, "invalid shard")
+            shard_id = shard[0]
+        script = self.replay.script.shards.get(shard_id)
+        if script is None:
+            return self._close(CloseCode.INVALID_SHARD, f"the archive has no shard {shard_id}")
+        ready = self.payloads.frame(script.offsets[0])
+        recorded = decode_payload(ready.payload, script.encoding)
+        recorded_id = (
+            recorded.get("d", {}).get("session_id") if isinstance(recorded, dict) else None
+        )
+        session = self.replay.new_session(script, str(recorded_id or "replayer-session"), shard)
+        self._attach(session, now_ns, script.t_ns[0])
+        return self.tick(now_ns)
+
+    def _resume(self, payload: Payload, now_ns: int) -> list[Command]:
+        d = payload.d if isinstance(payload.d, dict) else {}
+        if not self._token_ok(payload):
+            return self._close(CloseCode.AUTHENTICATION_FAILED, "authentication failed")
+        session_id = d.get("session_id")
+        session = self.replay.sessions.get(session_id) if isinstance(session_id, str) else None
+        seq = d.get("seq")
+        if seq is None:
+            seq = 0
+        # Gateway > Resuming: an unknown or ended session, or a seq the server never sent,
+        # gets INVALID_SESSION d=false; the client must IDENTIFY anew.
+        if (
+            session is None
+            or not session.resumable
+            or type(seq) is not int
+            or not 0 <= seq <= session.seq
+        ):
+            return [self._send(_payload(Opcode.INVALID_SESSION, False))]
+        previous = session.owner
+        if previous is not None:
+            previous.state = State.CLOSED  # its stream stops; the shell closes its socket
+        out: list[Command] = []
+        for s in range(seq + 1, session.seq + 1):  # what the client missed, in order
+            index = session.sent[s - 1]
+            if index >= 0:
+                out.append(self._dispatch(session, index, s=s))
+        session.sent.append(-1)
+        out.append(
+            self._send(
+                _payload(Opcode.DISPATCH, None, session.seq, "RESUMED"), s=session.seq, t="RESUMED"
+            )
+        )
+        last = session.last_sent_t_ns()
+        self._attach(session, now_ns, last)
+        out.extend(self.tick(now_ns))
+        return out
+
+    def _attach(self, session: SessionState, now_ns: int, base_t_ns: int) -> None:
+        self.session = session
+        session.owner = self
+        session.base_now_ns = now_ns
+        session.base_t_ns = base_t_ns
+        self.state = State.STREAMING
+
+    # --- output ------------------------------------------------------------------------
+
+    def _send(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        s: int | None = None,
+        t: str | None = None,
+        injected: bool = False,
+    ) -> Send:
+        return Send(encode_payload(obj, self.encoding), int(obj["op"]), s, t, injected)
+
+    def _dispatch(
+        self,
+        session: SessionState,
+        index: int,
+        *,
+        s: int | None = None,
+        nonce: str | None = None,
+        answers: bool = False,
+    ) -> Send:
+        """Item ``index`` as dispatch number ``s`` (default: the next one)."""
+        script = session.script
+        if s is None:
+            s = session.seq + 1
+        record = self.payloads.frame(script.offsets[index])
+        event = script.events[index]
+        if index > 0 and not answers and record.s == s and self.encoding is script.encoding:
+            return Send(
+                record.payload, Opcode.DISPATCH, s, event
+            )  # the recorded bytes as they were
+        try:
+            obj = decode_payload(record.payload, script.encoding)
+        except CodecError:
+            obj = {}
+        d = obj.get("d") if isinstance(obj, dict) else None
+        if index == 0 and isinstance(d, dict):
+            d = self._ready(d, session)
+        elif answers and isinstance(d, dict):
+            d = dict(d)
+            if nonce is None:
+                d.pop("nonce", None)
+            else:
+                d["nonce"] = nonce
+        return self._send(_payload(Opcode.DISPATCH, d, s, event), s=s, t=event)
+
+    def _ready(self, d: dict[str, Any], session: SessionState) -> dict[str, Any]:
+        """READY, pointed at this server: resume_gateway_url, session_id, shard."""
+        d = dict(d)
+        d["resume_gateway_url"] = self.replay.options.gateway_url
+        d["session_id"] = session.session_id
+        if session.shard is not None:
+            d["shard"] = list(session.shard)
+        else:
+            d.pop("shard", None)
+        return d
+
+    def _close(self, code: int, reason: str) -> list[Command]:
+        self.state = State.CLOSED
+        if self.session is not None and self.session.owner is self:
+            self.session.owner = None
+        return [Close(int(code), reason)]

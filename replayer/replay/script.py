@@ -1,0 +1,290 @@
+"""What an archive offers to replay: per shard, the session's dispatches in order.
+
+Built in one streaming pass over the archive. Items keep the *file offset* of their
+record, not the payload, so a replay of a multi-gigabyte archive holds only a small index
+in memory and reads payloads as it sends them (:class:`ArchivePayloads`).
+
+A shard's stream is its first session: the connection that IDENTIFYed and got READY, plus
+every connection that RESUMEd it (Discord docs: Events > Gateway > Resuming). Dispatches
+replayed by Discord after a RESUME (seq not above the highest seen) and RESUMED itself are
+left out: the replayer makes its own RESUMED.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from replayer.archive.reader import READ_CHUNK_BYTES, ArchiveReader
+from replayer.archive.records import (
+    ConnectionInfoRecord,
+    ConnectionRecord,
+    FrameFlag,
+    FrameRecord,
+    HttpRecord,
+    from_row,
+)
+from replayer.errors import ArchiveError, CodecError
+from replayer.gateway.encoding import Encoding, decode_payload
+from replayer.gateway.opcodes import Direction, Opcode
+
+DEFAULT_HEARTBEAT_INTERVAL_MS = 41_250
+
+# Dispatches that answer a client request, and the opcode of that request.
+# Discord docs: Events > Gateway Events > Request Guild Members / Request Soundboard Sounds.
+ANSWERS: dict[str, int] = {
+    "GUILD_MEMBERS_CHUNK": Opcode.REQUEST_GUILD_MEMBERS,
+    "SOUNDBOARD_SOUNDS": Opcode.REQUEST_SOUNDBOARD_SOUNDS,
+    "CHANNEL_INFO": Opcode.REQUEST_CHANNEL_INFO,
+}
+_REQUEST_OPS = frozenset(ANSWERS.values())
+
+
+@dataclass
+class ShardScript:
+    """One shard's recorded session: READY first, then the dispatches, by position."""
+
+    shard_id: int
+    num_shards: int
+    encoding: Encoding  # of the recorded payloads
+    heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
+    offsets: array[int] = field(default_factory=lambda: array("q"))  # record offsets
+    t_ns: array[int] = field(default_factory=lambda: array("q"))  # recorded offsets in time
+    events: list[str] = field(default_factory=list)  # dispatch names, interned
+    # For items answering a client request: (request opcode, index of that request).
+    answers: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+@dataclass
+class ReplayScript:
+    """Everything a replay needs from an archive, without the payloads."""
+
+    path: Path
+    shards: dict[int, ShardScript]
+    num_shards: int
+    http: list[HttpRecord]
+    ready_user: dict[str, Any] | None = None
+    application: dict[str, Any] | None = None
+
+
+@dataclass
+class _Session:
+    encoding: Encoding
+    shard: tuple[int, int] = (0, 1)
+    script: ShardScript | None = None
+    max_s: int = 0
+    requests: dict[int, int] = field(default_factory=dict)  # op -> requests seen
+    nonces: dict[tuple[int, str], int] = field(default_factory=dict)  # (op, nonce) -> index
+
+
+def _decode(frame: FrameRecord, encoding: Encoding) -> Any:
+    try:
+        return decode_payload(frame.payload, encoding)
+    except CodecError:
+        return None
+
+
+def load_script(path: str | os.PathLike[str]) -> ReplayScript:
+    """Index an archive for replay. Raises ``ArchiveError`` when it has nothing to replay."""
+    encodings: dict[int, Encoding] = {}
+    sessions: dict[int, _Session] = {}  # conn_id -> its session (shared when resumed)
+    by_session_id: dict[str, _Session] = {}
+    shards: dict[int, ShardScript] = {}
+    http: list[HttpRecord] = []
+    hello_ms: dict[int, int] = {}
+    user: dict[str, Any] | None = None
+    application: dict[str, Any] | None = None
+    num_shards = 1
+    with ArchiveReader(path) as reader:
+        for offset, record in _with_offsets(reader):
+            match record:
+                case FrameRecord() if not record.flags & (FrameFlag.UNDECODED | FrameFlag.INJECTED):
+                    encoding = encodings.get(record.conn_id, Encoding.JSON)
+                    if record.direction == Direction.CLIENT:
+                        _client_frame(record, encoding, sessions, by_session_id)
+                        continue
+                    if record.op == Opcode.HELLO:
+                        obj = _decode(record, encoding)
+                        interval = (
+                            obj.get("d", {}).get("heartbeat_interval")
+                            if isinstance(obj, dict)
+                            else None
+                        )
+                        if isinstance(interval, int) and interval > 0:
+                            hello_ms[record.conn_id] = interval
+                        continue
+                    if record.op != Opcode.DISPATCH or record.t is None:
+                        continue
+                    session = sessions.get(record.conn_id)
+                    if session is None:
+                        continue
+                    if record.t == "READY":
+                        if session.script is not None:
+                            continue
+                        obj = _decode(record, encoding)
+                        d = obj.get("d") if isinstance(obj, dict) else None
+                        if not isinstance(d, dict):
+                            continue
+                        shard_id, n = session.shard
+                        if shard_id in shards:  # a later session of a shard we have
+                            continue
+                        num_shards = max(num_shards, n)
+                        script = ShardScript(shard_id, n, encoding)
+                        script.heartbeat_interval_ms = hello_ms.get(
+                            record.conn_id, DEFAULT_HEARTBEAT_INTERVAL_MS
+                        )
+                        session.script = shards[shard_id] = script
+                        if isinstance(d.get("session_id"), str):
+                            by_session_id[d["session_id"]] = session
+                        if user is None and isinstance(d.get("user"), dict):
+                            user = d["user"]
+                        if application is None and isinstance(d.get("application"), dict):
+                            application = d["application"]
+                    elif session.script is None or record.t == "RESUMED":
+                        continue
+                    elif record.s is not None and record.s <= session.max_s:
+                        continue  # replayed by Discord after a RESUME: already in the stream
+                    script = session.script
+                    if record.s is not None:
+                        session.max_s = record.s
+                    position = len(script.offsets)
+                    script.offsets.append(offset)
+                    script.t_ns.append(record.t_ns)
+                    script.events.append(_intern(record.t))
+                    request_op = ANSWERS.get(record.t)
+                    if request_op is not None:
+                        script.answers[position] = (
+                            request_op,
+                            _request_index(record, encoding, session, request_op),
+                        )
+                case ConnectionRecord():
+                    encodings[record.conn_id] = _encoding(record.query.encoding)
+                    if record.resumes is not None and record.resumes in sessions:
+                        sessions[record.conn_id] = sessions[record.resumes]
+                    if record.shard is not None:
+                        num_shards = max(num_shards, record.shard[1])
+                case ConnectionInfoRecord():
+                    if record.resumes is not None and record.resumes in sessions:
+                        sessions[record.conn_id] = sessions[record.resumes]
+                case HttpRecord():
+                    http.append(record)
+                case _:
+                    pass
+    if not shards:
+        raise ArchiveError(
+            "nothing to replay: no connection with an IDENTIFY and a READY", path=str(path)
+        )
+    return ReplayScript(Path(path), shards, num_shards, http, user, application)
+
+
+_INTERNED: dict[str, str] = {}
+
+
+def _intern(name: str) -> str:
+    return _INTERNED.setdefault(name, name)
+
+
+def _encoding(text: str) -> Encoding:
+    try:
+        return Encoding.parse(text)
+    except CodecError:
+        return Encoding.JSON
+
+
+def _client_frame(
+    frame: FrameRecord,
+    encoding: Encoding,
+    sessions: dict[int, _Session],
+    by_session_id: dict[str, _Session],
+) -> None:
+    if frame.op == Opcode.IDENTIFY:
+        obj = _decode(frame, encoding)
+        d = obj.get("d") if isinstance(obj, dict) else None
+        shard = d.get("shard") if isinstance(d, dict) else None
+        session = _Session(encoding)
+        if isinstance(shard, list) and len(shard) == 2 and all(isinstance(x, int) for x in shard):
+            session.shard = (shard[0], shard[1])
+        sessions[frame.conn_id] = session
+    elif frame.op == Opcode.RESUME:
+        obj = _decode(frame, encoding)
+        d = obj.get("d") if isinstance(obj, dict) else None
+        session_id = d.get("session_id") if isinstance(d, dict) else None
+        if isinstance(session_id, str) and session_id in by_session_id:
+            sessions[frame.conn_id] = by_session_id[session_id]
+    elif frame.op in _REQUEST_OPS:
+        requester = sessions.get(frame.conn_id)
+        if requester is None:
+            return
+        op = int(frame.op)
+        index = requester.requests.get(op, 0)
+        requester.requests[op] = index + 1
+        obj = _decode(frame, encoding)
+        d = obj.get("d") if isinstance(obj, dict) else None
+        nonce = d.get("nonce") if isinstance(d, dict) else None
+        if isinstance(nonce, str):
+            requester.nonces[(op, nonce)] = index
+
+
+def _request_index(frame: FrameRecord, encoding: Encoding, session: _Session, op: int) -> int:
+    """Which of the session's recorded requests this dispatch answers: by nonce when it
+    has one, else the latest request."""
+    obj = _decode(frame, encoding)
+    d = obj.get("d") if isinstance(obj, dict) else None
+    nonce = d.get("nonce") if isinstance(d, dict) else None
+    if isinstance(nonce, str) and (op, nonce) in session.nonces:
+        return session.nonces[(op, nonce)]
+    return max(session.requests.get(op, 1) - 1, 0)
+
+
+def _with_offsets(reader: ArchiveReader) -> Iterator[tuple[int, Any]]:
+    """Records with the file offset where each starts."""
+    start = reader.end_offset
+    for record in reader:
+        yield start, record
+        start = reader.end_offset
+
+
+class ArchivePayloads:
+    """Reads the payload of one script item at a time, mostly sequentially.
+
+    Each replayed connection has its own reader (its own file position), so concurrent
+    shards never interfere and memory stays at one read buffer per connection.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._unpacker: msgpack.Unpacker | None = None
+        self._position = -1  # file offset the unpacker will read next
+        self._base = 0  # file offset where the unpacker started
+
+    def frame(self, offset: int) -> FrameRecord:
+        """The frame record at ``offset``."""
+        if self._unpacker is None or offset != self._position:
+            self._file.seek(offset)
+            self._unpacker = msgpack.Unpacker(self._file, read_size=READ_CHUNK_BYTES, raw=False)
+            self._position = offset
+            self._base = offset
+        try:
+            row = self._unpacker.unpack()
+        except (msgpack.OutOfData, ValueError) as exc:
+            raise ArchiveError(
+                f"cannot read the frame at byte {offset}: {exc}", path=str(self._path)
+            ) from None
+        self._position = self._base + self._unpacker.tell()
+        record = from_row(row)
+        if not isinstance(record, FrameRecord):
+            raise ArchiveError(f"expected a frame record at byte {offset}", path=str(self._path))
+        return record
+
+    def close(self) -> None:
+        self._file.close()

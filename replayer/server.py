@@ -1,0 +1,394 @@
+"""I/O shell of the replay: one aiohttp server, one port, the gateway WebSocket and the
+REST routes; each WebSocket drives a sans-I/O :class:`GatewayConnection`.
+
+aiohttp rather than ``websockets`` because the REST face must answer every recorded
+exchange, including POST/PATCH/DELETE, and the ``websockets`` server only parses GET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from aiohttp import WSMessage, WSMsgType, web
+
+from replayer.archive.records import (
+    Closer,
+    CloseRecord,
+    ConnectionRecord,
+    FrameFlag,
+    FrameRecord,
+    FrameType,
+    HttpRecord,
+)
+from replayer.archive.writer import ArchiveWriter
+from replayer.errors import CodecError
+from replayer.gateway.close_codes import CloseCode
+from replayer.gateway.codec import FrameDecoder, FrameEncoder
+from replayer.gateway.compression import Compression
+from replayer.gateway.encoding import Encoding
+from replayer.gateway.opcodes import Direction
+from replayer.gateway.url import GatewayQuery
+from replayer.replay.engine import (
+    Abort,
+    Close,
+    Command,
+    GatewayConnection,
+    Replay,
+    ReplayOptions,
+    Send,
+    State,
+)
+from replayer.replay.rest import RestRouter
+from replayer.replay.script import ArchivePayloads, ReplayScript
+
+# Client payloads over 4096 bytes get 4002 from the engine; far larger ones are refused
+# by aiohttp itself (close 1009) before they are buffered.
+MAX_CLIENT_MESSAGE_BYTES = 1 << 20
+
+
+class Transcript:
+    """The replay itself, recorded in the archive format (both directions)."""
+
+    def __init__(self, path: Path, t0_ns: int) -> None:
+        self.writer = ArchiveWriter(path, metadata={"transcript": True})
+        self.t0_ns = t0_ns
+        self.next_conn_id = 1
+
+    def now(self) -> int:
+        return max(0, time.monotonic_ns() - self.t0_ns)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class ReplayServer:
+    """Serve a :class:`ReplayScript`; use as an async context manager."""
+
+    def __init__(
+        self,
+        script: ReplayScript,
+        options: ReplayOptions | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        transcript: Path | None = None,
+    ) -> None:
+        self.script = script
+        self.options = options or ReplayOptions()
+        self.host = host
+        self.port = port
+        self.transcript_path = transcript
+        self.replay: Replay | None = None
+        self.router: RestRouter | None = None
+        self.connections_total = 0
+        self.connections_open = 0
+        self.changed = asyncio.Event()  # set whenever a connection opens or closes
+        self._runner: web.AppRunner | None = None
+        self._transcript: Transcript | None = None
+        self._pokes: dict[GatewayConnection, asyncio.Event] = {}
+        self._t0_ns = time.monotonic_ns()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.Server)
+        self.port = server.sockets[0].getsockname()[1]
+        self.options = replace(self.options, gateway_url=self.gateway_url)
+        self.replay = Replay(self.script, self.options)
+        self.router = RestRouter(self.script, self.gateway_url)
+        if self.transcript_path is not None:
+            self._transcript = Transcript(self.transcript_path, self._t0_ns)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._transcript is not None:
+            self._transcript.close()
+            self._transcript = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def _host_for_url(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self._host_for_url}:{self.port}/"
+
+    @property
+    def rest_base(self) -> str:
+        return f"http://{self._host_for_url}:{self.port}/api/v10"
+
+    async def wait_idle(self, grace_s: float) -> None:
+        """Return once a client has come and every client has been gone for ``grace_s``."""
+        while True:
+            while self.connections_total == 0 or self.connections_open > 0:
+                self.changed.clear()
+                await self.changed.wait()
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), grace_s)
+                continue
+            return
+
+    # --- HTTP --------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._gateway(request)
+        assert self.router is not None
+        answer = self.router.handle(request.method, request.path_qs)
+        if self._transcript is not None:
+            body = await request.read()
+            self._transcript.writer.write(
+                HttpRecord(
+                    self._transcript.now(),
+                    request.method,
+                    request.host,
+                    request.path_qs,
+                    answer.status,
+                    tuple(request.headers.items()),
+                    (("Content-Type", answer.content_type),),
+                    body,
+                    answer.body,
+                )
+            )
+        return web.Response(
+            status=answer.status, body=answer.body, headers={"Content-Type": answer.content_type}
+        )
+
+    # --- gateway -----------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        assert self.replay is not None
+        ws = web.WebSocketResponse(
+            autoping=True, heartbeat=None, compress=False, max_msg_size=MAX_CLIENT_MESSAGE_BYTES
+        )
+        await ws.prepare(request)
+        query = GatewayQuery.from_url(str(request.url))
+        self.connections_total += 1
+        self.connections_open += 1
+        self.changed.set()
+        conn_id = 0
+        if self._transcript is not None:
+            conn_id = self._transcript.next_conn_id
+            self._transcript.next_conn_id += 1
+            self._transcript.writer.write(
+                ConnectionRecord(
+                    conn_id,
+                    self._transcript.now(),
+                    str(request.url),
+                    query,
+                    tuple(request.headers.items()),
+                )
+            )
+        payloads: ArchivePayloads | None = None
+        try:
+            try:
+                encoding = Encoding.parse(query.encoding)
+                compression = Compression.parse(query.compress)
+            except CodecError as exc:
+                # Discord closes a connection whose query it cannot serve with 4002.
+                await self._close(ws, conn_id, Close(CloseCode.DECODE_ERROR, str(exc)[:120]))
+                return ws
+            payloads = ArchivePayloads(self.script.path)
+            conn = GatewayConnection(self.replay, encoding, payloads)
+            link = _Link(ws, request, FrameEncoder(encoding, compression), conn_id, encoding)
+            await self._drive(conn, link)
+        finally:
+            if payloads is not None:
+                payloads.close()
+            self.connections_open -= 1
+            self.changed.set()
+        return ws
+
+    def _now(self) -> int:
+        return time.monotonic_ns() - self._t0_ns
+
+    async def _drive(self, conn: GatewayConnection, link: _Link) -> None:
+        poke = self._pokes[conn] = asyncio.Event()
+        receiving: asyncio.Task[WSMessage] = asyncio.ensure_future(link.ws.receive())
+        poked: asyncio.Task[bool] = asyncio.ensure_future(poke.wait())
+        try:
+            await self._execute(conn, link, conn.start(self._now()))
+            while conn.state is not State.CLOSED and not link.ws.closed:
+                wake = conn.next_wakeup_ns()
+                timeout = None if wake is None else max(0.0, (wake - self._now()) / 1e9)
+                done, _ = await asyncio.wait(
+                    {receiving, poked}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if receiving in done:
+                    msg = receiving.result()
+                    if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                        self._record_client(link, msg.data)
+                        await self._execute(conn, link, conn.receive(msg.data, self._now()))
+                        receiving = asyncio.ensure_future(link.ws.receive())
+                        continue
+                    # CLOSE, CLOSING, CLOSED or ERROR: the client is gone.
+                    code = link.ws.close_code
+                    clean = msg.type in (
+                        WSMsgType.CLOSE,
+                        WSMsgType.CLOSING,
+                        WSMsgType.CLOSED,
+                    ) and code not in (None, 1006)
+                    conn.client_closed(code if clean else None)
+                    self._record_close(link, code if clean else None, Closer.CLIENT, clean)
+                    return
+                if poked in done:
+                    poke.clear()
+                    poked = asyncio.ensure_future(poke.wait())
+                await self._execute(conn, link, conn.tick(self._now()))
+            if conn.state is State.CLOSED and not link.ws.closed:
+                # Taken over by a RESUME on another connection (Discord closes the old one).
+                await self._close(
+                    link.ws,
+                    link.conn_id,
+                    Close(CloseCode.UNKNOWN_ERROR, "session resumed elsewhere"),
+                )
+        except (ConnectionResetError, asyncio.CancelledError):
+            conn.client_closed(None)
+            raise
+        finally:
+            receiving.cancel()
+            poked.cancel()
+            self._pokes.pop(conn, None)
+
+    async def _execute(
+        self, conn: GatewayConnection, link: _Link, commands: Iterable[Command]
+    ) -> None:
+        for command in commands:
+            if isinstance(command, Send):
+                frame, binary = link.encoder.encode_raw(command.raw)
+                if binary:
+                    assert isinstance(frame, bytes)
+                    await link.ws.send_bytes(frame)
+                else:
+                    assert isinstance(frame, str)
+                    await link.ws.send_str(frame)
+                self._record_server(link, command, frame, binary)
+            elif isinstance(command, Close):
+                await self._close(link.ws, link.conn_id, command)
+            elif isinstance(command, Abort):
+                transport = link.request.transport
+                if transport is not None:
+                    transport.abort()
+                self._record_close(link, None, Closer.SERVER, False)
+        # A RESUME may have taken a session over from another connection: wake it up.
+        assert self.replay is not None
+        for other, poke in self._pokes.items():
+            if other is not conn and other.state is State.CLOSED:
+                poke.set()
+
+    async def _close(self, ws: web.WebSocketResponse, conn_id: int, command: Close) -> None:
+        await ws.close(code=command.code, message=command.reason.encode()[:123])
+        if self._transcript is not None:
+            self._transcript.writer.write(
+                CloseRecord(
+                    conn_id,
+                    self._transcript.now(),
+                    command.code,
+                    command.reason,
+                    Closer.SERVER,
+                    True,
+                )
+            )
+
+    # --- transcript --------------------------------------------------------------------
+
+    def _record_client(self, link: _Link, data: bytes | str) -> None:
+        if self._transcript is None:
+            return
+        from replayer.gateway.codec import FrameDecoder
+
+        raw_frame = data.encode() if isinstance(data, str) else data
+        for message in FrameDecoder(link.encoding, Compression.NONE, inflate_payloads=False).feed(
+            data
+        ):
+            payload = message.payload
+            self._transcript.writer.write(
+                FrameRecord(
+                    link.conn_id,
+                    self._transcript.now(),
+                    Direction.CLIENT,
+                    FrameType.TEXT if isinstance(data, str) else FrameType.BINARY,
+                    message.raw,
+                    None if payload is None else payload.op,
+                    None if payload is None else payload.s,
+                    None if payload is None else payload.t,
+                    len(raw_frame),
+                    FrameFlag.NONE if payload is not None else FrameFlag.UNDECODED,
+                    message.error,
+                )
+            )
+
+    def _record_server(self, link: _Link, command: Send, frame: bytes | str, binary: bool) -> None:
+        if self._transcript is None:
+            return
+        self._transcript.writer.write(
+            FrameRecord(
+                link.conn_id,
+                self._transcript.now(),
+                Direction.SERVER,
+                FrameType.BINARY if binary else FrameType.TEXT,
+                command.raw,
+                command.op,
+                command.s,
+                command.t,
+                len(frame),
+                FrameFlag.INJECTED if command.injected else FrameFlag.NONE,
+            )
+        )
+
+    def _record_close(self, link: _Link, code: int | None, by: Closer, clean: bool) -> None:
+        if self._transcript is not None:
+            self._transcript.writer.write(
+                CloseRecord(link.conn_id, self._transcript.now(), code, "", by, clean)
+            )
+
+
+class _Link:
+    """What the shell needs to talk to one client."""
+
+    __slots__ = ("conn_id", "decoder", "encoder", "encoding", "request", "ws")
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        encoder: FrameEncoder,
+        conn_id: int,
+        encoding: Encoding,
+    ) -> None:
+        self.ws = ws
+        self.request = request
+        self.encoder = encoder
+        self.conn_id = conn_id
+        self.encoding = encoding
+        # For the transcript: clients never compress (Events > Gateway > Encoding and Compression).
+        self.decoder = FrameDecoder(encoding, Compression.NONE, inflate_payloads=False)
