@@ -10,9 +10,9 @@ import pytest
 
 from replayer.archive.jsonl import Importer
 from replayer.archive.writer import ArchiveWriter
+from replayer.gateway.encoding import Encoding
 from replayer.replay.engine import GatewayConnection, Replay, ReplayOptions
 from replayer.replay.script import ArchivePayloads, ReplayScript, load_script
-from replayer.gateway.encoding import Encoding
 
 GUILD = {"id": "1", "name": "g"}
 
