@@ -21,8 +21,7 @@ from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.server import ReplayServer
-
-from ..unit.replay.conftest import session_lines, write_archive
+from tests.unit.replay.conftest import session_lines, write_archive
 
 TIMEOUT = 10 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
 SAMPLE = Path(__file__).parents[2] / "recordings" / "sample-small.rpl"
