@@ -159,8 +159,8 @@ async def test_transcript_records_both_directions(server: ReplayServer, tmp_path
 async def test_sample_archive_serves(tmp_path: Path) -> None:
     from replayer.gateway.etf import etf_decode, etf_encode
 
-    async with ReplayServer(load_script(SAMPLE), ReplayOptions(speed=0)) as server:
-        async with websockets.connect(server.gateway_url + "?v=10&encoding=etf") as ws:  # noqa: SIM117 - ws needs server's URL
+    async with ReplayServer(load_script(SAMPLE), ReplayOptions(speed=0)) as server:  # noqa: SIM117 - the client needs the server URL
+        async with websockets.connect(server.gateway_url + "?v=10&encoding=etf") as ws:
             hello = etf_decode(await asyncio.wait_for(ws.recv(), TIMEOUT))  # type: ignore[arg-type]
             assert hello["d"]["heartbeat_interval"] == 41250
             await ws.send(etf_encode({"op": 2, "d": {"token": "x"}}))
