@@ -1,0 +1,225 @@
+"""The mitmproxy addon that records Discord gateway traffic into a replayer archive.
+
+Loaded by ``addons/gateway_recorder.py`` for ``mitmdump -s``, and by ``replayer record``:
+
+    mitmdump -s addons/gateway_recorder.py --set gateway_record=session.rpl
+
+Options (all ``gateway_*``): ``gateway_record`` (archive file, or a directory to create
+one in), ``gateway_hosts`` (comma-separated gateway hosts; any host with the gateway's
+``v=``/``encoding=`` query is recorded too), ``gateway_redact`` (scrub tokens, on by
+default), ``gateway_rest`` (record ``/api/...`` exchanges, on by default),
+``gateway_rewrite`` (the proxy's own ``ws://`` base: rewrite gateway URLs to it and route
+resumed connections, for reverse mode) and ``gateway_upstream`` (where gateway upgrades
+go in reverse mode; default: the ``url`` of the upstream's ``/gateway`` answer).
+
+The addon is thin: every decision is in :mod:`replayer.recorder`. No exception leaves a
+hook: a failure is logged, the message is kept raw, and the proxied connection goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.addonmanager import Loader
+
+from replayer.archive.writer import ArchiveWriter
+from replayer.errors import ReplayerError
+from replayer.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder
+
+log = logging.getLogger(__name__)
+
+
+def _headers(fields: http.Headers) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v) for k, v in fields.items(multi=True))
+
+
+class GatewayRecorderAddon:
+    """Hooks -> :class:`GatewayRecorder`."""
+
+    def __init__(self) -> None:
+        self.recorder: GatewayRecorder | None = None
+        self.errors = 0
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "gateway_record",
+            str,
+            "",
+            "Archive file (or directory) to record the Discord gateway into.",
+        )
+        loader.add_option(
+            "gateway_hosts",
+            str,
+            ",".join(sorted(DEFAULT_GATEWAY_HOSTS)),
+            "Comma-separated gateway hosts to record.",
+        )
+        loader.add_option(
+            "gateway_redact", bool, True, "Replace tokens before anything is written."
+        )
+        loader.add_option("gateway_rest", bool, True, "Record Discord REST calls (/api/...).")
+        loader.add_option(
+            "gateway_rewrite",
+            str,
+            "",
+            "The proxy's ws:// base: point gateway URLs here (reverse mode).",
+        )
+        loader.add_option(
+            "gateway_upstream", str, "", "Gateway upstream (ws:// or wss://) for reverse mode."
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        upstream, rewrite = opts.gateway_upstream, opts.gateway_rewrite
+        if upstream and urlsplit(upstream).scheme not in ("ws", "wss", "http", "https"):
+            raise exceptions.OptionsError(
+                f"gateway_upstream: not a ws:// or wss:// URL: {upstream!r}"
+            )
+        if rewrite and urlsplit(rewrite).scheme not in ("ws", "wss"):
+            raise exceptions.OptionsError(f"gateway_rewrite: not a ws:// URL: {rewrite!r}")
+        if "gateway_record" in updated:
+            self.close_archive()
+            if opts.gateway_record:
+                self.recorder = self._open(opts.gateway_record)
+        if self.recorder is not None:
+            self.recorder.gateway_hosts = frozenset(
+                h.strip() for h in opts.gateway_hosts.split(",") if h.strip()
+            )
+            self.recorder.record_rest = opts.gateway_rest
+            self.recorder.rewrite_base = opts.gateway_rewrite or None
+            if opts.gateway_upstream:
+                self.recorder.gateway_upstream = opts.gateway_upstream
+
+    def _open(self, target: str) -> GatewayRecorder:
+        path = Path(target)
+        if path.is_dir():
+            path = path / time.strftime("gateway-%Y%m%d-%H%M%S.rpl")
+        try:
+            writer = ArchiveWriter(
+                path,
+                redact=ctx.options.gateway_redact,
+                metadata={
+                    "recorder": "addons/gateway_recorder.py",
+                    "rewrite": ctx.options.gateway_rewrite or None,
+                },
+            )
+        except (OSError, ReplayerError) as exc:
+            raise exceptions.OptionsError(f"gateway_record: cannot write {path}: {exc}") from exc
+        log.info("recording the Discord gateway into %s", path)
+        return GatewayRecorder(writer, on_error=self._error)
+
+    def _error(self, message: str) -> None:
+        self.errors += 1
+        log.error("gateway recorder: %s", message)
+
+    def close_archive(self) -> None:
+        if self.recorder is not None:
+            self.recorder.writer.close()
+            self.recorder = None
+
+    def done(self) -> None:
+        self.close_archive()
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        """Reverse mode: send gateway upgrades (first or resumed) to the real gateway."""
+        recorder = self.recorder
+        if recorder is None or recorder.rewrite_base is None:
+            return
+        try:
+            if flow.request.headers.get("upgrade", "").lower() != "websocket":
+                return
+            target = recorder.upstream_for(flow.request.path)
+            if target is None:
+                return
+            base, path = target
+            url = urlsplit(base)
+            flow.request.scheme = "https" if url.scheme in ("wss", "https") else "http"
+            flow.request.host = url.hostname or flow.request.host
+            flow.request.port = url.port or (443 if flow.request.scheme == "https" else 80)
+            flow.request.host_header = url.netloc
+            flow.request.path = (url.path.rstrip("/") + path) if url.path not in ("", "/") else path
+        except Exception as exc:
+            self._error(f"request routing failed: {exc!r}")
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        recorder = self.recorder
+        if recorder is None or flow.response is None or flow.websocket is not None:
+            return
+        try:
+            if not recorder.is_rest(flow.request.path):
+                return
+            body = recorder.http(
+                flow.request.method,
+                flow.request.pretty_host,
+                flow.request.path,
+                flow.response.status_code,
+                _headers(flow.request.headers),
+                _headers(flow.response.headers),
+                flow.request.get_content(strict=False) or b"",
+                flow.response.get_content(strict=False) or b"",
+            )
+            if body is not None:
+                flow.response.content = body
+        except Exception as exc:
+            self._error(f"REST recording failed: {exc!r}")
+
+    # --- WebSocket -----------------------------------------------------------------------
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        recorder = self.recorder
+        if recorder is None:
+            return
+        try:
+            if recorder.is_gateway(flow.request.pretty_host, flow.request.path):
+                url = flow.request.pretty_url
+                scheme, sep, rest = url.partition("://")
+                url = {"http": "ws", "https": "wss"}.get(scheme, scheme) + sep + rest
+                recorder.open(flow.id, url, _headers(flow.request.headers))
+        except Exception as exc:
+            self._error(f"websocket_start failed: {exc!r}")
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        recorder = self.recorder
+        websocket = flow.websocket
+        if recorder is None or websocket is None or not websocket.messages:
+            return
+        message = websocket.messages[-1]
+        try:
+            if message.from_client:
+                recorder.client_message(flow.id, message.content, message.is_text)
+            else:
+                replacement = recorder.server_message(flow.id, message.content, message.is_text)
+                if replacement == b"":
+                    message.drop()
+                elif replacement is not None:
+                    message.content = replacement
+        except Exception as exc:
+            self._error(f"websocket_message failed: {exc!r}")
+            recorder.store_raw(
+                flow.id, message.from_client, message.content, message.is_text, repr(exc)
+            )
+        finally:
+            # mitmproxy keeps every message of a flow (mitmproxy#6620): keep only the last.
+            del websocket.messages[:-1]
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        recorder = self.recorder
+        websocket = flow.websocket
+        if recorder is None or websocket is None:
+            return
+        try:
+            recorder.close(
+                flow.id,
+                websocket.close_code,
+                websocket.close_reason or "",
+                websocket.closed_by_client,
+            )
+        except Exception as exc:
+            self._error(f"websocket_end failed: {exc!r}")
+        finally:
+            websocket.messages.clear()
