@@ -27,8 +27,7 @@ from replayer.record import RecordingProxy, RecordSettings
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.server import ReplayServer
-
-from ..unit.replay.conftest import session_lines, write_archive
+from tests.archives import session_lines, write_archive
 
 TIMEOUT = 20 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
 ADDON = Path(__file__).parents[2] / "addons" / "gateway_recorder.py"
