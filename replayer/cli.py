@@ -355,6 +355,28 @@ def import_(
     err.print(f"wrote {output}: {count} records")
 
 
+@app.command("import-mitm")
+def import_mitm(
+    flows: Annotated[Path, typer.Argument(help="mitmproxy flow file (mitmdump -w).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write.")],
+    redact: Annotated[bool, typer.Option(help="Scrub tokens before writing.")] = True,
+) -> None:
+    """Convert a mitmproxy flow file holding gateway WebSocket flows into an archive."""
+    from replayer.import_mitm import import_flows
+
+    partial = output.with_name(output.name + ".partial")
+    try:
+        summary = import_flows(flows, partial, redact=redact)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, output)
+    err.print(
+        f"wrote {output}: {summary.connections} gateway connections, {summary.messages} messages, "
+        f"{summary.http} HTTP exchanges from {summary.flows} flows"
+    )
+
+
 @app.command()
 def verify(archive: ArchivePath) -> None:
     """Check an archive's integrity; exit 1 naming the record of the first problem."""

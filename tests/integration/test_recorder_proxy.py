@@ -165,16 +165,14 @@ async def test_client_keeps_its_traffic_when_the_addon_fails(
 
 
 async def start_mitmdump(
-    tmp_path: Path, upstream: ReplayServer, out: Path
+    tmp_path: Path, upstream: ReplayServer, *args: str
 ) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("mitmdump")),
             "--mode", f"reverse:http://127.0.0.1:{upstream.port}@127.0.0.1:0",
             "--set", f"confdir={tmp_path / 'mitm'}",
-            "-s", str(ADDON),
-            "--set", f"gateway_record={out}",
-            "--set", f"gateway_upstream=ws://127.0.0.1:{upstream.port}",
+            *args,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -194,7 +192,10 @@ async def test_mitmdump_script_and_kill_9(tmp_path: Path, upstream: ReplayServer
     """The addon works as a plain `mitmdump -s` script, and after kill -9 of the proxy
     every frame written before is readable."""
     out = tmp_path / "dump.rpl"
-    proc, port = await start_mitmdump(tmp_path, upstream, out)
+    proc, port = await start_mitmdump(
+        tmp_path, upstream, "-s", str(ADDON), "--set", f"gateway_record={out}",
+        "--set", f"gateway_upstream=ws://127.0.0.1:{upstream.port}",
+    )  # fmt: skip
     try:
         got, _ = await session_through(f"ws://127.0.0.1:{port}/", Compression.ZLIB_STREAM)
         assert len(got) == 7
@@ -210,3 +211,35 @@ async def test_mitmdump_script_and_kill_9(tmp_path: Path, upstream: ReplayServer
     ]
     assert [f.t for f in server_frames][1:3] == ["READY", "GUILD_CREATE"]
     assert len(server_frames) == 7
+
+
+async def test_import_mitm_flow_file(tmp_path: Path, upstream: ReplayServer) -> None:
+    flows = tmp_path / "flows.mitm"
+    proc, port = await start_mitmdump(tmp_path, upstream, "-w", str(flows))
+    try:
+        got, _ = await session_through(f"ws://127.0.0.1:{port}/", Compression.ZSTD_STREAM)
+        assert len(got) == 7
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(TIMEOUT)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    await upstream.stop()
+    out = tmp_path / "imported.rpl"
+    result = subprocess.run(
+        [sys.executable, "-m", "replayer", "import-mitm", str(flows), "-o", str(out)],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "1 gateway connections" in result.stderr
+    transcript = tmp_path / "upstream.rpl"
+    assert frames(out, Direction.SERVER) == frames(transcript, Direction.SERVER)
+    assert frames(out, Direction.CLIENT) == frames(transcript, Direction.CLIENT)
+    assert TOKEN.encode() not in out.read_bytes()
+    bad = subprocess.run(
+        [sys.executable, "-m", "replayer", "import-mitm", str(upstream.script.path), "-o", str(tmp_path / "x.rpl")],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "not a mitmproxy flow file" in bad.stderr
+    assert "Traceback" not in bad.stderr
