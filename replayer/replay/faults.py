@@ -1,0 +1,351 @@
+"""Fault plans: what to break, when, how often. Faults are data (as in Toxiproxy), built
+from the command line's short syntax, from a TOML plan, or drawn at random from a seed.
+
+Short syntax, one fault per ``--fault``::
+
+    KIND[:ARG]@KEY=VALUE[,KEY=VALUE...]
+
+    reconnect@event=READY                 op 7 right after READY
+    invalid-session:false@dispatch=5      op 9 d=false after the 5th dispatch
+    close:4009@seq=12                     close 4009 after the dispatch with s=12
+    drop@event=GUILD_CREATE#3             TCP gone after the 3rd GUILD_CREATE
+    zombie@client-op=HEARTBEAT#2          stop ACKing from the client's 2nd heartbeat
+    heartbeat@t=5s                        ask for a heartbeat (op 1) 5 s into the replay
+    stall:3s@dispatch=2                   send nothing for 3 s after the 2nd dispatch
+    rate-limited@client-op=REQUEST_GUILD_MEMBERS#1
+    reject-resume@conn=1                  answer the next RESUME with op 9 d=false
+    reconnect@dispatch=10,times=3,every=10   at the 10th, 20th and 30th dispatch
+
+Triggers combine with ``conn=N`` (only on the N-th connection). ``times`` (default 1)
+and ``every`` (default: the trigger's own count) repeat a fault.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from replayer.errors import ReplayerError
+from replayer.gateway.close_codes import CloseCode
+from replayer.gateway.opcodes import parse_opcode
+
+
+class FaultPlanError(ReplayerError, ValueError):
+    """A fault plan that cannot be used; names the fault and the field."""
+
+
+class FaultKind(enum.StrEnum):
+    RECONNECT = "reconnect"  # op 7
+    INVALID_SESSION = "invalid-session"  # op 9, d = resumable
+    CLOSE = "close"  # close frame with a code
+    DROP = "drop"  # TCP gone, no close frame
+    ZOMBIE = "zombie"  # stop sending HEARTBEAT_ACK
+    HEARTBEAT = "heartbeat"  # server asks for a heartbeat (op 1)
+    STALL = "stall"  # send nothing for a while
+    RATE_LIMITED = "rate-limited"  # a RATE_LIMITED dispatch
+    REJECT_RESUME = "reject-resume"  # the next RESUME gets op 9 d=false
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """When a fault fires. Exactly one of dispatch, event, seq, client_op, t_ms is set
+    (``conn`` alone means: as soon as that connection has opened)."""
+
+    dispatch: int | None = None  # after the k-th dispatch of the session
+    event: str | None = None  # after the nth dispatch named event ...
+    seq: int | None = None  # after the dispatch with this s
+    client_op: int | None = None  # after the client's nth payload of this opcode
+    nth: int = 1
+    t_ms: int | None = None  # this long after the replay started
+    conn: int | None = None  # only on the conn-th connection (1-based)
+
+    def describe(self) -> str:
+        parts = []
+        if self.dispatch is not None:
+            parts.append(f"after dispatch {self.dispatch}")
+        if self.event is not None:
+            parts.append(f"after {self.event} #{self.nth}")
+        if self.seq is not None:
+            parts.append(f"after s={self.seq}")
+        if self.client_op is not None:
+            parts.append(f"after the client's op {self.client_op} #{self.nth}")
+        if self.t_ms is not None:
+            parts.append(f"at {self.t_ms} ms")
+        if self.conn is not None:
+            parts.append(f"on connection {self.conn}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: FaultKind
+    trigger: Trigger
+    code: int | None = None  # close
+    reason: str = ""
+    resumable: bool = False  # invalid-session
+    duration_ms: int = 0  # stall
+    retry_after_s: float = 5.0  # rate-limited
+    times: int = 1
+    every: int | None = None  # repeat period in the trigger's unit
+    source: str = ""  # how the user wrote it, for messages
+
+    def describe(self) -> str:
+        arg = ""
+        if self.kind is FaultKind.CLOSE:
+            arg = f" {self.code}"
+        elif self.kind is FaultKind.INVALID_SESSION:
+            arg = f" d={str(self.resumable).lower()}"
+        elif self.kind is FaultKind.STALL:
+            arg = f" {self.duration_ms} ms"
+        return f"{self.kind}{arg} {self.trigger.describe()}"
+
+    def occurrence(self, k: int) -> Fault:
+        """The k-th repetition (0-based) as a fault of its own."""
+        if k == 0:
+            return self
+        step = self.every
+        t = self.trigger
+        if t.dispatch is not None:
+            t = replace(t, dispatch=t.dispatch + k * (step or t.dispatch))
+        elif t.seq is not None:
+            t = replace(t, seq=t.seq + k * (step or t.seq))
+        elif t.event is not None or t.client_op is not None:
+            t = replace(t, nth=t.nth + k * (step or t.nth))
+        elif t.t_ms is not None:
+            t = replace(t, t_ms=t.t_ms + k * (step or t.t_ms))
+        elif t.conn is not None:
+            t = replace(t, conn=t.conn + k * (step or 1))
+        return replace(self, trigger=t, times=1)
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    faults: tuple[Fault, ...] = ()
+    seed: int | None = None
+
+    def expanded(self) -> list[Fault]:
+        """Every occurrence of every fault, each firing once."""
+        return [f.occurrence(k) for f in self.faults for k in range(f.times)]
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(ms|s|m)?\s*$")
+_KEYS = {"dispatch", "event", "seq", "client-op", "t", "conn", "times", "every", "code", "reason",
+         "resumable", "duration", "retry-after"}  # fmt: skip
+
+
+def _ms(text: str, where: str) -> int:
+    m = _DURATION.match(text)
+    if not m:
+        raise FaultPlanError(f"{where}: {text!r} is not a duration like 500ms, 3s or 1.5m")
+    unit = {"ms": 1, "s": 1000, "m": 60_000, None: 1000}[m.group(2)]
+    return round(float(m.group(1)) * unit)
+
+
+def _int(value: Any, where: str, minimum: int = 1) -> int:
+    if isinstance(value, bool):
+        raise FaultPlanError(f"{where}: expected an integer, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise FaultPlanError(f"{where}: expected an integer, got {value!r}") from None
+    if number < minimum:
+        raise FaultPlanError(f"{where}: must be at least {minimum}, got {number}")
+    return number
+
+
+def _bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("true", "resumable", "yes", "1"):
+        return True
+    if text in ("false", "fresh", "no", "0"):
+        return False
+    raise FaultPlanError(f"{where}: expected true or false, got {value!r}")
+
+
+def _counted(value: Any, where: str) -> tuple[str, int]:
+    """``NAME`` or ``NAME#k``."""
+    name, _, nth = str(value).partition("#")
+    return name, _int(nth, f"{where} (after #)") if nth else 1
+
+
+def fault_from_mapping(spec: Mapping[str, Any], where: str, source: str = "") -> Fault:
+    """Build a fault from keys shared by the short syntax and TOML plans."""
+    unknown = set(spec) - _KEYS - {"kind", "arg"}
+    if unknown:
+        raise FaultPlanError(
+            f"{where}: unknown field {sorted(unknown)[0]!r} (known: {', '.join(sorted(_KEYS))})"
+        )
+    try:
+        kind = FaultKind(str(spec.get("kind", "")))
+    except ValueError:
+        kinds = ", ".join(k.value for k in FaultKind)
+        raise FaultPlanError(
+            f"{where}: field 'kind': {spec.get('kind')!r} is not one of {kinds}"
+        ) from None
+    arg = spec.get("arg")
+    fields: dict[str, Any] = {}
+    if kind is FaultKind.CLOSE:
+        code = spec.get("code", arg)
+        if code is None:
+            raise FaultPlanError(f"{where}: field 'code': a close needs a code (close:4000)")
+        fields["code"] = _int(code, f"{where}: field 'code'", 1000)
+        if not (1000 <= fields["code"] <= 4999) or fields["code"] in (1004, 1005, 1006, 1015):
+            raise FaultPlanError(
+                f"{where}: field 'code': {fields['code']} cannot be sent in a close frame"
+            )
+        fields["reason"] = str(spec.get("reason", ""))
+    elif kind is FaultKind.INVALID_SESSION:
+        fields["resumable"] = _bool(
+            spec.get("resumable", arg if arg is not None else False), f"{where}: field 'resumable'"
+        )
+    elif kind is FaultKind.STALL:
+        duration = spec.get("duration", arg)
+        if duration is None:
+            raise FaultPlanError(f"{where}: field 'duration': a stall needs a duration (stall:3s)")
+        fields["duration_ms"] = _ms(str(duration), f"{where}: field 'duration'")
+    elif kind is FaultKind.RATE_LIMITED:
+        retry = spec.get("retry-after", arg)
+        if retry is not None:
+            fields["retry_after_s"] = _ms(str(retry), f"{where}: field 'retry-after'") / 1000
+    elif arg is not None:
+        raise FaultPlanError(f"{where}: {kind} takes no argument, got {arg!r}")
+
+    trigger: dict[str, Any] = {}
+    if "dispatch" in spec:
+        trigger["dispatch"] = _int(spec["dispatch"], f"{where}: field 'dispatch'")
+    if "event" in spec:
+        name, nth = _counted(spec["event"], f"{where}: field 'event'")
+        if not re.fullmatch(r"[A-Z_]+", name.upper()) or not name:
+            raise FaultPlanError(
+                f"{where}: field 'event': {name!r} is not a dispatch name like GUILD_CREATE"
+            )
+        trigger["event"], trigger["nth"] = name.upper(), nth
+    if "seq" in spec:
+        trigger["seq"] = _int(spec["seq"], f"{where}: field 'seq'")
+    if "client-op" in spec:
+        name, nth = _counted(spec["client-op"], f"{where}: field 'client-op'")
+        try:
+            trigger["client_op"] = parse_opcode(name)
+        except ValueError as exc:
+            raise FaultPlanError(f"{where}: field 'client-op': {exc}") from None
+        trigger["nth"] = nth
+    if "t" in spec:
+        trigger["t_ms"] = _ms(str(spec["t"]), f"{where}: field 't'")
+    if "conn" in spec:
+        trigger["conn"] = _int(spec["conn"], f"{where}: field 'conn'")
+    points = [k for k in ("dispatch", "event", "seq", "client_op", "t_ms") if k in trigger]
+    if len(points) > 1:
+        raise FaultPlanError(
+            f"{where}: give one of dispatch, event, seq, client-op, t (got {', '.join(points)})"
+        )
+    if not points and "conn" not in trigger:
+        raise FaultPlanError(f"{where}: say when: dispatch=, event=, seq=, client-op=, t= or conn=")
+    times = _int(spec.get("times", 1), f"{where}: field 'times'")
+    every = _int(spec["every"], f"{where}: field 'every'") if "every" in spec else None
+    return Fault(
+        kind, Trigger(**trigger), times=times, every=every, source=source or where, **fields
+    )
+
+
+def parse_fault(text: str) -> Fault:
+    """One fault in the short syntax (see the module docstring)."""
+    head, at, when = text.partition("@")
+    where = f"fault {text!r}"
+    if not at:
+        raise FaultPlanError(
+            f"{where}: missing '@' (KIND[:ARG]@KEY=VALUE, e.g. reconnect@event=READY)"
+        )
+    kind, _, arg = head.strip().partition(":")
+    spec: dict[str, Any] = {"kind": kind.strip().lower()}
+    if arg:
+        spec["arg"] = arg.strip()
+    for part in when.split(","):
+        key, eq, value = part.partition("=")
+        if not eq or not value.strip():
+            raise FaultPlanError(f"{where}: {part.strip()!r} is not KEY=VALUE")
+        spec[key.strip().lower()] = value.strip()
+    return fault_from_mapping(spec, where, text)
+
+
+def load_plan(path: Path) -> FaultPlan:
+    """A TOML plan: ``seed = 1`` and ``[[fault]]`` tables with the short syntax's keys
+    (``kind = "close"``, ``code = 4000``, ``event = "GUILD_CREATE#3"``, ...)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FaultPlanError(f"{path}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FaultPlanError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"fault", "seed"}
+    if unknown:
+        raise FaultPlanError(
+            f"{path}: unknown top-level key {sorted(unknown)[0]!r} (expected [[fault]] and seed)"
+        )
+    tables = data.get("fault", [])
+    if not isinstance(tables, list):
+        raise FaultPlanError(f"{path}: 'fault' must be an array of tables ([[fault]])")
+    faults = []
+    for i, table in enumerate(tables, start=1):
+        if not isinstance(table, dict):
+            raise FaultPlanError(f"{path}: fault {i}: expected a table")
+        spec = {k.replace("_", "-"): v for k, v in table.items()}
+        faults.append(fault_from_mapping(spec, f"{path}: fault {i} ({table.get('kind', '?')})"))
+    seed = data.get("seed")
+    return FaultPlan(
+        tuple(faults), seed=_int(seed, f"{path}: seed", 0) if seed is not None else None
+    )
+
+
+CHAOS_KINDS = (
+    FaultKind.RECONNECT,
+    FaultKind.INVALID_SESSION,
+    FaultKind.CLOSE,
+    FaultKind.DROP,
+    FaultKind.HEARTBEAT,
+)
+CHAOS_CLOSE_CODES = (
+    CloseCode.UNKNOWN_ERROR,
+    CloseCode.DECODE_ERROR,
+    CloseCode.RATE_LIMITED,
+    CloseCode.SESSION_TIMED_OUT,
+)
+
+
+def chaos_plan(seed: int, dispatches: int, count: int = 3) -> FaultPlan:
+    """``count`` random reconnect-style faults at distinct dispatch positions; the same
+    seed gives the same plan."""
+    rng = random.Random(seed)
+    positions = sorted(rng.sample(range(1, max(dispatches, count) + 1), count))
+    faults = []
+    for position in positions:
+        kind = rng.choice(CHAOS_KINDS)
+        extra: dict[str, Any] = {}
+        if kind is FaultKind.CLOSE:
+            extra["code"] = int(rng.choice(CHAOS_CLOSE_CODES))
+        elif kind is FaultKind.INVALID_SESSION:
+            extra["resumable"] = rng.random() < 0.5
+        faults.append(Fault(kind, Trigger(dispatch=position), source=f"chaos seed {seed}", **extra))
+    return FaultPlan(tuple(faults), seed=seed)
+
+
+def combine(plans: Iterable[FaultPlan]) -> FaultPlan:
+    faults: list[Fault] = []
+    seed = None
+    for plan in plans:
+        faults.extend(plan.faults)
+        seed = plan.seed if plan.seed is not None else seed
+    return FaultPlan(tuple(faults), seed)
+
+
+__all__ = ["Fault", "FaultKind", "FaultPlan", "FaultPlanError", "Trigger", "chaos_plan", "combine",
+           "load_plan", "parse_fault"]  # fmt: skip
