@@ -203,7 +203,9 @@ class ReplayServer:
                 ConnectionRecord(
                     conn_id,
                     self._transcript.now(),
-                    str(request.url),
+                    # "gateway URL as requested": aiohttp reports a WebSocket upgrade
+                    # with the http scheme, but the client asked for ws:// (or wss://).
+                    str(request.url.with_scheme("wss" if request.secure else "ws")),
                     query,
                     tuple(request.headers.items()),
                 )

@@ -315,9 +315,12 @@ class GatewayConnection:
             if index >= 0:
                 out.append(self._dispatch(session, index, s=s))
         session.sent.append(-1)
+        # RESUMED's d is an object, never null: Discord sends {"_trace": [...]}, and
+        # discord.py stores its shard id into it (``data["__shard_id__"] = ...``), so a
+        # null d kills its connect loop with a TypeError.
         out.append(
             self._send(
-                _payload(Opcode.DISPATCH, None, session.seq, "RESUMED"), s=session.seq, t="RESUMED"
+                _payload(Opcode.DISPATCH, {}, session.seq, "RESUMED"), s=session.seq, t="RESUMED"
             )
         )
         last = session.last_sent_t_ns()
