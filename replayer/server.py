@@ -45,8 +45,10 @@ from replayer.replay.engine import (
     Send,
     State,
 )
+from replayer.replay.faults import FaultPlan
 from replayer.replay.rest import RestRouter
 from replayer.replay.script import ArchivePayloads, ReplayScript
+from replayer.replay.verdicts import Verdict
 
 # Client payloads over 4096 bytes get 4002 from the engine; far larger ones are refused
 # by aiohttp itself (close 1009) before they are buffered.
@@ -79,8 +81,10 @@ class ReplayServer:
         host: str = "127.0.0.1",
         port: int = 0,
         transcript: Path | None = None,
+        plan: FaultPlan | None = None,
     ) -> None:
         self.script = script
+        self.plan = plan
         self.options = options or ReplayOptions()
         self.host = host
         self.port = port
@@ -108,10 +112,15 @@ class ReplayServer:
         assert isinstance(server, asyncio.Server)
         self.port = server.sockets[0].getsockname()[1]
         self.options = replace(self.options, gateway_url=self.gateway_url)
-        self.replay = Replay(self.script, self.options)
+        self.replay = Replay(self.script, self.options, self.plan)
         self.router = RestRouter(self.script, self.gateway_url)
         if self.transcript_path is not None:
             self._transcript = Transcript(self.transcript_path, self._t0_ns)
+
+    def verdicts(self) -> list[Verdict]:
+        """Judge what happened so far; call once, after the clients are done."""
+        assert self.replay is not None
+        return self.replay.judge.finish(self._now())
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -259,14 +268,14 @@ class ReplayServer:
                         WSMsgType.CLOSING,
                         WSMsgType.CLOSED,
                     ) and code not in (None, 1006)
-                    conn.client_closed(code if clean else None)
+                    conn.client_closed(code if clean else None, self._now())
                     self._record_close(link, code if clean else None, Closer.CLIENT, clean)
                     return
                 if poked in done:
                     poke.clear()
                     poked = asyncio.ensure_future(poke.wait())
                 await self._execute(conn, link, conn.tick(self._now()))
-            if conn.state is State.CLOSED and not link.ws.closed:
+            if conn.state is State.CLOSED and not link.ws.closed and not link.aborted:
                 # Taken over by a RESUME on another connection (Discord closes the old one).
                 await self._close(
                     link.ws,
@@ -274,7 +283,7 @@ class ReplayServer:
                     Close(CloseCode.UNKNOWN_ERROR, "session resumed elsewhere"),
                 )
         except (ConnectionResetError, asyncio.CancelledError):
-            conn.client_closed(None)
+            conn.client_closed(None, self._now())
             raise
         finally:
             receiving.cancel()
@@ -297,6 +306,7 @@ class ReplayServer:
             elif isinstance(command, Close):
                 await self._close(link.ws, link.conn_id, command)
             elif isinstance(command, Abort):
+                link.aborted = True
                 transport = link.request.transport
                 if transport is not None:
                     transport.abort()
@@ -377,7 +387,7 @@ class ReplayServer:
 class _Link:
     """What the shell needs to talk to one client."""
 
-    __slots__ = ("conn_id", "decoder", "encoder", "encoding", "request", "ws")
+    __slots__ = ("aborted", "conn_id", "decoder", "encoder", "encoding", "request", "ws")
 
     def __init__(
         self,
@@ -392,5 +402,6 @@ class _Link:
         self.encoder = encoder
         self.conn_id = conn_id
         self.encoding = encoding
+        self.aborted = False  # the TCP connection was dropped on purpose (a fault)
         # For the transcript: clients never compress (Events > Gateway > Encoding and Compression).
         self.decoder = FrameDecoder(encoding, Compression.NONE, inflate_payloads=False)

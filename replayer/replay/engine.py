@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import enum
 from array import array
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from replayer.archive.records import FrameRecord
 from replayer.errors import CodecError, GatewayError
-from replayer.gateway.close_codes import CloseCode, client_close_ends_session
+from replayer.gateway.close_codes import CloseCode, client_close_ends_session, may_reconnect
 from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
 from replayer.gateway.opcodes import Direction, Opcode, as_opcode
 from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_payload
+from replayer.replay.faults import Fault, FaultKind, FaultPlan
+from replayer.replay.injector import FaultInjector
 from replayer.replay.script import ReplayScript, ShardScript
+from replayer.replay.verdicts import Judge
 
 MAX_BATCH = 256  # sends per tick: the shell drains the socket between batches
 NS_PER_MS = 1_000_000
@@ -70,6 +74,7 @@ class ReplayOptions:
     gateway_url: str = "ws://127.0.0.1:0/"  # what READY's resume_gateway_url says
     close_at_end: int | None = None  # close code once the stream is over; None: stay
     request_wait_ms: int = 5_000  # how long an answer waits for the client's request
+    verdict_window_ms: int = 15_000  # how long the judge waits for a reaction to a fault
 
 
 class SessionState:
@@ -88,6 +93,7 @@ class SessionState:
         self.base_t_ns = 0
         self.blocked_since_ns: int | None = None
         self.ended = False
+        self.dispatches = 0  # recorded dispatches sent (fault triggers count these)
 
     @property
     def seq(self) -> int:
@@ -104,11 +110,20 @@ class SessionState:
 class Replay:
     """Server-wide replay state: the script, the options and every session so far."""
 
-    def __init__(self, script: ReplayScript, options: ReplayOptions) -> None:
+    def __init__(
+        self, script: ReplayScript, options: ReplayOptions, plan: FaultPlan | None = None
+    ) -> None:
         self.script = script
         self.options = options
         self.sessions: dict[str, SessionState] = {}
-        self._ready_ids: dict[int, str] = {}
+        self.injector = FaultInjector(plan or FaultPlan())
+        self.judge = Judge(self.heartbeat_interval_ms, options.verdict_window_ms)
+        self.connections = 0
+        self.rejected_resumes: list[Fault] = []  # armed reject-resume faults
+
+    @property
+    def heartbeat_interval_ms(self) -> int:
+        return next(iter(self.script.shards.values())).heartbeat_interval_ms
 
     def new_session(
         self, script: ShardScript, recorded_id: str, shard: list[int] | None
@@ -146,12 +161,21 @@ class GatewayConnection:
         self.state = State.AWAIT_IDENTIFY
         self.session: SessionState | None = None
         self._wakeup_ns: int | None = None
+        replay.connections += 1
+        self.number = replay.connections  # 1-based, in order of connection
+        self.client_ops: Counter[int] = Counter()
+        self.faulted = False  # after op 7 / op 9: the stream stops, heartbeats go on
+        self.zombie = False  # no more HEARTBEAT_ACKs
+        self.stall_until_ns: int | None = None
+        self.deferred_acks = 0
 
     # --- events ------------------------------------------------------------------------
 
     def start(self, now_ns: int) -> list[Command]:
         """The client connected: HELLO first (Gateway > Connecting)."""
-        interval = next(iter(self.replay.script.shards.values())).heartbeat_interval_ms
+        self.replay.injector.started(now_ns)
+        self.replay.judge.connection_opened(self.number, now_ns)
+        interval = self.replay.heartbeat_interval_ms
         return [self._send(_payload(Opcode.HELLO, {"heartbeat_interval": interval}))]
 
     def receive(self, data: bytes | str, now_ns: int) -> list[Command]:
@@ -169,7 +193,22 @@ class GatewayConnection:
         op = as_opcode(payload.op)
         if op not in _CLIENT_OPS:
             return self._close(CloseCode.UNKNOWN_OPCODE, f"unknown opcode {payload.op}")
+        self.replay.judge.client_payload(self.number, int(op), payload.d, now_ns)
+        self.client_ops[int(op)] += 1
+        out = self._handle(op, payload, now_ns)
+        for fault in self.replay.injector.after_client_payload(
+            self.number, int(op), self.client_ops[int(op)]
+        ):
+            out += self._inject(fault, now_ns)
+        return out
+
+    def _handle(self, op: Opcode | int, payload: Payload, now_ns: int) -> list[Command]:
         if op is Opcode.HEARTBEAT:  # answered in any state (Gateway > Sending Heartbeats)
+            if self.zombie:
+                return []
+            if self.stall_until_ns is not None:
+                self.deferred_acks += 1
+                return []
             return [self._send(_payload(Opcode.HEARTBEAT_ACK))]
         if self.state is State.AWAIT_IDENTIFY:
             if op is Opcode.IDENTIFY:
@@ -196,12 +235,28 @@ class GatewayConnection:
     def tick(self, now_ns: int) -> list[Command]:
         """Send what is due; set the next wake-up."""
         self._wakeup_ns = None
+        out: list[Command] = []
+        if self.stall_until_ns is not None:
+            if now_ns < self.stall_until_ns:
+                self._wakeup_ns = self.stall_until_ns
+                return out
+            self.stall_until_ns = None
+            out += [self._send(_payload(Opcode.HEARTBEAT_ACK)) for _ in range(self.deferred_acks)]
+            self.deferred_acks = 0
         session = self.session
-        if self.state is not State.STREAMING or session is None or session.owner is not self:
-            return []
+        if (
+            self.state is not State.STREAMING
+            or self.faulted
+            or session is None
+            or session.owner is not self
+        ):
+            return out
+        for fault in self.replay.injector.due_by_time(self.number, now_ns):
+            out += self._inject(fault, now_ns)
+            if self._stopped():
+                return out
         script = session.script
         speed = self.replay.options.speed
-        out: list[Command] = []
         while session.next_item < len(script) and len(out) < MAX_BATCH:
             index = session.next_item
             if speed > 0:
@@ -231,6 +286,20 @@ class GatewayConnection:
             out.append(self._dispatch(session, index, nonce=nonce, answers=answer is not None))
             session.sent.append(index)
             session.next_item += 1
+            session.dispatches += 1
+            for fault in self.replay.injector.after_dispatch(
+                self.number,
+                session.session_id,
+                script.events[index],
+                session.seq,
+                session.dispatches,
+            ):
+                out += self._inject(fault, now_ns)
+            if self._stopped():
+                return out
+            if self.stall_until_ns is not None:
+                self._wakeup_ns = self.stall_until_ns
+                return out
         if session.next_item < len(script):
             self._wakeup_ns = now_ns  # more is due: come back after draining
         elif not session.ended:
@@ -241,10 +310,17 @@ class GatewayConnection:
         return out
 
     def next_wakeup_ns(self) -> int | None:
-        return self._wakeup_ns
+        wake = self._wakeup_ns
+        if self.state is State.STREAMING and not self.faulted:
+            timed = self.replay.injector.next_time_ns()
+            if timed is not None and (wake is None or timed < wake):
+                wake = timed
+        return wake
 
-    def client_closed(self, code: int | None) -> None:
+    def client_closed(self, code: int | None, now_ns: int) -> None:
         """The client went away (``code`` None: without a close frame)."""
+        if self.state is not State.CLOSED or code is not None:
+            self.replay.judge.client_closed(self.number, code, now_ns)
         self.state = State.CLOSED
         session = self.session
         if session is not None and session.owner is self:
@@ -286,7 +362,7 @@ class GatewayConnection:
         )
         session = self.replay.new_session(script, str(recorded_id or "replayer-session"), shard)
         self._attach(session, now_ns, script.t_ns[0])
-        return self.tick(now_ns)
+        return self._after_handshake(now_ns)
 
     def _resume(self, payload: Payload, now_ns: int) -> list[Command]:
         d = payload.d if isinstance(payload.d, dict) else {}
@@ -306,6 +382,11 @@ class GatewayConnection:
             or not 0 <= seq <= session.seq
         ):
             return [self._send(_payload(Opcode.INVALID_SESSION, False))]
+        if self.replay.rejected_resumes:  # a reject-resume fault is armed: this is its moment
+            fault = self.replay.rejected_resumes.pop(0)
+            session.resumable = False
+            self.replay.judge.fault_injected(fault, self.number, session.session_id, seq, now_ns)
+            return [self._send(_payload(Opcode.INVALID_SESSION, False), injected=True)]
         previous = session.owner
         if previous is not None:
             previous.state = State.CLOSED  # its stream stops; the shell closes its socket
@@ -325,8 +406,75 @@ class GatewayConnection:
         )
         last = session.last_sent_t_ns()
         self._attach(session, now_ns, last)
-        out.extend(self.tick(now_ns))
+        out.extend(self._after_handshake(now_ns))
         return out
+
+    def _after_handshake(self, now_ns: int) -> list[Command]:
+        out: list[Command] = []
+        for fault in self.replay.injector.after_handshake(self.number):
+            out += self._inject(fault, now_ns)
+        if not self._stopped():
+            out += self.tick(now_ns)
+        return out
+
+    # --- faults --------------------------------------------------------------------------
+
+    def _stopped(self) -> bool:
+        """No more stream on this connection (closed, dropped, or told to reconnect)."""
+        return self.state is State.CLOSED or self.faulted
+
+    def _inject(self, fault: Fault, now_ns: int) -> list[Command]:
+        """Carry out one fault now; the judge starts watching (Events > Gateway)."""
+        session = self.session
+        if fault.kind is FaultKind.REJECT_RESUME:
+            self.replay.rejected_resumes.append(fault)  # judged when a RESUME comes
+            return []
+        session_id = session.session_id if session is not None else None
+        seq = session.seq if session is not None else 0
+        self.replay.judge.fault_injected(fault, self.number, session_id, seq, now_ns)
+        match fault.kind:
+            case FaultKind.RECONNECT:
+                self.faulted = True
+                return [self._send(_payload(Opcode.RECONNECT), injected=True)]
+            case FaultKind.INVALID_SESSION:
+                self.faulted = True
+                if session is not None and not fault.resumable:
+                    session.resumable = False
+                return [
+                    self._send(_payload(Opcode.INVALID_SESSION, fault.resumable), injected=True)
+                ]
+            case FaultKind.CLOSE:
+                code = fault.code if fault.code is not None else CloseCode.UNKNOWN_ERROR
+                ends = not may_reconnect(code) or code in (
+                    CloseCode.INVALID_SEQ,
+                    CloseCode.SESSION_TIMED_OUT,
+                )
+                if session is not None and ends:
+                    session.resumable = False
+                return self._close(code, fault.reason or f"injected close {code}")
+            case FaultKind.DROP:
+                self._close(CloseCode.UNKNOWN_ERROR, "")
+                return [Abort()]
+            case FaultKind.ZOMBIE:
+                self.zombie = True
+                return []
+            case FaultKind.HEARTBEAT:
+                return [self._send(_payload(Opcode.HEARTBEAT), injected=True)]
+            case FaultKind.STALL:
+                self.stall_until_ns = now_ns + fault.duration_ms * NS_PER_MS
+                return []
+            case FaultKind.RATE_LIMITED:
+                if session is None:
+                    return []
+                session.sent.append(-1)  # a dispatch of its own, never replayed on RESUME
+                d = {
+                    "opcode": fault.trigger.client_op or int(Opcode.REQUEST_GUILD_MEMBERS),
+                    "retry_after": fault.retry_after_s,
+                    "meta": {},
+                }
+                obj = _payload(Opcode.DISPATCH, d, session.seq, "RATE_LIMITED")
+                return [self._send(obj, s=session.seq, t="RATE_LIMITED", injected=True)]
+        raise AssertionError(fault.kind)
 
     def _attach(self, session: SessionState, now_ns: int, base_t_ns: int) -> None:
         self.session = session

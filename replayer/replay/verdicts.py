@@ -207,8 +207,15 @@ class Judge:
 
     def _timeout(self, item: _Open, now_ns: int, *, ended: bool) -> None:
         window_s = (item.deadline_ns - item.t_ns) / 1e9
+        early = ended and now_ns < item.deadline_ns
         if item.expect is Expect.NO_RECONNECT:
-            self._decide(item, True, f"no reconnect within {window_s:.1f} s", item.deadline_ns)
+            watched_s = (min(now_ns, item.deadline_ns) - item.t_ns) / 1e9
+            when = (
+                f"in the {watched_s:.1f} s until the replay ended"
+                if early
+                else f"within {window_s:.1f} s"
+            )
+            self._decide(item, True, f"no reconnect {when}", min(now_ns, item.deadline_ns))
         elif item.expect is Expect.STAY:
             self._decide(item, True, "stayed connected", item.deadline_ns)
         elif item.expect is Expect.BACK_OFF:

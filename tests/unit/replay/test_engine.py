@@ -144,7 +144,7 @@ def test_resume_replays_what_the_client_missed_then_resumed(
     t0 = 1000 * MS
     identify(conn, t0)
     assert len(sent(conn.tick(t0 + 140 * MS))) == 3  # GUILD_CREATE x2, first MESSAGE_CREATE: s=4
-    conn.client_closed(4000)
+    conn.client_closed(4000, t0 + 145 * MS)
     new = h.connect()
     new.start(t0 + 150 * MS)
     out = sent(
@@ -175,7 +175,7 @@ def test_bad_resume_gets_invalid_session_false(
     conn = h.connect()
     conn.start(0)
     identify(conn)
-    conn.client_closed(close_code)
+    conn.client_closed(close_code, 0)
     new = h.connect()
     new.start(0)
     assert sent(new.receive(msg(6, {"token": "tok", **resume}), 0)) == [
