@@ -27,6 +27,8 @@ from replayer.gateway.opcodes import Direction, Opcode
 
 REDACTED = "[REDACTED]"
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+_REDACTED_BYTES = REDACTED.encode()
+_UNDECODED = FrameFlag.UNDECODED
 _MIN_SECRET_LEN = 8  # shorter strings would scrub innocent bytes
 _TOKEN_OPS = frozenset({Opcode.IDENTIFY, Opcode.RESUME})
 _URL_SECRET = re.compile(
@@ -100,7 +102,7 @@ class Redactor:
     def redact(self, record: Record) -> Record:
         """The record as it may be written. Headers go first: a secret they reveal is
         scrubbed from the rest of the same record too."""
-        if isinstance(record, FrameRecord):
+        if type(record) is FrameRecord:
             return self._frame(record)
         if isinstance(record, ConnectionRecord):
             self._encodings[record.conn_id] = _encoding_or_json(record.query.encoding)
@@ -125,22 +127,24 @@ class Redactor:
         payload = frame.payload
         flags = frame.flags
         if (
-            frame.direction == Direction.CLIENT
-            and frame.op in _TOKEN_OPS
-            and not flags & FrameFlag.UNDECODED
+            frame.op in _TOKEN_OPS
+            and frame.direction == Direction.CLIENT
+            and not flags & _UNDECODED
         ):
             encoding = self._encodings.get(frame.conn_id, Encoding.JSON)
             redacted = self._redact_token(payload, encoding)
             if redacted is not None:
                 payload = redacted
                 flags |= FrameFlag.REDACTED
-        if self._secrets:
-            scrubbed = self.scrub(payload)
-            if scrubbed != payload:
-                payload = scrubbed
+        secrets = self._secrets
+        if not secrets and payload is frame.payload:
+            return frame  # the common case before any token is known
+        for secret in secrets:
+            if secret in payload:
+                payload = payload.replace(secret, _REDACTED_BYTES)
                 flags |= FrameFlag.REDACTED
         error = frame.error
-        if error is not None and self._secrets:
+        if error is not None and secrets:
             error = self._scrub_str(error)
         if payload is frame.payload and error == frame.error:
             return frame

@@ -70,15 +70,28 @@ class ArchiveWriter:
         """Redact (unless disabled), encode and append one record."""
         if self.redactor is not None:
             record = self.redactor.redact(record)
-        what = f"record {self.records_written + 1}"
-        data = self._pack(to_row(record), what)
+        try:
+            data = self._packer.pack(to_row(record))
+        except (OverflowError, TypeError, ValueError) as exc:
+            # msgpack holds integers of 64 bits at most, and only plain data types.
+            self._packer.reset()
+            raise ArchiveError(
+                f"cannot encode record {self.records_written + 1}: {exc}", path=str(self.path)
+            ) from None
         if len(data) > MAX_RECORD_BYTES:
             raise ArchiveError(
-                f"cannot write {what}: {len(data)} bytes is over the "
-                f"{MAX_RECORD_BYTES >> 20} MiB a reader accepts",
+                f"cannot write record {self.records_written + 1}: {len(data)} bytes is over "
+                f"the {MAX_RECORD_BYTES >> 20} MiB a reader accepts",
                 path=str(self.path),
             )
-        self._put(data)
+        fd = self._fd
+        if fd is None:
+            raise ValueError(f"{self.path}: archive writer is closed")
+        written = os.write(fd, data)  # one system call per record, as a rule
+        if written < len(data):
+            self._put(data[written:])
+        elif self._fsync:
+            os.fsync(fd)
         self.records_written += 1
 
     def close(self) -> None:
