@@ -443,9 +443,9 @@ A TOML plan (--plan) has [[fault]] tables with the same keys. docs/faults.md has
 """
 
 
-def _print_verdicts(verdicts: list[Verdict]) -> None:
+def _print_verdicts(verdicts: list[Verdict], console: Console = err) -> None:
     if not verdicts:
-        err.print("no verdicts: no fault was injected and no client stayed long enough")
+        console.print("no verdicts: no fault was injected and no client stayed long enough")
         return
     table = Table(
         "",
@@ -463,9 +463,9 @@ def _print_verdicts(verdicts: list[Verdict]) -> None:
         reaction = f"{v.reaction_ms:.0f} ms" if v.reaction_ms is not None else "-"
         observed = v.observed + "".join(f"; {n}" for n in v.notes)
         table.add_row(mark, escape(v.name), escape(v.expected), escape(observed), at, reaction)
-    err.print(table)
+    console.print(table)
     failed = sum(1 for v in verdicts if not v.passed)
-    err.print(f"{len(verdicts) - failed} passed, {failed} failed")
+    console.print(f"{len(verdicts) - failed} passed, {failed} failed")
 
 
 @app.command(epilog=FAULT_HELP)
@@ -811,6 +811,30 @@ def synth(
         f"({_fmt_bytes(output.stat().st_size)} file), {guilds} guild(s), {shards} shard(s), "
         f"seed {seed}"
     )
+
+
+@app.command()
+def demo(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Keep the recorded archive here.")
+    ] = None,
+) -> None:
+    """Offline, no token: replay a bundled session, record a real discord.py bot through
+    mitmproxy while a RECONNECT and an INVALID_SESSION hit it, and judge its reactions."""
+    import asyncio
+
+    from replayer.demo import run_demo
+
+    result = asyncio.run(run_demo(output, say=lambda line: err.print(line, markup=False)))
+    out.print()
+    with ArchiveReader(result.archive) as reader:
+        summary = ArchiveStats()
+        for record in _records(reader):
+            summary.add(record)
+        _print_stats(result.archive, reader, summary)
+    _print_verdicts(result.verdicts, out)
+    if not result.verdicts or not all(v.passed for v in result.verdicts):
+        raise typer.Exit(1)
 
 
 def _version(value: bool) -> None:

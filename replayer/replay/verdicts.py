@@ -26,6 +26,7 @@ class Expect(enum.Enum):
     RESUME_ANY = "a RESUME of the session with the last seq received"
     IDENTIFY = "a fresh IDENTIFY (the session is gone)"
     RECONNECT = "a reconnect (RESUME, or IDENTIFY)"
+    REIDENTIFY = "a new connection with a fresh IDENTIFY (this close code ends the session)"
     NO_RECONNECT = "no reconnect (the close code is fatal)"
     ZOMBIE = "the client closes with a non-1000 code, then RESUMEs"
     HEARTBEAT = "a HEARTBEAT right away"
@@ -179,8 +180,21 @@ class Judge:
                     now_ns,
                 )
 
+    def connection_ended(self, conn: int, now_ns: int) -> None:
+        """The server closed or dropped ``conn``: its heartbeats are judged up to here.
+        (Added with a fix: nothing about the client's own reaction is judged here.)"""
+        watch = self._conns.get(conn)
+        if watch is not None and watch.closed_ns is None:
+            watch.closed_ns = now_ns
+        self._expire(now_ns)
+
     def tick(self, now_ns: int) -> None:
         self._expire(now_ns)
+
+    @property
+    def open_expectations(self) -> int:
+        """Faults whose reaction is still awaited."""
+        return len(self._open)
 
     def finish(self, now_ns: int) -> list[Verdict]:
         """Close every open expectation and add the whole-run checks."""
@@ -266,7 +280,7 @@ class Judge:
                     item, False, f"RESUMEd session {d.get('session_id')!r}, which is gone", now_ns
                 )
             return
-        if expect is Expect.RECONNECT:
+        if expect in (Expect.RECONNECT, Expect.REIDENTIFY):
             if not new_conn:
                 return
             needs_identify = item.fault.code is not None and _needs_new_session(item.fault.code)
@@ -390,7 +404,9 @@ def _expectation(fault: Fault) -> Expect:
             code = fault.code or CloseCode.UNKNOWN_ERROR
             if not may_reconnect(code):
                 return Expect.NO_RECONNECT
-            if _needs_new_session(code) or client_close_ends_session(code):
+            if _needs_new_session(code):
+                return Expect.REIDENTIFY
+            if client_close_ends_session(code):
                 return Expect.RECONNECT
             return Expect.RESUME
         case FaultKind.ZOMBIE:

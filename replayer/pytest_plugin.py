@@ -1,0 +1,167 @@
+"""pytest plugin (entry point ``pytest11``): a fake Discord gateway per test.
+
+    @pytest.mark.replayer(archive="recordings/small-bot.rpl", faults=["reconnect@event=READY"])
+    async def test_my_bot_resumes(replayer_gateway):
+        bot = make_bot(rest=replayer_gateway.rest_base, gateway=replayer_gateway.gateway_url)
+        ...
+        verdicts = replayer_gateway.verdicts()   # after the bot has reacted
+        assert all(v.passed for v in verdicts), replayer_gateway.report()
+
+The server runs on its own event loop in a background thread, bound to 127.0.0.1 on a
+free port, so the fixture works the same for sync tests, pytest-asyncio and anyio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from replayer.archive.reader import read_records
+from replayer.archive.records import Record
+from replayer.replay.engine import ReplayOptions
+from replayer.replay.faults import FaultPlan, combine, load_plan, parse_fault
+from replayer.replay.script import load_script
+from replayer.replay.verdicts import Verdict
+from replayer.server import ReplayServer
+
+MARKER = "replayer"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(archive, faults=(), plan=None, speed=0, token=None, at_end=None): "
+        "the archive and faults the replayer_gateway fixture serves",
+    )
+
+
+@dataclass
+class GatewaySettings:
+    archive: Path
+    faults: Sequence[str] = ()
+    plan: Path | None = None
+    speed: float = 0.0
+    token: str | None = None
+    at_end: int | None = None  # close code after the last dispatch; None: stay
+    verdict_window_ms: int = 15_000
+
+
+@dataclass
+class ReplayerGateway:
+    """What a test gets: where to point the client, then the transcript and verdicts."""
+
+    rest_base: str
+    gateway_url: str
+    transcript_path: Path
+    _server: ReplayServer
+    _loop: asyncio.AbstractEventLoop
+    _verdicts: list[Verdict] | None = field(default=None)
+
+    def _call(self, coro: Any) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(timeout=60)
+
+    def verdicts(self) -> list[Verdict]:
+        """Judge the run so far (once; later calls return the same verdicts)."""
+        if self._verdicts is None:
+
+            async def judge() -> list[Verdict]:
+                return self._server.verdicts()
+
+            self._verdicts = self._call(judge())
+        return self._verdicts
+
+    def report(self) -> str:
+        """The verdicts as text, for assertion messages."""
+        lines = []
+        for v in self.verdicts():
+            mark = "PASS" if v.passed else "FAIL"
+            lines.append(f"{mark} {v.name}: expected {v.expected}; observed {v.observed}")
+        return "\n".join(lines)
+
+    def transcript(self) -> list[Record]:
+        """What the client and the fake gateway exchanged so far, as archive records."""
+        return read_records(self.transcript_path)[1]
+
+    @property
+    def connections(self) -> int:
+        return self._server.connections_total
+
+
+def _settings(request: pytest.FixtureRequest) -> GatewaySettings:
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        raise pytest.UsageError(
+            "replayer_gateway needs @pytest.mark.replayer(archive=...) on the test"
+        )
+    kwargs = dict(marker.kwargs)
+    if marker.args:
+        kwargs.setdefault("archive", marker.args[0])
+    if "archive" not in kwargs:
+        raise pytest.UsageError("@pytest.mark.replayer needs archive=PATH")
+    root = Path(str(request.config.rootpath))
+    archive = Path(kwargs.pop("archive"))
+    plan = kwargs.pop("plan", None)
+    return GatewaySettings(
+        archive=archive if archive.is_absolute() else root / archive,
+        plan=None if plan is None else (Path(plan) if Path(plan).is_absolute() else root / plan),
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReplayerGateway]:
+    """A replay of the marker's archive and faults on a free loopback port."""
+    settings = _settings(request)
+    plans = [FaultPlan(tuple(parse_fault(f) for f in settings.faults))]
+    if settings.plan is not None:
+        plans.append(load_plan(settings.plan))
+    script = load_script(settings.archive)
+    options = ReplayOptions(
+        speed=settings.speed,
+        token=settings.token,
+        close_at_end=settings.at_end,
+        verdict_window_ms=settings.verdict_window_ms,
+    )
+    transcript = tmp_path / "replayer-transcript.rpl"
+    loop = asyncio.new_event_loop()
+    server = ReplayServer(script, options, transcript=transcript, plan=combine(plans))
+    ready = threading.Event()
+    stop: asyncio.Event | None = None
+    failure: list[BaseException] = []
+
+    async def serve() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        try:
+            await server.start()
+        except BaseException as exc:
+            failure.append(exc)
+            ready.set()
+            return
+        ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    ready.wait(timeout=30)
+    if failure:
+        raise failure[0]
+    gateway = ReplayerGateway(server.rest_base, server.gateway_url, transcript, server, loop)
+    try:
+        yield gateway
+    finally:
+        if stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        loop.close()
