@@ -54,9 +54,17 @@ SAMPLES = {
     for s in (
         Sample(
             "small-bot",
-            SynthOptions(guilds=1, channels_per_guild=4, members_per_guild=8, messages=12,
-                         presence_updates=6, typing=3, member_chunk_requests=0, seed=1,
-                         compress="zstd-stream"),  # fmt: skip
+            SynthOptions(
+                guilds=1,
+                channels_per_guild=4,
+                members_per_guild=8,
+                messages=12,
+                presence_updates=6,
+                typing=3,
+                member_chunk_requests=0,
+                seed=1,
+                compress="zstd-stream",
+            ),
             1.0,
             lambda: discord.Client(intents=_intents(False)),
             "discord.py Client, one guild: READY, GUILD_CREATE, messages, presence updates, "
@@ -64,9 +72,18 @@ SAMPLES = {
         ),
         Sample(
             "large-bot",
-            SynthOptions(guilds=24, channels_per_guild=6, roles_per_guild=8, members_per_guild=300,
-                         messages=40, presence_updates=20, typing=5, member_chunk_requests=24,
-                         seed=2, compress="zlib-stream"),  # fmt: skip
+            SynthOptions(
+                guilds=24,
+                channels_per_guild=6,
+                roles_per_guild=8,
+                members_per_guild=300,
+                messages=40,
+                presence_updates=20,
+                typing=5,
+                member_chunk_requests=24,
+                seed=2,
+                compress="zlib-stream",
+            ),
             4.0,
             lambda: discord.Client(intents=_intents(True), chunk_guilds_at_startup=True),
             "discord.py Client with the members intent, 24 large guilds (301 members each): "
@@ -74,9 +91,18 @@ SAMPLES = {
         ),
         Sample(
             "sharded-bot",
-            SynthOptions(guilds=6, channels_per_guild=4, members_per_guild=15, messages=24,
-                         presence_updates=8, typing=4, shards=2, member_chunk_requests=0, seed=3,
-                         compress="zstd-stream"),  # fmt: skip
+            SynthOptions(
+                guilds=6,
+                channels_per_guild=4,
+                members_per_guild=15,
+                messages=24,
+                presence_updates=8,
+                typing=4,
+                shards=2,
+                member_chunk_requests=0,
+                seed=3,
+                compress="zstd-stream",
+            ),
             1.0,
             lambda: discord.AutoShardedClient(intents=_intents(False), shard_count=2),
             "discord.py AutoShardedClient, 2 shards on 2 connections (IDENTIFYs 5 s apart, "
@@ -93,7 +119,9 @@ async def record(sample: Sample, workdir: Path) -> Path:
     expected_messages = sum(s.events.count("MESSAGE_CREATE") for s in script.shards.values())
     out = HERE / f"{sample.name}.rpl"
     async with ReplayServer(script, ReplayOptions(speed=sample.speed)) as upstream:
-        settings = RecordSettings(out, upstream=f"http://127.0.0.1:{upstream.port}", confdir=workdir / "mitmproxy")
+        settings = RecordSettings(
+            out, upstream=f"http://127.0.0.1:{upstream.port}", confdir=workdir / "mitmproxy"
+        )
         async with RecordingProxy(settings) as proxy:
             discord.http.Route.BASE = proxy.rest_base
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(proxy.gateway_url)
