@@ -8,7 +8,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -83,6 +83,25 @@ def _fmt_bytes(n: int) -> str:
 
 def _fmt_offset(t_ns: int) -> str:
     return f"{t_ns / 1e9:12.6f}s"
+
+
+PROGRESS_FROM_BYTES = 64 << 20  # archives smaller than this load without a progress bar
+
+
+@contextlib.contextmanager
+def _progress(what: str, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar on stderr (only for big jobs on a terminal)."""
+    if total < PROGRESS_FROM_BYTES or not err.is_terminal:
+        yield lambda done, total: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        f"[bold]{escape(what)}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        console=err, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(what, total=total)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _records(reader: ArchiveReader) -> Iterator[Record]:
@@ -227,6 +246,13 @@ def inspect(
             shown += 1
 
 
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the reader gives the one-line error
+
+
 def _print_stats(path: Path, reader: ArchiveReader, s: ArchiveStats) -> None:
     h = reader.header
     created = datetime.fromtimestamp(h.created_unix_ns / 1e9, tz=UTC).isoformat(timespec="seconds")
@@ -299,9 +325,12 @@ def export(
     with ArchiveReader(archive) as reader:
         sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
         try:
-            for line in export_lines(reader.header, _records(reader)):
-                sink.write(line)
-                sink.write("\n")
+            with _progress(f"exporting {archive}", reader.size if output else 0) as progress:
+                for n, line in enumerate(export_lines(reader.header, _records(reader))):
+                    sink.write(line)
+                    sink.write("\n")
+                    if not n % 4096:
+                        progress(reader.end_offset, reader.size)
         finally:
             if output:
                 sink.close()
@@ -532,7 +561,8 @@ def replay(
     plans = [FaultPlan(tuple(parse_fault(f) for f in fault or []))]
     if plan is not None:
         plans.append(load_plan(plan))
-    script = load_script(archive)
+    with _progress(f"indexing {archive}", _file_size(archive)) as progress:
+        script = load_script(archive, progress)
     if chaos:
         dispatches = min(len(s) for s in script.shards.values())
         plans.append(chaos_plan(seed, dispatches, chaos_faults))

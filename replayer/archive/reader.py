@@ -63,6 +63,11 @@ class ArchiveReader:
         self._upgrade = upgrader(self.header.format_version, header_module.FORMAT_VERSION)
 
     @property
+    def size(self) -> int:
+        """The file's size in bytes when it was opened."""
+        return self._size
+
+    @property
     def end_offset(self) -> int:
         """File offset just after the last complete record read (where the next starts)."""
         return self._end

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,8 +93,12 @@ def _decode(frame: FrameRecord, encoding: Encoding) -> Any:
         return None
 
 
-def load_script(path: str | os.PathLike[str]) -> ReplayScript:
-    """Index an archive for replay. Raises ``ArchiveError`` when it has nothing to replay."""
+def load_script(
+    path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None
+) -> ReplayScript:
+    """Index an archive for replay. Raises ``ArchiveError`` when it has nothing to replay.
+
+    ``progress(bytes_read, file_size)`` is called now and then on large archives."""
     encodings: dict[int, Encoding] = {}
     sessions: dict[int, _Session] = {}  # conn_id -> its session (shared when resumed)
     by_session_id: dict[str, _Session] = {}
@@ -106,6 +110,8 @@ def load_script(path: str | os.PathLike[str]) -> ReplayScript:
     num_shards = 1
     with ArchiveReader(path) as reader:
         for offset, record in _with_offsets(reader):
+            if progress is not None and not reader.records_read % 4096:
+                progress(offset, reader.size)
             match record:
                 case FrameRecord() if not record.flags & (FrameFlag.UNDECODED | FrameFlag.INJECTED):
                     encoding = encodings.get(record.conn_id, Encoding.JSON)
