@@ -275,6 +275,9 @@ class ReplayServer:
                     poke.clear()
                     poked = asyncio.ensure_future(poke.wait())
                 await self._execute(conn, link, conn.tick(self._now()))
+            # Fix: the server ended this connection (a close or drop fault, close_at_end,
+            # a RESUME elsewhere); say when, so that the judge stops timing its heartbeats.
+            conn.client_closed(None, self._now())
             if conn.state is State.CLOSED and not link.ws.closed and not link.aborted:
                 # Taken over by a RESUME on another connection (Discord closes the old one).
                 await self._close(

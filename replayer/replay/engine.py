@@ -195,10 +195,16 @@ class GatewayConnection:
             return self._close(CloseCode.UNKNOWN_OPCODE, f"unknown opcode {payload.op}")
         self.replay.judge.client_payload(self.number, int(op), payload.d, now_ns)
         self.client_ops[int(op)] += 1
-        out = self._handle(op, payload, now_ns)
-        for fault in self.replay.injector.after_client_payload(
+        faults = self.replay.injector.after_client_payload(
             self.number, int(op), self.client_ops[int(op)]
-        ):
+        )
+        # Fix: "zombie@client-op=HEARTBEAT#2 stop ACKing from the client's 2nd heartbeat"
+        # (faults.py): the heartbeat that triggers a zombie is itself left unanswered.
+        # Injected after _handle, it used to get its ACK, and the zombie began one later.
+        if op is Opcode.HEARTBEAT and any(f.kind is FaultKind.ZOMBIE for f in faults):
+            self.zombie = True
+        out = self._handle(op, payload, now_ns)
+        for fault in faults:
             out += self._inject(fault, now_ns)
         return out
 
@@ -255,6 +261,11 @@ class GatewayConnection:
             out += self._inject(fault, now_ns)
             if self._stopped():
                 return out
+        # Fix: a stall due by time (stall:1s@t=5s) starts here, before what is already
+        # due; the loop below used to send that anyway.
+        if self.stall_until_ns is not None:
+            self._wakeup_ns = self.stall_until_ns
+            return out
         script = session.script
         speed = self.replay.options.speed
         while session.next_item < len(script) and len(out) < MAX_BATCH:
@@ -311,8 +322,11 @@ class GatewayConnection:
 
     def next_wakeup_ns(self) -> int | None:
         wake = self._wakeup_ns
-        if self.state is State.STREAMING and not self.faulted:
-            timed = self.replay.injector.next_time_ns()
+        # Fix: only timed faults this connection can fire now. A fault for another
+        # connection (t=5s,conn=2), or one due during a stall, used to make a wake-up in
+        # the past on which tick() sent nothing: the shell spun on it with timeout 0.
+        if self.state is State.STREAMING and not self.faulted and self.stall_until_ns is None:
+            timed = self.replay.injector.next_time_ns(self.number)
             if timed is not None and (wake is None or timed < wake):
                 wake = timed
         return wake
@@ -321,6 +335,11 @@ class GatewayConnection:
         """The client went away (``code`` None: without a close frame)."""
         if self.state is not State.CLOSED or code is not None:
             self.replay.judge.client_closed(self.number, code, now_ns)
+        else:
+            # Fix: the server closed it (a fault, close_at_end, a RESUME elsewhere). The
+            # judge never heard, and judged the connection's heartbeats until the end of
+            # the run ("heartbeats on schedule" failed for a connection long gone).
+            self.replay.judge.connection_ended(self.number, now_ns)
         self.state = State.CLOSED
         session = self.session
         if session is not None and session.owner is self:
@@ -438,6 +457,10 @@ class GatewayConnection:
                 return [self._send(_payload(Opcode.RECONNECT), injected=True)]
             case FaultKind.INVALID_SESSION:
                 self.faulted = True
+                # Fix: after op 9 the client may IDENTIFY or RESUME on this same socket
+                # (the docs' flow; discord.js does, and the judge accepts it "on the same
+                # connection"); it used to get close 4005 (already authenticated).
+                self.state = State.AWAIT_IDENTIFY
                 if session is not None and not fault.resumable:
                     session.resumable = False
                 return [
@@ -477,6 +500,7 @@ class GatewayConnection:
         raise AssertionError(fault.kind)
 
     def _attach(self, session: SessionState, now_ns: int, base_t_ns: int) -> None:
+        self.faulted = False  # a new handshake (after op 9) streams again
         self.session = session
         session.owner = self
         session.base_now_ns = now_ns

@@ -71,13 +71,16 @@ class FaultInjector:
         ]
         return self._take(due)
 
-    def next_time_ns(self) -> int | None:
+    def next_time_ns(self, conn: int | None = None) -> int | None:
+        """When the next timed fault is due (on connection ``conn``, when given)."""
         if self._t0_ns is None:
             return None
+        # Fix: filtered by connection as due_by_time() is (see GatewayConnection.next_wakeup_ns).
         times = [
             self._t0_ns + f.trigger.t_ms * 1_000_000
             for f in self.pending
             if f.trigger.t_ms is not None
+            and (conn is None or f.trigger.conn is None or f.trigger.conn == conn)
         ]
         return min(times, default=None)
 

@@ -25,7 +25,7 @@ import dataclasses
 import gc
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -635,3 +635,106 @@ def normalized(records: list[Record], urls: list[str]) -> dict[str, list[Record]
             case _:
                 pass
     return out
+
+
+# --- faults (tests/clients/test_faults_*.py) -------------------------------------------------
+
+FAULT_HEARTBEAT_MS = 1000  # a short interval: a zombie is noticed within seconds
+
+
+def fault_scenario(directory: Path) -> Scenario:
+    """A small ``replayer.synth`` session (2 guilds, 4 messages) with a 1 s heartbeat
+    interval, which both libraries parse; no member-chunk requests (see synth_scenario)."""
+    from replayer.synth import SynthOptions, write_synth
+
+    path = directory / "synth-faults.rpl"
+    if not path.exists():
+        options = SynthOptions(
+            guilds=2,
+            members_per_guild=5,
+            member_chunk_requests=0,
+            messages=4,
+            presence_updates=2,
+            typing=1,
+            seed=11,
+            heartbeat_interval_ms=FAULT_HEARTBEAT_MS,
+        )
+        write_synth(path, options)
+    return scenario_from_archive("synth-faults", path)
+
+
+@asynccontextmanager
+async def faulty_replay(
+    scenario: Scenario,
+    directory: Path,
+    faults: tuple[str, ...],
+    window_ms: int,
+    tag: str = "",
+) -> AsyncIterator[ReplayServer]:
+    """:func:`replay` at speed 0 with a fault plan (short syntax) and a verdict window."""
+    from replayer.replay.faults import FaultPlan, parse_fault
+
+    archive = scenario.write(directory / f"archive{tag}.rpl")
+    server = ReplayServer(
+        load_script(archive),
+        ReplayOptions(speed=0, verdict_window_ms=window_ms),
+        plan=FaultPlan(tuple(parse_fault(f) for f in faults)),
+        transcript=directory / f"transcript{tag}.rpl",
+    )
+    async with server:
+        yield server
+
+
+async def until(condition: Callable[[], bool], what: str = "the condition") -> None:
+    """Poll ``condition`` every 10 ms until it holds; fail after TIMEOUT."""
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while not condition():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {TIMEOUT} s waiting for {what}") from None
+
+
+async def until_judged(server: ReplayServer, count: int) -> None:
+    """Wait until the judge has decided the first ``count`` verdicts (a reaction seen, or
+    its window over). The judge notices a passed deadline only on its next event, so it
+    is ticked here with the server's clock before each look."""
+    assert server.replay is not None
+    judge = server.replay.judge
+
+    def decided() -> bool:
+        judge.tick(server._now())
+        verdicts = judge.verdicts
+        return len(verdicts) >= count and all(v.passed is not None for v in verdicts[:count])
+
+    await until(decided, f"{count} verdicts")
+
+
+def injected(records: list[Record]) -> list[tuple[int, int | None, Any]]:
+    """(connection, op, d) of every frame the transcript marks as injected (a fault)."""
+    from replayer.archive.records import FrameFlag
+
+    return [
+        (r.conn_id, r.op, json.loads(r.payload)["d"])
+        for r in records
+        if isinstance(r, FrameRecord) and r.flags & FrameFlag.INJECTED
+    ]
+
+
+@pytest.fixture
+async def no_lost_task_errors(caplog: pytest.LogCaptureFixture) -> AsyncIterator[None]:
+    """Fail a test after which asyncio logged a task's exception that nobody retrieved
+    (e.g. a client's event task failing because the test closed the client too soon).
+    Tasks still running get a moment to end first, as in :func:`no_pending_tasks`.
+    ("Future exception was never retrieved" is not checked: hikari 2.7 leaves one behind,
+    inside its shard, after a server close it reconnects from, such as 4000 or 4009.)"""
+    yield
+    current = asyncio.current_task()
+    pending = {t for t in asyncio.all_tasks() if t is not current and not t.done()}
+    if pending:
+        await asyncio.wait(pending, timeout=TIMEOUT / 10)
+    del pending
+    gc.collect()
+    logged = caplog.get_records("setup") + caplog.get_records("call") + caplog.records
+    lost = [r.getMessage() for r in logged if "Task exception was never" in r.getMessage()]
+    assert not lost, lost
