@@ -203,6 +203,17 @@ class GatewayRecorderAddon:
             recorder.store_raw(
                 flow.id, message.from_client, message.content, message.is_text, repr(exc)
             )
+            if not message.from_client:
+                # Fix: on a re-compressed connection the upstream's bytes may no longer
+                # fit the client's stream (see GatewayRecorder.server_fallback).
+                try:
+                    fallback = recorder.server_fallback(flow.id, message.content, message.is_text)
+                    if fallback == b"":
+                        message.drop()
+                    elif fallback is not None:
+                        message.content = fallback
+                except Exception as again:
+                    self._error(f"websocket_message fallback failed: {again!r}")
         finally:
             # mitmproxy keeps every message of a flow (mitmproxy#6620): keep only the last.
             del websocket.messages[:-1]

@@ -109,6 +109,10 @@ class RecordingProxy:
 
     async def stop(self) -> None:
         if self.master is not None:
+            # Fix: mitmproxy's shutdown does not stop its servers (mitmdump exits the
+            # process instead): without this the port stays open, accepting, and its
+            # socket leaks (a ResourceWarning once the loop is gone).
+            await self.master.addons.get("proxyserver").servers.update([])
             self.master.shutdown()
             if self._task is not None:
                 with contextlib.suppress(asyncio.CancelledError):

@@ -61,6 +61,11 @@ class _Connection:
     frames_in: int = 0
     frames_out: int = 0
     session_id: str | None = None
+    # Fix (see server_fallback): the client has been sent bytes of the proxy's own
+    # re-compressed stream, so the upstream's bytes would now corrupt its stream; and
+    # "pass-through for good", after a failure before that.
+    own_stream: bool = False
+    passthrough: bool = False
 
 
 @dataclass
@@ -187,16 +192,29 @@ class GatewayRecorder:
         replacement: list[bytes] = []
         changed = False
         for message in messages:
-            raw_for_client, flags = self._rewrite(conn, message)
+            raw_for_client, flags = message.raw, FrameFlag.NONE
+            try:
+                raw_for_client, flags = self._rewrite(conn, message)
+                if conn.passthrough:  # the client gets the upstream's bytes: not rewritten
+                    raw_for_client, flags = message.raw, FrameFlag.NONE
+                self._frame(conn, Direction.SERVER, message, is_text, flags)
+            except Exception as exc:
+                # Fix: a bug in the rewrite or the record must not escape once the decoder
+                # has been fed: the message would be lost from the client's stream (from
+                # the proxy's re-compressed one, the whole stream). Keep it raw, forward it.
+                self.on_error(f"server message kept raw: {exc!r}")
+                self.store_raw(key, False, message.raw, is_text, repr(exc))
             if flags:
                 changed = True
-            self._frame(conn, Direction.SERVER, message, is_text, flags)
             conn.frames_in += 1
             replacement.append(raw_for_client)
         self.stats[conn.conn_id].frames_in = conn.frames_in
+        if conn.passthrough:
+            return None  # see server_fallback
         if conn.reencoder is not None and not is_text:
             if conn.server_decoder.broken is not None:
                 return None  # the client's stream is as broken as ours: pass it through
+            conn.own_stream = True
             out = b""
             for raw in replacement:
                 frame, _ = conn.reencoder.encode_raw(raw)
@@ -205,6 +223,34 @@ class GatewayRecorder:
         if changed:
             return b"".join(replacement)  # uncompressed: one message per WebSocket message
         return None
+
+    def server_fallback(self, key: object, content: bytes, is_text: bool) -> bytes | None:
+        """What the client gets for a server message whose :meth:`server_message` raised
+        (a bug; the caller archives the message raw): like ``server_message``'s answer.
+
+        Fix: forwarding the upstream's bytes, as for any other failure, is right unless
+        the proxy re-compresses this connection. Once the client has had bytes of the
+        proxy's stream, one message from the upstream's zlib/zstd context breaks its
+        decompressor for good (discord.py stops with a JSONDecodeError, hikari hangs): the
+        message goes into the proxy's stream instead, unrecorded. Before that, the
+        connection turns to pass-through for good: the client stays on the upstream's
+        stream (READY is then not rewritten: a RESUME would bypass the proxy).
+        """
+        conn = self._conns.get(key)
+        if conn is None or conn.reencoder is None or is_text:
+            return None
+        # Keep the decoder in step, so that the next messages are still recorded.
+        messages = conn.server_decoder.feed(content)
+        if conn.passthrough or not conn.own_stream:
+            conn.passthrough = True
+            return None
+        if conn.server_decoder.broken is not None:
+            return None  # nothing can mend the client's stream now
+        out = b""
+        for message in messages:
+            frame, _ = conn.reencoder.encode_raw(message.raw)
+            out += frame if isinstance(frame, bytes) else frame.encode()
+        return out
 
     def store_raw(
         self, key: object, from_client: bool, content: bytes, is_text: bool, error: str
