@@ -113,7 +113,7 @@ class ReplayServer:
         self.port = server.sockets[0].getsockname()[1]
         self.options = replace(self.options, gateway_url=self.gateway_url)
         self.replay = Replay(self.script, self.options, self.plan)
-        self.router = RestRouter(self.script, self.gateway_url)
+        self.router = RestRouter(self.script, self.gateway_url, self.options.token)
         if self.transcript_path is not None:
             self._transcript = Transcript(self.transcript_path, self._t0_ns)
 
@@ -172,7 +172,9 @@ class ReplayServer:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._gateway(request)
         assert self.router is not None
-        answer = self.router.handle(request.method, request.path_qs)
+        answer = self.router.handle(
+            request.method, request.path_qs, request.headers.get("Authorization")
+        )
         if self._transcript is not None:
             body = await request.read()
             self._transcript.writer.write(

@@ -38,8 +38,9 @@ def not_found() -> RestResponse:
 class RestRouter:
     """Answers REST requests for one replay."""
 
-    def __init__(self, script: ReplayScript, gateway_url: str) -> None:
+    def __init__(self, script: ReplayScript, gateway_url: str, token: str | None = None) -> None:
         self.script = script
+        self.token = token.removeprefix("Bot ") if token else None
         self.gateway_url = gateway_url.rstrip("/")
         self._recorded: dict[tuple[str, str], HttpRecord] = {}
         for record in script.http:
@@ -47,10 +48,16 @@ class RestRouter:
             if route is not None:
                 self._recorded.setdefault((record.method.upper(), route), record)
 
-    def handle(self, method: str, path: str) -> RestResponse:
+    def handle(self, method: str, path: str, authorization: str | None = None) -> RestResponse:
         route = _route(path)
         if route is None:
             return not_found()
+        # With a token set, a request with another one is refused as Discord does, so a
+        # client fails at login (discord.py: LoginFailure) rather than at the gateway.
+        if self.token is not None and route != "/gateway":
+            given = (authorization or "").removeprefix("Bot ").strip()
+            if given != self.token:
+                return _json(401, {"message": "401: Unauthorized", "code": 0})
         method = method.upper()
         if method == "GET" and route == "/gateway":
             return _json(200, {"url": self.gateway_url})

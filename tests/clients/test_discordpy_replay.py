@@ -303,31 +303,24 @@ async def test_two_runs_same_transcript(tmp_path: Path, monkeypatch: pytest.Monk
         assert first[key] == second[key], key
 
 
-async def test_wrong_token_stops_with_4004(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """ReplayOptions(token="other"): IDENTIFY gets close 4004; discord.py raises
-    ConnectionClosed(code=4004) from start() (not LoginFailure: the REST login is not
-    checked by the replay, and 4004 comes from the gateway) and does not reconnect."""
+async def test_wrong_token_fails_at_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ReplayOptions(token="other"): the REST face answers 401 as Discord does, so
+    discord.py raises LoginFailure at login and never opens the gateway. (A wrong token
+    that does reach the gateway gets 4004: tests/unit/replay/test_engine.py, and the
+    close:4004 fault in test_faults_discordpy.py.)"""
     scenario = rich_scenario()
     options = ReplayOptions(speed=0, token="other")
     async with replay(scenario, tmp_path, options) as server:
         async with running(server, monkeypatch) as probe:
             assert probe.task is not None
-            with pytest.raises(discord.ConnectionClosed) as caught:
+            with pytest.raises(discord.LoginFailure):
                 await asyncio.wait_for(asyncio.shield(probe.task), TIMEOUT)
-            assert caught.value.code == 4004
-            assert probe.client.is_closed()
             assert not probe.ready.is_set()
-        assert server.connections_total == 1
+        assert server.connections_total == 0
     records = transcript(server)
-    assert len(connections(records)) == 1
-    assert client_ops(records, 1) == [2]
-    assert dispatches(records, 1) == []
-    (close,) = closes(records, 1)
-    assert (close.code, close.reason, close.closed_by) == (
-        4004,
-        "authentication failed",
-        Closer.SERVER,
-    )
+    assert connections(records) == []
+    [login] = [r for r in records if isinstance(r, HttpRecord)]
+    assert (login.path, login.status) == ("/api/v10/users/@me", 401)
 
 
 class NoWaitShardedClient(discord.AutoShardedClient):
