@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import websockets
+from _proc import cpu_times, memory, stop, tail, venv_tool  # bench/_proc.py
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -75,7 +76,6 @@ RSS_SIZE = 100  # the frame size whose run the RSS target applies to
 
 BUSY_WARN = 0.25  # CPUs used by other processes during a run: warn above
 START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -144,13 +144,6 @@ def serve_upstream(size: int, count: int) -> None:
 # --- processes ---------------------------------------------------------------------------
 
 
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(utime, stime) of a process (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, in seconds."""
     return sum(cpu_times(pid))
@@ -171,48 +164,6 @@ def machine_load(seconds: float) -> float:
     return (machine_cpu()[0] - b0) / seconds
 
 
-def memory(pid: int) -> dict[str, int]:
-    """VmHWM and VmRSS of a process, in bytes."""
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
-                out[key] = int(value.split()[0]) * 1024
-    return out
-
-
-def _venv_tool(name: str) -> str:
-    """A console script of this Python's environment (mitmdump, replayer)."""
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if found is None:
-        raise SystemExit(f"{name} not found next to {sys.executable} nor on PATH")
-    return found
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM (the proxies close their archive on it), then SIGKILL if it hangs."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
 @dataclass
 class Upstream:
     size: int
@@ -227,12 +178,12 @@ class Upstream:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if not line.strip().isdigit():
-            _stop(proc)
+            stop(proc)
             raise RuntimeError(f"upstream did not start: {line!r}")
         return cls(size, count, proc, int(line))
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop(self.proc)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
@@ -262,7 +213,7 @@ class Proxy:
         ws_up = f"ws://127.0.0.1:{upstream_port}"
         if kind == RECORD:
             cmd = [
-                _venv_tool("replayer"), "record", "-o", str(archive), "--upstream", http_up,
+                venv_tool("replayer"), "record", "-o", str(archive), "--upstream", http_up,
                 "--gateway-upstream", ws_up, "--host", "127.0.0.1", "--port", "0",
                 "--confdir", str(confdir),
             ]  # fmt: skip
@@ -270,7 +221,7 @@ class Proxy:
             # flow_detail=0: no line per message (what -q does, but keeping the startup
             # log that names the port). Both mitmdump runs use the same flags.
             cmd = [
-                _venv_tool("mitmdump"), "--mode", f"reverse:{http_up}@127.0.0.1:0",
+                venv_tool("mitmdump"), "--mode", f"reverse:{http_up}@127.0.0.1:0",
                 "--set", f"confdir={confdir}", "--set", "flow_detail=0",
             ]  # fmt: skip
             if kind == ADDON_RUN:
@@ -290,14 +241,14 @@ class Proxy:
             if match:
                 return cls(kind, proc, int(match.group(1)), log, archive)
             if proc.poll() is not None or time.monotonic() > deadline:
-                _stop(proc)
+                stop(proc)
                 raise RuntimeError(
-                    f"{kind} did not start (exit {proc.returncode}): {' '.join(cmd)}\n" + _tail(log)
+                    f"{kind} did not start (exit {proc.returncode}): {' '.join(cmd)}\n" + tail(log)
                 )
             time.sleep(0.02)
 
     def stop(self) -> int:
-        return _stop(self.proc)
+        return stop(self.proc)
 
 
 # --- one run ---------------------------------------------------------------------------
@@ -477,7 +428,7 @@ def run_one(kind: str, upstream: Upstream, workdir: Path, rnd: int) -> Run:
     except BaseException:
         if proxy is not None:
             proxy.stop()
-            print(f"--- {kind} log:\n{_tail(proxy.log)}", file=sys.stderr)
+            print(f"--- {kind} log:\n{tail(proxy.log)}", file=sys.stderr)
         raise
     if proxy is not None:
         run.proxy_exit = proxy.stop()
@@ -488,7 +439,7 @@ def run_one(kind: str, upstream: Upstream, workdir: Path, rnd: int) -> Run:
                     proxy.archive, count, size
                 )
             except Exception:
-                print(f"--- {kind} log:\n{_tail(proxy.log)}", file=sys.stderr)
+                print(f"--- {kind} log:\n{tail(proxy.log)}", file=sys.stderr)
                 raise
             proxy.archive.unlink()
         proxy.log.unlink(missing_ok=True)

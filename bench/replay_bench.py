@@ -56,6 +56,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+from _proc import cpu_times, memory, stop, tail, venv_tool  # bench/_proc.py
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -87,7 +88,6 @@ WARMUP_FRAMES = 5000
 CONTENDED_CPUS = 0.25  # other processes' CPU use (in CPUs) worth a warning
 
 START_TIMEOUT_S = 900.0  # the replay server indexes the archive before it listens
-STOP_TIMEOUT_S = 30.0
 TRANSFER_TIMEOUT_S = 1800.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 IDENTIFY = json.dumps({"op": 2, "d": {"token": "t", "properties": {}, "intents": 1}})
@@ -215,13 +215,6 @@ def serve_bare(path: Path) -> None:
 # --- processes ---------------------------------------------------------------------------
 
 
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(utime, stime) of a process (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-
 def busy_cpu_seconds() -> float:
     """CPU time used by everything on the machine (``/proc/stat``: all but idle and iowait)."""
     with open("/proc/stat") as f:
@@ -241,35 +234,6 @@ def wait_quiet(max_wait_s: float) -> float:
             return time.monotonic() - t0
 
 
-def memory(pid: int) -> dict[str, int]:
-    """VmHWM and VmRSS of a process, in bytes."""
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
-                out[key] = int(value.split()[0]) * 1024
-    return out
-
-
-def _venv_tool(name: str) -> str:
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if found is None:
-        raise SystemExit(f"{name} not found next to {sys.executable} nor on PATH")
-    return found
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
 @dataclass
 class Server:
     """A server subprocess of ours (``replayer replay``) or the bare one."""
@@ -285,7 +249,7 @@ class Server:
         log = workdir / f"{tag}.log"
         if kind == OURS:
             cmd = [
-                _venv_tool("replayer"), "replay", str(archive), "--speed", "0",
+                venv_tool("replayer"), "replay", str(archive), "--speed", "0",
                 "--host", "127.0.0.1", "--port", "0",
             ]  # fmt: skip
         else:
@@ -302,9 +266,9 @@ class Server:
             if match:
                 return cls(kind, proc, match.group(1), log, time.perf_counter() - t0)
             if proc.poll() is not None or time.monotonic() > deadline:
-                _stop(proc)
+                stop(proc)
                 raise RuntimeError(
-                    f"{kind} did not start (exit {proc.returncode}): {' '.join(cmd)}\n" + _tail(log)
+                    f"{kind} did not start (exit {proc.returncode}): {' '.join(cmd)}\n" + tail(log)
                 )
             time.sleep(0.05)
 
@@ -313,19 +277,7 @@ class Server:
         return self.proc.pid
 
     def stop(self) -> int:
-        return _stop(self.proc)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM this process (one we started), then SIGKILL if it hangs."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+        return stop(self.proc)
 
 
 # --- the client --------------------------------------------------------------------------
@@ -593,7 +545,7 @@ def run_memory(archive: Path, size_mb: float, workdir: Path) -> MemoryRun:
         end = memory(server.pid)
     except BaseException:
         server.stop()
-        print(f"--- replay server log:\n{_tail(server.log)}", file=sys.stderr)
+        print(f"--- replay server log:\n{tail(server.log)}", file=sys.stderr)
         raise
     server.stop()
     run = MemoryRun(
@@ -884,7 +836,7 @@ def _bench(
             info["server_memory_end"] = {k: memory(s.pid) for k, s in servers.items()}
         except BaseException:
             for kind, server in servers.items():
-                print(f"--- {kind} log:\n{_tail(server.log)}", file=sys.stderr)
+                print(f"--- {kind} log:\n{tail(server.log)}", file=sys.stderr)
             raise
         finally:
             for server in servers.values():
