@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import json.scanner
 from typing import Any
 
 from replayer.errors import CodecError
@@ -32,6 +33,22 @@ class Encoding(enum.StrEnum):
             raise CodecError(f"unknown encoding {text!r} (expected one of: {known})") from None
 
 
+# json.loads() minus its per-call checks: the C scanner straight away. Anything it does
+# not take as a whole (leading or trailing whitespace, no value) goes to json.loads.
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def _json_loads(text: str) -> Any:
+    try:
+        obj, end = _scan_json(text, 0)
+    except StopIteration:
+        return json.loads(text)  # leading whitespace, or not a value: json's own answer
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        return json.loads(text)  # extra data: json's own error
+    return obj
+
+
 def decode_payload(raw: bytes, encoding: Encoding) -> Any:
     """Decode one complete payload (already decompressed)."""
     if encoding is Encoding.ETF:
@@ -41,7 +58,7 @@ def decode_payload(raw: bytes, encoding: Encoding) -> Any:
     except UnicodeDecodeError as exc:
         raise CodecError(f"JSON: not valid UTF-8 at byte {exc.start}") from None
     try:
-        return json.loads(text)
+        return _json_loads(text)
     except json.JSONDecodeError as exc:
         raise CodecError(f"JSON: {exc.msg} at char {exc.pos}") from None
     except RecursionError:
