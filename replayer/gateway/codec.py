@@ -10,6 +10,7 @@ Clients never compress what they send, so the client -> server direction always 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,14 +29,46 @@ from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
 from replayer.gateway.payload import Payload, parse_payload
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DecodedMessage:
-    """One gateway message read off the wire, decoded when possible."""
+    """One gateway message read off the wire, decoded when possible (treat as immutable)."""
 
     raw: bytes  # the payload as the peer encoded it, after decompression
     payload: Payload | None  # None when it could not be decoded
     error: str | None  # why not, when payload is None
     wire_size: int  # bytes on the wire: the sum of the frames that carried it
+    # True when only op, s and t were read (a large JSON payload; see FrameDecoder):
+    # payload.d is then None, whatever the message holds.
+    head_only: bool = False
+
+
+# The head of a JSON payload: "op", "s" and "t" in any order, then "d" (one regex match).
+_WS = rb"[ \t\n\r]*"
+_MEMBER = (
+    _WS + rb'"(op|s|t)"' + _WS + rb":" + _WS + rb'(null|-?\d{1,18}|"[A-Za-z0-9_]*")' + _WS + rb","
+)
+_HEAD = re.compile(_WS + rb"\{" + _MEMBER * 3 + _WS + rb'"d"' + _WS + rb":")
+
+
+def read_json_head(raw: bytes) -> tuple[int, int | None, str | None] | None:
+    """``(op, s, t)`` from a JSON payload that names all three before ``"d"`` and ends
+    with ``}``, as Discord sends them (``{"t":...,"s":...,"op":0,"d":{...}}``); None for
+    any other shape. Only the head is read: the rest is not validated."""
+    match = _HEAD.match(raw)
+    if match is None or (raw[-1:] != b"}" and not raw.rstrip(b" \t\n\r").endswith(b"}")):
+        return None
+    k1, v1, k2, v2, k3, v3 = match.groups()
+    found = {k1: v1, k2: v2, k3: v3}
+    if len(found) != 3:
+        return None
+    op, s, t = found[b"op"], found[b"s"], found[b"t"]
+    if op == b"null" or op[0] == 0x22 or s[0] == 0x22 or (t != b"null" and t[0] != 0x22):
+        return None  # 0x22: a string where a number belongs, or the reverse
+    return (
+        int(op),
+        None if s == b"null" else int(s),
+        None if t == b"null" else t[1:-1].decode("ascii"),
+    )
 
 
 class FrameDecoder:
@@ -55,6 +88,11 @@ class FrameDecoder:
     with transport compression. With ``Compression.NONE`` a binary frame that
     :func:`looks_like_zlib` is a per-payload-compressed message and is inflated, unless
     ``inflate_payloads`` is false.
+
+    ``head_only_bytes`` (for a recorder, which needs op, s and t but not ``d``): a JSON
+    payload of at least that many bytes is read with :func:`read_json_head`, unless its
+    event is in ``full_events``; parsing a 1 MB GUILD_CREATE in full costs milliseconds.
+    A payload whose head does not have that shape is parsed in full.
     """
 
     def __init__(
@@ -64,6 +102,8 @@ class FrameDecoder:
         *,
         inflate_payloads: bool = True,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        head_only_bytes: int | None = None,
+        full_events: frozenset[str] = frozenset(),
     ) -> None:
         self.encoding = encoding
         self.compression = compression
@@ -72,6 +112,8 @@ class FrameDecoder:
         self._decompressor = make_decompressor(compression, max_message_size)
         self._pending: list[bytes] = []  # compressed frames of the unfinished message
         self._broken: str | None = None
+        self._head_only_bytes = head_only_bytes if encoding is Encoding.JSON else None
+        self._full_events = full_events
 
     @property
     def broken(self) -> str | None:
@@ -81,8 +123,7 @@ class FrameDecoder:
     def feed(self, frame: bytes | str) -> list[DecodedMessage]:
         """The messages this frame completes (zero or more)."""
         if isinstance(frame, str):
-            data = frame.encode("utf-8", "surrogatepass")
-            return [self._decode(data, len(data))]
+            return self.feed_text(frame.encode("utf-8", "surrogatepass"))
         data = bytes(frame)
         if self.compression is Compression.NONE:
             return [self._uncompressed(data)]
@@ -108,6 +149,10 @@ class FrameDecoder:
             for index, message in enumerate(messages)
         ]
 
+    def feed_text(self, data: bytes) -> list[DecodedMessage]:
+        """The message a text frame carries, given as its (UTF-8) bytes."""
+        return [self._decode(data, len(data))]
+
     def _uncompressed(self, data: bytes) -> DecodedMessage:
         # Discord docs: Events > Gateway > Encoding and Compression > Payload Compression:
         # with IDENTIFY compress=true only *some* messages are zlib streams; detect them.
@@ -120,6 +165,12 @@ class FrameDecoder:
         return self._decode(data, len(data))
 
     def _decode(self, raw: bytes, wire_size: int) -> DecodedMessage:
+        head_only = self._head_only_bytes
+        if head_only is not None and len(raw) >= head_only:
+            head = read_json_head(raw)
+            if head is not None and head[2] not in self._full_events:
+                op, s, t = head
+                return DecodedMessage(raw, Payload(op, None, s, t), None, wire_size, True)
         try:
             payload = parse_payload(decode_payload(raw, self.encoding))
         except GatewayError as exc:

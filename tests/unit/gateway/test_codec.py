@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replayer.gateway.codec import DecodedMessage, FrameDecoder, FrameEncoder
+from replayer.gateway.codec import DecodedMessage, FrameDecoder, FrameEncoder, read_json_head
 from replayer.gateway.compression import (
     Compression,
     ZlibStreamCompressor,
@@ -18,7 +19,7 @@ from replayer.gateway.compression import (
 )
 from replayer.gateway.encoding import Encoding, encode_payload
 from replayer.gateway.etf import etf_encode
-from replayer.gateway.payload import Payload
+from replayer.gateway.payload import Payload, parse_payload
 
 HELLO = Payload(op=10, d={"heartbeat_interval": 41250})
 ALL_MODES = [(e, c) for e in Encoding for c in Compression]
@@ -223,3 +224,103 @@ def test_encoder_keeps_one_stream() -> None:
     assert first != second  # the second message refers back to the first
     inflater = zlib.decompressobj()
     assert inflater.decompress(first + second) == b'{"op":11}{"op":11}'
+
+
+# --- head-only reading of large JSON payloads (the recorder's fast path) ---------------
+
+_KEY_ORDERS = [("t", "s", "op"), ("op", "s", "t"), ("s", "op", "t"), ("op", "t", "s")]
+event_names = st.none() | st.from_regex(r"[A-Z_]{1,30}", fullmatch=True)
+
+
+def _json_in_order(order: tuple[str, ...], values: dict[str, Any], d: Any, sep: str) -> bytes:
+    head = "".join(f'"{k}"{sep}:{sep}{json.dumps(values[k])},{sep}' for k in order)
+    return ("{" + sep + head + f'"d":{sep}' + json.dumps(d) + sep + "}").encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    order=st.sampled_from(_KEY_ORDERS),
+    op=st.integers(-(2**40), 2**40),
+    s=st.none() | st.integers(0, 2**53),
+    t=event_names,
+    d=st.none() | st.integers() | st.text() | st.dictionaries(st.text(), st.text()),
+    sep=st.sampled_from(["", " ", "\n  "]),
+)
+def test_json_head_agrees_with_a_full_parse(
+    order: tuple[str, ...], op: int, s: int | None, t: str | None, d: Any, sep: str
+) -> None:
+    raw = _json_in_order(order, {"op": op, "s": s, "t": t}, d, sep)
+    full = parse_payload(json.loads(raw))
+    assert read_json_head(raw) == (full.op, full.s, full.t)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=80) | st.text(max_size=80).map(str.encode))
+def test_json_head_never_raises(raw: bytes) -> None:
+    head = read_json_head(raw)
+    if head is not None:  # then of the right types
+        op, s, t = head
+        assert type(op) is int
+        assert s is None or type(s) is int
+        assert t is None or t.isascii()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"op":0,"d":{}}',  # s and t missing
+        b'{"op":0,"s":1,"t":"X"}',  # no d
+        b'{"d":{},"op":0,"s":1,"t":"X"}',  # d first
+        b'{"op":0,"op":1,"t":null,"d":1}',  # a key twice
+        b'{"op":"0","s":1,"t":null,"d":1}',  # op a string
+        b'{"op":0,"s":1,"t":2,"d":1}',  # t a number
+        b'{"op":0,"s":1,"t":"A\\u0042","d":1}',  # an escape in t
+        b'{"op":0,"s":1,"t":null,"d":1',  # cut short
+        b'[{"op":0,"s":1,"t":null,"d":1}]',  # not an object
+    ],
+)
+def test_json_head_refuses_other_shapes(raw: bytes) -> None:
+    assert read_json_head(raw) is None
+
+
+def test_head_only_decoding_of_large_payloads() -> None:
+    big = {"op": 0, "s": 7, "t": "GUILD_CREATE", "d": {"members": ["m" * 10] * 500}}
+    ready = {"t": "READY", "s": 1, "op": 0, "d": {"session_id": "abc", "pad": "x" * 6000}}
+    small = {"op": 0, "s": 8, "t": "MESSAGE_CREATE", "d": {"content": "hi"}}
+    decoder = FrameDecoder(
+        Encoding.JSON, Compression.NONE, head_only_bytes=4096, full_events=frozenset({"READY"})
+    )
+    frames = [json.dumps(x, separators=(",", ":")) for x in (big, ready, small)]
+    got = [only(decoder.feed(frame)) for frame in frames]
+    assert [m.head_only for m in got] == [True, False, False]
+    assert got[0].payload == Payload(op=0, d=None, s=7, t="GUILD_CREATE")
+    assert got[1].payload is not None
+    assert got[1].payload.d["session_id"] == "abc"
+    assert got[2].payload == Payload(op=0, d={"content": "hi"}, s=8, t="MESSAGE_CREATE")
+    assert [m.raw for m in got] == [f.encode() for f in frames]
+    # Off by default, and never for ETF.
+    assert not only(FrameDecoder(Encoding.JSON, Compression.NONE).feed(frames[0])).head_only
+    etf = FrameDecoder(Encoding.ETF, Compression.NONE, head_only_bytes=1)
+    assert not only(etf.feed(etf_encode(big))).head_only
+
+
+def test_a_large_payload_with_another_head_is_parsed_in_full() -> None:
+    decoder = FrameDecoder(Encoding.JSON, Compression.NONE, head_only_bytes=16)
+    message = only(decoder.feed('{"d":{"x":1},"op":0,"s":3,"t":"X"}'))
+    assert not message.head_only
+    assert message.payload == Payload(op=0, d={"x": 1}, s=3, t="X")
+
+
+@pytest.mark.parametrize("text", ['{"op":1,"d":5}', "not json", '{"t":"\u00e9","op":0,"d":1}'])
+def test_feed_text_is_feed_of_the_decoded_string(text: str) -> None:
+    by_bytes = FrameDecoder(Encoding.JSON, Compression.NONE).feed_text(text.encode())
+    by_str = FrameDecoder(Encoding.JSON, Compression.NONE).feed(text)
+    assert by_bytes == by_str
+
+
+def test_a_text_frame_that_is_not_utf8_is_kept_raw() -> None:
+    message = only(FrameDecoder(Encoding.JSON, Compression.NONE).feed_text(b'{"op":1,"d":"\xff"}'))
+    assert message.payload is None
+    assert message.raw == b'{"op":1,"d":"\xff"}'
+    assert message.error is not None
+    assert "UTF-8" in message.error
