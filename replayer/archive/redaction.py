@@ -70,8 +70,12 @@ class Redactor:
             raw = candidate.strip().encode()
             if REDACTED.encode() in raw:
                 continue
-            if len(raw) >= _MIN_SECRET_LEN and raw not in self._secrets:
-                self._secrets.append(raw)
+            if len(raw) < _MIN_SECRET_LEN or any(known in raw for known in self._secrets):
+                continue  # scrubbing a secret it contains already hides it
+            # Keep only secrets that contain no other: one scan per distinct token, which
+            # matters for megabyte payloads ("Bot <token>" and "<token>" are one scan).
+            self._secrets = [known for known in self._secrets if raw not in known]
+            self._secrets.append(raw)
 
     def scrub(self, data: bytes) -> bytes:
         for secret in self._secrets:

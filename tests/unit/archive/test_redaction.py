@@ -151,3 +151,17 @@ def test_url_tokens_are_learned_and_close_reasons_scrubbed() -> None:
     out = redactor.redact(CloseRecord(1, 1, 4004, f"bad token {TOKEN}"))
     assert isinstance(out, CloseRecord)
     assert out.reason == f"bad token {REDACTED}"
+
+
+def test_a_bot_token_and_its_bare_form_are_one_secret() -> None:
+    redactor = Redactor()
+    redactor.redact(conn())
+    redactor.redact(client_frame({"op": 2, "d": {"token": f"Bot {TOKEN}"}}))
+    redactor.learn(TOKEN)  # again, bare: nothing new to scan for
+    assert redactor.secret_count == 1  # one scan per payload, not two
+    for text in (f"Bot {TOKEN}", f"bare {TOKEN}", f"{TOKEN}{TOKEN}"):
+        payload = json.dumps({"op": 0, "t": "X", "s": 1, "d": text}).encode()
+        frame = FrameRecord(1, 2, Direction.SERVER, FrameType.TEXT, payload, 0, 1, "X", 9)
+        out = redactor.redact(frame)
+        assert isinstance(out, FrameRecord)
+        assert TOKEN.encode() not in out.payload
