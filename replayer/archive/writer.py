@@ -17,9 +17,21 @@ import msgpack
 
 from replayer.archive.header import Header
 from replayer.archive.reader import MAX_RECORD_BYTES
-from replayer.archive.records import Record, to_row
+from replayer.archive.records import FrameRecord, Record, to_row
 from replayer.archive.redaction import Redactor
 from replayer.errors import ArchiveError
+
+# Frames with payloads from this size on are written with writev (no packed copy).
+WRITEV_BYTES = 64 << 10
+
+
+def _bin_header(size: int) -> bytes:
+    """The msgpack ``bin`` header for ``size`` bytes, as msgpack.Packer writes it."""
+    if size < 1 << 8:
+        return b"\xc4" + size.to_bytes(1, "big")
+    if size < 1 << 16:
+        return b"\xc5" + size.to_bytes(2, "big")
+    return b"\xc6" + size.to_bytes(4, "big")
 
 
 class ArchiveWriter:
@@ -70,6 +82,9 @@ class ArchiveWriter:
         """Redact (unless disabled), encode and append one record."""
         if self.redactor is not None:
             record = self.redactor.redact(record)
+        if type(record) is FrameRecord and len(record.payload) >= WRITEV_BYTES:
+            self._write_frame_vectored(record)
+            return
         try:
             data = self._packer.pack(to_row(record))
         except (OverflowError, TypeError, ValueError) as exc:
@@ -90,6 +105,39 @@ class ArchiveWriter:
         written = os.write(fd, data)  # one system call per record, as a rule
         if written < len(data):
             self._put(data[written:])
+        elif self._fsync:
+            os.fsync(fd)
+        self.records_written += 1
+
+    def _write_frame_vectored(self, record: FrameRecord) -> None:
+        """A frame with a large payload: its row in three pieces and one ``writev``,
+        so that the payload is not copied into a packed buffer first."""
+        row = to_row(record)
+        size = len(record.payload)
+        if size > MAX_RECORD_BYTES - 4096:
+            raise ArchiveError(
+                f"cannot write record {self.records_written + 1}: a {size}-byte payload is "
+                f"over the {MAX_RECORD_BYTES >> 20} MiB a reader accepts",
+                path=str(self.path),
+            )
+        try:
+            head = self._packer.pack_array_header(len(row)) + b"".join(
+                map(self._packer.pack, row[:5])
+            )
+            tail = b"".join(map(self._packer.pack, row[6:]))
+        except (OverflowError, TypeError, ValueError) as exc:
+            self._packer.reset()
+            raise ArchiveError(
+                f"cannot encode record {self.records_written + 1}: {exc}", path=str(self.path)
+            ) from None
+        pieces = [head + _bin_header(size), record.payload, tail]
+        fd = self._fd
+        if fd is None:
+            raise ValueError(f"{self.path}: archive writer is closed")
+        total = len(pieces[0]) + size + len(tail)
+        written = os.writev(fd, pieces)
+        if written < total:  # rare: finish with plain writes
+            self._put(b"".join(pieces)[written:])
         elif self._fsync:
             os.fsync(fd)
         self.records_written += 1

@@ -13,8 +13,8 @@ from replayer.archive import header as header_module
 from replayer.archive import migrations
 from replayer.archive.header import FORMAT_VERSION, MAGIC, Header
 from replayer.archive.reader import ArchiveReader, read_records
-from replayer.archive.records import FrameRecord, FrameType, Record, RecordKind
-from replayer.archive.writer import ArchiveWriter
+from replayer.archive.records import FrameRecord, FrameType, Record, RecordKind, to_row
+from replayer.archive.writer import WRITEV_BYTES, ArchiveWriter
 from replayer.errors import ArchiveError, ArchiveVersionError, TruncatedArchiveError
 from replayer.gateway.opcodes import Direction
 
@@ -227,3 +227,18 @@ def test_corrupt_tails(tmp_path: Path, tail: bytes, message: str) -> None:
     with ArchiveReader(path) as reader, pytest.raises(ArchiveError, match=message) as info:
         list(reader)
     assert "record 2" in str(info.value)
+
+
+@pytest.mark.parametrize("size", [WRITEV_BYTES - 1, WRITEV_BYTES, 1 << 16, (1 << 20) + 3])
+def test_large_payloads_are_packed_as_msgpack_would(tmp_path: Path, size: int) -> None:
+    payload = bytes(random.Random(size).getrandbits(8) for _ in range(64)) * (size // 64 + 1)
+    frame = FrameRecord(
+        7, 2**40, Direction.SERVER, FrameType.BINARY, payload[:size], 0, 9, "GUILD_CREATE", size
+    )
+    path = tmp_path / "big.rpl"
+    write(path, [frame, frame])
+    with ArchiveReader(path) as reader:
+        header_size = reader.end_offset
+        assert list(reader) == [frame, frame]
+    row = msgpack.packb(to_row(frame), use_bin_type=True)
+    assert path.read_bytes()[header_size:] == row + row
