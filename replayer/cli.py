@@ -658,7 +658,12 @@ def record(
 
     from rich.live import Live
 
-    from replayer.record import RecordingProxy, RecordSettings, ca_cert_path
+    from replayer.record import (
+        RecordingProxy,
+        RecordSettings,
+        ca_cert_path,
+        tune_malloc_for_large_messages,
+    )
 
     if mode not in ("reverse", "regular"):
         raise typer.BadParameter("expected 'reverse' or 'regular'", param_hint="--mode")
@@ -693,6 +698,7 @@ def record(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        tune_malloc_for_large_messages()
         proxy = RecordingProxy(settings)
         try:
             await proxy.start()

@@ -46,6 +46,11 @@ from replayer.gateway.opcodes import Direction, Opcode
 from replayer.gateway.url import GatewayQuery
 
 DEFAULT_GATEWAY_HOSTS = frozenset({"gateway.discord.gg"})
+# Server payloads from this size on are read for op, s and t only (FrameDecoder's
+# head_only_bytes), READY excepted: its d is needed. Decoding a 1 MB GUILD_CREATE in
+# full would cost the live connection milliseconds per message, for nothing stored.
+HEAD_ONLY_BYTES = 4096
+_FULL_EVENTS = frozenset({"READY"})
 RESUME_PATH = "/_replayer/resume/"
 _GATEWAY_ROUTE = re.compile(r"^/api(?:/v\d+)?/gateway(?:/bot)?/?(?:\?.*)?$")
 _API = re.compile(r"^/api(?:/v\d+)?/")
@@ -158,7 +163,9 @@ class GatewayRecorder:
         conn = _Connection(
             conn_id=self._next_conn_id,
             encoding=encoding,
-            server_decoder=FrameDecoder(encoding, compression),
+            server_decoder=FrameDecoder(
+                encoding, compression, head_only_bytes=HEAD_ONLY_BYTES, full_events=_FULL_EVENTS
+            ),
             # Clients never compress (Events > Gateway > Encoding and Compression).
             client_decoder=FrameDecoder(encoding, Compression.NONE, inflate_payloads=False),
             reencoder=FrameEncoder(encoding, compression) if reencode else None,
@@ -175,7 +182,8 @@ class GatewayRecorder:
         conn = self._conns.get(key)
         if conn is None:
             return
-        for message in conn.client_decoder.feed(content.decode() if is_text else content):
+        decoder = conn.client_decoder
+        for message in decoder.feed_text(content) if is_text else decoder.feed(content):
             self._frame(conn, Direction.CLIENT, message, is_text)
             conn.frames_out += 1
             self._learn_from_client(conn, message)
@@ -188,7 +196,8 @@ class GatewayRecorder:
         conn = self._conns.get(key)
         if conn is None:
             return None
-        messages = conn.server_decoder.feed(content.decode() if is_text else content)
+        decoder = conn.server_decoder
+        messages = decoder.feed_text(content) if is_text else decoder.feed(content)
         replacement: list[bytes] = []
         changed = False
         for message in messages:
