@@ -17,10 +17,11 @@ from replayer.archive.records import (
     FrameRecord,
     HttpRecord,
 )
+from replayer.archive.verify import ArchiveChecker
 from replayer.archive.writer import ArchiveWriter
 from replayer.gateway.compression import Compression, make_compressor, make_decompressor
 from replayer.gateway.opcodes import Direction
-from replayer.recorder import RESUME_PATH, GatewayRecorder
+from replayer.recorder import HEAD_ONLY_BYTES, RESUME_PATH, GatewayRecorder
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.very-secret-token-value-1234567890"
 URL = "wss://gateway.discord.gg/?v=10&encoding=json"
@@ -172,3 +173,29 @@ def test_which_traffic_is_gateway(tmp_path: Path) -> None:
     assert not rec.is_gateway("example.com", "/socket")
     assert rec.is_rest("/api/v10/users/@me")
     assert not rec.is_rest("/assets/x.js")
+
+
+def test_large_payloads_are_recorded_from_their_head(tmp_path: Path) -> None:
+    rec = make(tmp_path, rewrite_base="ws://127.0.0.1:9")
+    rec.open("f", URL, ())
+    pad = "x" * (HEAD_ONLY_BYTES + 100)
+    big_ready = {"t": "READY", "s": 1, "op": 0, "d": {**READY["d"], "pad": pad}}  # type: ignore[dict-item]
+    guild = j({"t": "GUILD_CREATE", "s": 2, "op": 0, "d": {"id": "5", "pad": pad}})
+    cut = guild[:-3]  # the right head, cut short: parsed in full, kept raw
+    out = rec.server_message("f", j(big_ready), True)
+    assert out is not None  # READY is still read in full, and rewritten
+    assert json.loads(out)["d"]["resume_gateway_url"].startswith("ws://127.0.0.1:9")
+    assert rec.server_message("f", guild, True) is None
+    assert rec.server_message("f", cut, True) is None
+    rec.writer.close()
+    frames = [r for r in read_records(tmp_path / "r.rpl")[1] if isinstance(r, FrameRecord)]
+    assert [(f.op, f.s, f.t, f.flags) for f in frames] == [
+        (0, 1, "READY", FrameFlag.REWRITTEN),
+        (0, 2, "GUILD_CREATE", FrameFlag.NONE),
+        (None, None, None, FrameFlag.UNDECODED),
+    ]
+    assert [f.payload for f in frames] == [j(big_ready), guild, cut]
+    checker = ArchiveChecker()  # every stored op/s/t agrees with a full parse
+    for record in read_records(tmp_path / "r.rpl")[1]:
+        checker.check(record)
+    assert checker.frames == 3
