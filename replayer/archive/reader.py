@@ -19,7 +19,7 @@ import msgpack
 from replayer.archive import header as header_module
 from replayer.archive.header import Header, header_from_map
 from replayer.archive.migrations import upgrader
-from replayer.archive.records import Record, frame_from_row, from_row
+from replayer.archive.records import Record, fast_frame_from_row, from_row
 from replayer.errors import ArchiveError, TruncatedArchiveError
 
 READ_CHUNK_BYTES = 1 << 20
@@ -132,12 +132,12 @@ class ArchiveReader:
 
     def __iter__(self) -> Iterator[Record]:
         # The reader's hot path: one loop iterating the unpacker (no try per record), and
-        # frame rows -- nearly all rows -- built by the fast frame_from_row() without the
-        # generic dispatch of from_row().
+        # frame rows -- nearly all rows -- built by fast_frame_from_row() (in C when it
+        # was compiled) without the generic dispatch of from_row().
         unpacker = self._unpacker
         tell = unpacker.tell
         upgrade = self._upgrade
-        parse, frame = from_row, frame_from_row
+        parse, fast = from_row, fast_frame_from_row
         index = self.records_read
         try:
             for unpacked in unpacker:
@@ -145,13 +145,12 @@ class ArchiveReader:
                 self._end = tell()
                 self.records_read = index = index + 1
                 row = unpacked if upgrade is None else upgrade(unpacked)
-                try:
-                    if type(row) is list and len(row) == 12 and row[0] == 2:
-                        record: Record = frame(row)
-                    else:
+                record: Record | None = fast(row)
+                if record is None:
+                    try:
                         record = parse(row)
-                except ArchiveError as exc:
-                    raise self._fail(exc, index) from None
+                    except ArchiveError as exc:
+                        raise self._fail(exc, index) from None
                 yield record
         except ArchiveError:
             raise

@@ -11,6 +11,7 @@ The rows are positional for speed; docs/archive-format.md lists each position.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -374,9 +375,8 @@ _FRAME_TYPES = {int(f): f for f in FrameType}
 _FLAG_VALUES = {v: FrameFlag(v) for v in range(_KNOWN_FLAGS + 1)}
 
 
-def frame_from_row(row: Sequence[Any]) -> FrameRecord:
-    """The hot path of reading: one combined check, then the record. Anything odd goes
-    through :func:`_frame_checked`, which names the field at fault."""
+def _frame_fast(row: Sequence[Any]) -> FrameRecord | None:
+    """The record of a well-formed frame row (one combined check), else None."""
     _, conn, t_ns, direction, ftype, payload, op, s, t, wire, flags, error = row
     d = _DIRECTIONS.get(direction) if type(direction) is int else None
     f = _FRAME_TYPES.get(ftype) if type(ftype) is int else None
@@ -398,7 +398,47 @@ def frame_from_row(row: Sequence[Any]) -> FrameRecord:
         and (error is None or type(error) is str)
     ):
         return FrameRecord(conn, t_ns, d, f, payload, op, s, t, wire, fl, error)
-    return _frame_checked(row)
+    return None
+
+
+def frame_from_row(row: Sequence[Any]) -> FrameRecord:
+    """The hot path of reading: one combined check, then the record. Anything odd goes
+    through :func:`_frame_checked`, which names the field at fault."""
+    return _frame_fast(row) or _frame_checked(row)
+
+
+FRAME_FIELDS = (
+    "conn_id", "t_ns", "direction", "frame_type", "payload", "op", "s", "t", "wire_size",
+    "flags", "error",
+)  # fmt: skip
+
+
+def _python_fast_frame(row: object) -> FrameRecord | None:
+    if type(row) is list and len(row) == 12 and type(row[0]) is int and row[0] == _FRAME:
+        return _frame_fast(row)
+    return None
+
+
+def _load_fast_frame() -> Callable[[object], FrameRecord | None]:
+    """The C accelerator's ``frame_from_row`` (replayer/archive/_fastrows.c) when it was
+    built and accepts FrameRecord's layout, else the same check in Python. Setting
+    ``REPLAYER_PURE_PYTHON=1`` forces the Python one."""
+    if os.environ.get("REPLAYER_PURE_PYTHON"):
+        return _python_fast_frame
+    try:
+        from replayer.archive import _fastrows
+    except ImportError:  # built without a C compiler
+        return _python_fast_frame
+    try:
+        _fastrows.configure(FrameRecord, FRAME_FIELDS, _DIRECTIONS, _FRAME_TYPES, _FLAG_VALUES)
+    except (TypeError, ValueError):  # another FrameRecord layout (another Python?)
+        return _python_fast_frame
+    fast: Callable[[object], FrameRecord | None] = _fastrows.frame_from_row
+    return fast
+
+
+# row -> its FrameRecord when it is a well-formed frame row, else None (then from_row).
+fast_frame_from_row = _load_fast_frame()
 
 
 _PARSERS: dict[int, tuple[int, str, Callable[[Sequence[Any]], Record]]] = {
