@@ -658,12 +658,8 @@ def record(
 
     from rich.live import Live
 
-    from replayer.record import (
-        RecordingProxy,
-        RecordSettings,
-        ca_cert_path,
-        tune_malloc_for_large_messages,
-    )
+    from replayer.malloc import tune_malloc_for_large_messages
+    from replayer.record import RecordingProxy, RecordSettings, ca_cert_path
 
     if mode not in ("reverse", "regular"):
         raise typer.BadParameter("expected 'reverse' or 'regular'", param_hint="--mode")

@@ -9,16 +9,21 @@ one in), ``gateway_hosts`` (comma-separated gateway hosts; any host with the gat
 ``v=``/``encoding=`` query is recorded too), ``gateway_redact`` (scrub tokens, on by
 default), ``gateway_rest`` (record ``/api/...`` exchanges, on by default),
 ``gateway_rewrite`` (the proxy's own ``ws://`` base: rewrite gateway URLs to it and route
-resumed connections, for reverse mode) and ``gateway_upstream`` (where gateway upgrades
-go in reverse mode; default: the ``url`` of the upstream's ``/gateway`` answer).
+resumed connections, for reverse mode), ``gateway_upstream`` (where gateway upgrades
+go in reverse mode; default: the ``url`` of the upstream's ``/gateway`` answer) and
+``gateway_worker`` (decode and write in a child process, on by default; see
+:mod:`replayer.recorder_worker`; not with ``gateway_rewrite``, which needs the decoder
+in the proxy).
 
 The addon is thin: every decision is in :mod:`replayer.recorder`. No exception leaves a
 hook: a failure is logged, the message is kept raw, and the proxied connection goes on.
+If the worker dies, recording stops (logged) and the proxy goes on.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,6 +34,7 @@ from mitmproxy.addonmanager import Loader
 from replayer.archive.writer import ArchiveWriter
 from replayer.errors import ReplayerError
 from replayer.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder
+from replayer.recorder_worker import WorkerRecorder
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +47,7 @@ class GatewayRecorderAddon:
     """Hooks -> :class:`GatewayRecorder`."""
 
     def __init__(self) -> None:
-        self.recorder: GatewayRecorder | None = None
+        self.recorder: GatewayRecorder | WorkerRecorder | None = None
         self.errors = 0
 
     def load(self, loader: Loader) -> None:
@@ -70,6 +76,13 @@ class GatewayRecorderAddon:
         loader.add_option(
             "gateway_upstream", str, "", "Gateway upstream (ws:// or wss://) for reverse mode."
         )
+        loader.add_option(
+            "gateway_worker",
+            bool,
+            True,
+            "Decode and write in a child process, off the proxy's thread (not with "
+            "gateway_rewrite).",
+        )
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
@@ -93,32 +106,49 @@ class GatewayRecorderAddon:
             if opts.gateway_upstream:
                 self.recorder.gateway_upstream = opts.gateway_upstream
 
-    def _open(self, target: str) -> GatewayRecorder:
+    def _open(self, target: str) -> GatewayRecorder | WorkerRecorder:
+        opts = ctx.options
         path = Path(target)
         if path.is_dir():
             path = path / time.strftime("gateway-%Y%m%d-%H%M%S.rpl")
+        metadata = {
+            "recorder": "addons/gateway_recorder.py",
+            "rewrite": opts.gateway_rewrite or None,
+        }
+        # A frozen mitmproxy (the standalone binaries) has no Python to start a worker with.
+        if opts.gateway_worker and not opts.gateway_rewrite and not getattr(sys, "frozen", False):
+            try:
+                worker = WorkerRecorder(path, redact=opts.gateway_redact, metadata=metadata)
+            except OSError as exc:
+                raise exceptions.OptionsError(
+                    f"gateway_record: cannot write {path}: {exc}"
+                ) from exc
+            log.info("recording the Discord gateway into %s (worker pid %d)", path, worker.pid)
+            return worker
         try:
-            writer = ArchiveWriter(
-                path,
-                redact=ctx.options.gateway_redact,
-                metadata={
-                    "recorder": "addons/gateway_recorder.py",
-                    "rewrite": ctx.options.gateway_rewrite or None,
-                },
-            )
+            writer = ArchiveWriter(path, redact=opts.gateway_redact, metadata=metadata)
         except (OSError, ReplayerError) as exc:
             raise exceptions.OptionsError(f"gateway_record: cannot write {path}: {exc}") from exc
         log.info("recording the Discord gateway into %s", path)
         return GatewayRecorder(writer, on_error=self._error)
+
+    def _worker_died(self) -> None:
+        """The worker's pipe broke: stop recording, keep proxying."""
+        recorder, self.recorder = self.recorder, None
+        status = recorder.close_archive() if recorder is not None else None
+        self._error(
+            f"the recorder worker exited (status {status}): recording stopped, "
+            "the proxy goes on; the archive keeps every record written before"
+        )
 
     def _error(self, message: str) -> None:
         self.errors += 1
         log.error("gateway recorder: %s", message)
 
     def close_archive(self) -> None:
-        if self.recorder is not None:
-            self.recorder.writer.close()
-            self.recorder = None
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close_archive()
 
     def done(self) -> None:
         self.close_archive()
@@ -143,6 +173,8 @@ class GatewayRecorderAddon:
             flow.request.port = url.port or (443 if flow.request.scheme == "https" else 80)
             flow.request.host_header = url.netloc
             flow.request.path = (url.path.rstrip("/") + path) if url.path not in ("", "/") else path
+        except BrokenPipeError:
+            self._worker_died()
         except Exception as exc:
             self._error(f"request routing failed: {exc!r}")
 
@@ -165,6 +197,8 @@ class GatewayRecorderAddon:
             )
             if body is not None:
                 flow.response.content = body
+        except BrokenPipeError:
+            self._worker_died()
         except Exception as exc:
             self._error(f"REST recording failed: {exc!r}")
 
@@ -180,6 +214,8 @@ class GatewayRecorderAddon:
                 scheme, sep, rest = url.partition("://")
                 url = {"http": "ws", "https": "wss"}.get(scheme, scheme) + sep + rest
                 recorder.open(flow.id, url, _headers(flow.request.headers))
+        except BrokenPipeError:
+            self._worker_died()
         except Exception as exc:
             self._error(f"websocket_start failed: {exc!r}")
 
@@ -198,11 +234,16 @@ class GatewayRecorderAddon:
                     message.drop()
                 elif replacement is not None:
                     message.content = replacement
+        except BrokenPipeError:
+            self._worker_died()
         except Exception as exc:
             self._error(f"websocket_message failed: {exc!r}")
-            recorder.store_raw(
-                flow.id, message.from_client, message.content, message.is_text, repr(exc)
-            )
+            try:
+                recorder.store_raw(
+                    flow.id, message.from_client, message.content, message.is_text, repr(exc)
+                )
+            except Exception as again:
+                self._error(f"websocket_message: cannot keep the message raw: {again!r}")
             if not message.from_client:
                 # Fix: on a re-compressed connection the upstream's bytes may no longer
                 # fit the client's stream (see GatewayRecorder.server_fallback).
@@ -230,6 +271,8 @@ class GatewayRecorderAddon:
                 websocket.close_reason or "",
                 websocket.closed_by_client,
             )
+        except BrokenPipeError:
+            self._worker_died()
         except Exception as exc:
             self._error(f"websocket_end failed: {exc!r}")
         finally:

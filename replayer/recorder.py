@@ -54,6 +54,21 @@ _FULL_EVENTS = frozenset({"READY"})
 RESUME_PATH = "/_replayer/resume/"
 _GATEWAY_ROUTE = re.compile(r"^/api(?:/v\d+)?/gateway(?:/bot)?/?(?:\?.*)?$")
 _API = re.compile(r"^/api(?:/v\d+)?/")
+_GATEWAY_QUERY = re.compile(r"(^|&)(v|encoding)=")
+
+
+def is_gateway(gateway_hosts: frozenset[str], host: str, path: str) -> bool:
+    """A gateway WebSocket: one of the gateway hosts, a resume route of ours, or any host
+    with the gateway's ``v=``/``encoding=`` query."""
+    if host in gateway_hosts or path.startswith(RESUME_PATH):
+        return True
+    query = path.partition("?")[2]
+    return bool(_GATEWAY_QUERY.search(query))
+
+
+def is_rest(path: str) -> bool:
+    """A Discord REST call (``/api/...``)."""
+    return bool(_API.match(path))
 
 
 @dataclass
@@ -122,15 +137,15 @@ class GatewayRecorder:
     # --- which traffic -----------------------------------------------------------------
 
     def is_gateway(self, host: str, path: str) -> bool:
-        """A gateway WebSocket: one of the gateway hosts, a resume route of ours, or any
-        host with the gateway's ``v=``/``encoding=`` query."""
-        if host in self.gateway_hosts or path.startswith(RESUME_PATH):
-            return True
-        query = path.partition("?")[2]
-        return bool(re.search(r"(^|&)(v|encoding)=", query))
+        return is_gateway(self.gateway_hosts, host, path)
 
     def is_rest(self, path: str) -> bool:
-        return bool(_API.match(path))
+        return is_rest(path)
+
+    def close_archive(self) -> int | None:
+        """Close the archive (the worker's counterpart returns its exit status)."""
+        self.writer.close()
+        return None
 
     def upstream_for(self, path: str) -> tuple[str, str] | None:
         """Where a proxied gateway connection must go: (base URL, path with query).

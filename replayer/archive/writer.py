@@ -45,14 +45,20 @@ class ArchiveWriter:
         redact: bool = True,
         header: Header | None = None,
         fsync: bool = False,
+        continue_fd: int | None = None,
     ) -> None:
+        """``continue_fd``: append records to this open file descriptor of ``path``, whose
+        header another writer has already written (it is not written again)."""
         self.path = Path(path)
         self.header = header or Header(metadata=dict(metadata or {}))
         self.redactor: Redactor | None = Redactor() if redact else None
         self.records_written = 0
         self._fsync = fsync
         self._packer = msgpack.Packer(use_bin_type=True)
-        self._fd: int | None = os.open(
+        if continue_fd is not None:
+            self._fd: int | None = continue_fd
+            return
+        self._fd = os.open(
             self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644
         )
         try:
@@ -146,6 +152,17 @@ class ArchiveWriter:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise ValueError(f"{self.path}: archive writer is closed")
+        return self._fd
+
+    def detach(self) -> int:
+        """Give up the file descriptor without closing it (another process writes on)."""
+        fd = self.fileno()
+        self._fd = None
+        return fd
 
     @property
     def closed(self) -> bool:

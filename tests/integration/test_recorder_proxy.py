@@ -24,6 +24,7 @@ from replayer.archive.records import ConnectionInfoRecord, FrameFlag, FrameRecor
 from replayer.gateway.compression import Compression, make_decompressor
 from replayer.gateway.opcodes import Direction
 from replayer.record import RecordingProxy, RecordSettings
+from replayer.recorder_worker import wait_until_written
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.server import ReplayServer
@@ -165,7 +166,7 @@ async def test_client_keeps_its_traffic_when_the_addon_fails(
 
 
 async def start_mitmdump(
-    tmp_path: Path, upstream: ReplayServer, *args: str
+    tmp_path: Path, upstream: ReplayServer, *args: str, log: list[str] | None = None
 ) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [
@@ -184,6 +185,8 @@ async def start_mitmdump(
         while True:
             line = await loop.run_in_executor(None, proc.stdout.readline)
             assert line, "mitmdump exited"
+            if log is not None:
+                log.append(line)
             if m := re.search(r"listening at .*:(\d+)", line):
                 return proc, int(m.group(1))
 
@@ -204,6 +207,8 @@ async def test_mitmdump_script_and_kill_9(tmp_path: Path, upstream: ReplayServer
         proc.wait(TIMEOUT)
         assert proc.stdout is not None
         proc.stdout.close()
+    # The recorder worker outlives the proxy: it writes what the pipe still holds.
+    await asyncio.wait_for(asyncio.to_thread(wait_until_written, out), TIMEOUT)
     with ArchiveReader(out) as reader:
         records = list(reader)  # no truncation error: each record went out whole
     server_frames = [
@@ -211,6 +216,35 @@ async def test_mitmdump_script_and_kill_9(tmp_path: Path, upstream: ReplayServer
     ]
     assert [f.t for f in server_frames][1:3] == ["READY", "GUILD_CREATE"]
     assert len(server_frames) == 7
+
+
+async def test_the_proxy_outlives_its_recorder_worker(
+    tmp_path: Path, upstream: ReplayServer
+) -> None:
+    """kill -9 of the recorder worker: the client's session goes on through the proxy,
+    mitmdump says recording stopped, and the archive stays readable."""
+    out = tmp_path / "dump.rpl"
+    log: list[str] = []
+    proc, port = await start_mitmdump(
+        tmp_path, upstream, "-s", str(ADDON), "--set", f"gateway_record={out}",
+        "--set", f"gateway_upstream=ws://127.0.0.1:{upstream.port}", log=log,
+    )  # fmt: skip
+    try:
+        [worker_pid] = [
+            int(m.group(1)) for line in log if (m := re.search(r"worker pid (\d+)", line))
+        ]
+        os.kill(worker_pid, signal.SIGKILL)
+        await asyncio.wait_for(asyncio.to_thread(wait_until_written, out), TIMEOUT)
+        got, _ = await session_through(f"ws://127.0.0.1:{port}/", Compression.ZLIB_STREAM)
+        assert len(got) == 7  # the whole session, untouched by the dead recorder
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=TIMEOUT)
+    assert "the recorder worker exited" in output
+    assert proc.returncode == 0
+    with ArchiveReader(out) as reader:  # the header the proxy wrote, and no record
+        assert reader.header.metadata["recorder"] == "addons/gateway_recorder.py"
+        assert list(reader) == []
 
 
 async def test_import_mitm_flow_file(tmp_path: Path, upstream: ReplayServer) -> None:

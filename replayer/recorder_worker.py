@@ -1,0 +1,265 @@
+"""Recording in a worker process: the proxy hands each message over a pipe, and a child
+process decodes it and writes the archive.
+
+Why: mitmproxy runs every hook on its one event-loop thread before the message goes on,
+so whatever the recorder does per message is latency for the live bot and throughput
+lost for the proxy (a no-op ``websocket_message`` hook already costs mitmdump a few
+percent on small frames). Decoding, redacting and writing take 40-80 us per message
+inside mitmdump; a pipe write takes a few. The worker also isolates the proxy from the
+recorder: a crash of the worker (even in a C library) cannot take the proxy down.
+
+Only for observation: with ``rewrite_base`` the proxy must change what the client gets
+(the READY rewrite, re-compression), which needs the decoder in the proxy itself, so
+``replayer record --mode reverse`` records in-process.
+
+Wire format (one writer, so order is kept): each item is a 16-byte header
+``<B kind> <B is_text> <H 0> <I key> <Q t_ns>`` then ``<I length>`` and ``length`` bytes.
+Kinds: client message, server message (the content), or a call (a pickled
+``(method, args)`` for open, close, http and store_raw). ``t_ns`` is the proxy's
+``time.monotonic_ns()`` when it saw the message: CLOCK_MONOTONIC is system-wide, so the
+worker records the proxy's times, not its own.
+
+Durability: each item is written to the pipe before the hook returns. If the proxy is
+killed (even ``kill -9``), the worker still reads everything the pipe holds, writes it
+and closes the archive. The proxy writes the archive's header itself and takes an
+exclusive ``flock`` that the worker holds until it exits: :func:`wait_until_written`
+waits for it to finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from replayer.archive.records import Headers
+from replayer.archive.writer import ArchiveWriter
+from replayer.malloc import tune_malloc_for_large_messages
+from replayer.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder, is_gateway, is_rest
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<BBHIQI")
+_CLIENT, _SERVER, _CALL = 1, 2, 3
+_PIPE_BYTES = 1 << 20  # room for a burst (or one large message) without blocking the proxy
+_CALLS = frozenset({"open", "close", "http", "store_raw"})
+
+
+class WorkerRecorder:
+    """The proxy's side: the recorder's interface, forwarding everything to the worker.
+
+    It answers like a :class:`GatewayRecorder` without ``rewrite_base``: the client always
+    gets the upstream's bytes (``server_message`` returns None). A write to a worker that
+    died raises :class:`BrokenPipeError`; the addon then stops recording.
+    """
+
+    rewrite_base: str | None = None
+
+    def __init__(self, path: Path, *, redact: bool, metadata: dict[str, Any]) -> None:
+        self.path = path
+        self.gateway_hosts: frozenset[str] = DEFAULT_GATEWAY_HOSTS
+        self.record_rest = True
+        self.gateway_upstream: str | None = None
+        self._keys: dict[object, int] = {}
+        self._next_key = 1
+        # The header is written here, so that the archive is whole from the start and a
+        # bad path fails in the proxy; the worker appends to the same descriptor, and
+        # the exclusive flock taken here is the worker's until it exits.
+        writer = ArchiveWriter(path, redact=False, metadata=metadata)
+        fd = writer.detach()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            t0_ns = str(time.monotonic_ns())
+            command = [sys.executable, "-m", "replayer.recorder_worker", str(path), str(fd), t0_ns]
+            if not redact:
+                command.append("--no-redact")
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(fd,))
+        finally:
+            os.close(fd)
+        assert self.process.stdin is not None
+        self._pipe: IO[bytes] | None = self.process.stdin
+        self._fd = self._pipe.fileno()
+        # Over /proc/sys/fs/pipe-max-size it fails: the default 64 KiB works too.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    # --- what the addon asks ------------------------------------------------------------
+
+    def is_gateway(self, host: str, path: str) -> bool:
+        return is_gateway(self.gateway_hosts, host, path)
+
+    def is_rest(self, path: str) -> bool:
+        return is_rest(path)
+
+    def upstream_for(self, path: str) -> tuple[str, str] | None:
+        return None  # no rewrites, so no routing
+
+    def open(self, key: object, url: str, headers: Headers) -> int:
+        self._keys[key] = number = self._next_key
+        self._next_key += 1
+        self._call("open", (number, url, headers))
+        return number
+
+    def client_message(self, key: object, content: bytes, is_text: bool) -> None:
+        number = self._keys.get(key)
+        if number is not None:
+            self._send(_CLIENT, is_text, number, content)
+
+    def server_message(self, key: object, content: bytes, is_text: bool) -> bytes | None:
+        number = self._keys.get(key)
+        if number is not None:
+            self._send(_SERVER, is_text, number, content)
+        return None
+
+    def server_fallback(self, key: object, content: bytes, is_text: bool) -> bytes | None:
+        return None
+
+    def store_raw(
+        self, key: object, from_client: bool, content: bytes, is_text: bool, error: str
+    ) -> None:
+        number = self._keys.get(key)
+        if number is not None:
+            self._call("store_raw", (number, from_client, content, is_text, error))
+
+    def close(
+        self, key: object, code: int | None, reason: str, closed_by_client: bool | None
+    ) -> None:
+        number = self._keys.pop(key, None)
+        if number is not None:
+            self._call("close", (number, code, reason, closed_by_client))
+
+    def http(
+        self,
+        method: str,
+        host: str,
+        path: str,
+        status: int,
+        request_headers: Headers,
+        response_headers: Headers,
+        request_body: bytes,
+        response_body: bytes,
+    ) -> bytes | None:
+        if self.record_rest:
+            args = (method, host, path, status, request_headers, response_headers)
+            self._call("http", (*args, request_body, response_body))
+        return None
+
+    # --- the pipe ------------------------------------------------------------------------
+
+    def _send(self, kind: int, is_text: bool, key: int, content: bytes) -> None:
+        head = _HEADER.pack(kind, is_text, 0, key, time.monotonic_ns(), len(content))
+        if len(content) < 4096:
+            self._write(head + content)  # one write: atomic on a pipe (PIPE_BUF)
+        else:
+            self._write(head, content)
+
+    def _call(self, method: str, args: tuple[Any, ...]) -> None:
+        self._send(_CALL, False, 0, pickle.dumps((method, args), pickle.HIGHEST_PROTOCOL))
+
+    def _write(self, *pieces: bytes) -> None:
+        if self._pipe is None:
+            raise BrokenPipeError("the recorder worker's pipe is closed")
+        total = sum(map(len, pieces))
+        written = os.writev(self._fd, pieces)
+        if written < total:  # interrupted: write the rest
+            rest = memoryview(b"".join(pieces))[written:]
+            while rest:
+                rest = rest[os.write(self._fd, rest) :]
+
+    def close_archive(self, timeout_s: float = 60.0) -> int | None:
+        """Close the pipe; the worker writes what it holds and exits. Its exit status, or
+        None if it is still writing after ``timeout_s`` (it then finishes on its own)."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            with contextlib.suppress(OSError):  # it died: nothing to flush
+                pipe.close()
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+# --- the worker's side -------------------------------------------------------------------
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
+    """``size`` bytes, or None at end of file (a cut item counts as the end)."""
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return data
+
+
+def serve(
+    stream: IO[bytes], writer: ArchiveWriter, t0_ns: int, on_error: Callable[[str], None]
+) -> int:
+    """Read items until end of file and record them with ``writer``, then close it.
+    Offsets count from ``t0_ns`` (the proxy's clock when it created the archive).
+    Returns how many items it read."""
+    now = [t0_ns]
+    recorder = GatewayRecorder(writer, clock_ns=lambda: now[0], on_error=on_error)
+    items = 0
+    while (head := _read_exactly(stream, _HEADER.size)) is not None:
+        kind, is_text, _, key, t_ns, size = _HEADER.unpack(head)
+        content = _read_exactly(stream, size)
+        if content is None:
+            break
+        items += 1
+        now[0] = t_ns
+        try:
+            if kind == _CLIENT:
+                recorder.client_message(key, content, bool(is_text))
+            elif kind == _SERVER:
+                recorder.server_message(key, content, bool(is_text))
+            elif kind == _CALL:
+                method, args = pickle.loads(content)  # from our own parent, over a pipe
+                if method not in _CALLS:
+                    raise ValueError(f"unknown call {method!r}")
+                getattr(recorder, method)(*args)
+        except Exception as exc:  # one bad item must not end the recording
+            on_error(f"item {items} (kind {kind}) failed: {exc!r}")
+            if kind in (_CLIENT, _SERVER):
+                recorder.store_raw(key, kind == _CLIENT, content, bool(is_text), repr(exc))
+    writer.close()
+    return items
+
+
+def wait_until_written(path: Path) -> None:
+    """Block until no worker is writing ``path`` (it holds an exclusive flock meanwhile)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    finally:
+        os.close(fd)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m replayer.recorder_worker ARCHIVE FD T0_NS [--no-redact]``: started by
+    :class:`WorkerRecorder`, with the archive open (header written, flock held) as FD."""
+    # Ctrl-C in a terminal reaches the whole process group: the worker ends when the
+    # proxy closes the pipe (or dies), after writing everything, not on SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_malloc_for_large_messages()
+    logging.basicConfig(format="gateway recorder worker: %(message)s")
+    path, fd, t0_ns = Path(argv[0]), int(argv[1]), int(argv[2])
+    writer = ArchiveWriter(path, redact="--no-redact" not in argv[3:], continue_fd=fd)
+    serve(sys.stdin.buffer, writer, t0_ns, on_error=log.error)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

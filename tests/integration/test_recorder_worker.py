@@ -1,0 +1,100 @@
+"""The recorder worker process: what the proxy hands it is what the archive gets, just as
+if the proxy had recorded it in-process."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import zlib
+from pathlib import Path
+
+from replayer.archive.reader import read_records
+from replayer.archive.records import FrameRecord, Record
+from replayer.archive.writer import ArchiveWriter
+from replayer.recorder import GatewayRecorder
+from replayer.recorder_worker import WorkerRecorder, wait_until_written
+
+TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.worker-secret-token-value-123456"
+URL = "wss://gateway.discord.gg/?v=10&encoding=json"
+
+
+def j(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def drive(recorder: GatewayRecorder | WorkerRecorder) -> None:
+    """One session through the recorder's interface, as the addon would drive it."""
+    deflate = zlib.compressobj()
+
+    def z(payload: bytes) -> bytes:
+        return deflate.compress(payload) + deflate.flush(zlib.Z_SYNC_FLUSH)
+
+    recorder.http(
+        "GET", "discord.com", "/api/v10/gateway/bot", 200,
+        (("Authorization", f"Bot {TOKEN}"),), (), b"", j({"url": "wss://gateway.discord.gg"}),
+    )  # fmt: skip
+    recorder.open("a", URL, (("User-Agent", "test"),))
+    recorder.open("b", URL + "&compress=zlib-stream", ())
+    recorder.server_message("a", j({"op": 10, "d": {"heartbeat_interval": 41250}}), True)
+    recorder.client_message("a", j({"op": 2, "d": {"token": TOKEN, "shard": [0, 2]}}), True)
+    ready = {"t": "READY", "s": 1, "op": 0, "d": {"session_id": "s1", "pad": "x" * 9000}}
+    recorder.server_message("a", j(ready), True)
+    big = {"t": "GUILD_CREATE", "s": 2, "op": 0, "d": {"members": ["m" * 50] * 3000}}
+    recorder.server_message("a", j(big), True)  # over a pipe's atomic size
+    recorder.server_message("b", z(j({"op": 10, "d": {"heartbeat_interval": 1}})), False)
+    recorder.server_message("b", b"not zlib at all", False)
+    recorder.client_message("a", b"\xff not json", True)
+    recorder.store_raw("a", True, b"kept raw", True, "RuntimeError('bug')")
+    recorder.close("a", 4000, "bye", True)
+    recorder.close("b", None, "", None)
+
+
+def without_times(records: list[Record]) -> list[Record]:
+    return [dataclasses.replace(r, t_ns=0) for r in records]
+
+
+def test_worker_records_what_in_process_recording_does(tmp_path: Path) -> None:
+    inline = GatewayRecorder(ArchiveWriter(tmp_path / "inline.rpl", metadata={"m": 1}))
+    drive(inline)
+    inline.close_archive()
+    worker = WorkerRecorder(tmp_path / "worker.rpl", redact=True, metadata={"m": 1})
+    drive(worker)
+    assert worker.close_archive() == 0
+    header_inline, expected = read_records(tmp_path / "inline.rpl")
+    header_worker, got = read_records(tmp_path / "worker.rpl")
+    assert header_worker.metadata == header_inline.metadata
+    assert without_times(got) == without_times(expected)
+    assert len([r for r in got if isinstance(r, FrameRecord)]) == 8
+    assert TOKEN.encode() not in (tmp_path / "worker.rpl").read_bytes()
+    times = [r.t_ns for r in got]
+    assert times == sorted(times)
+
+
+def test_the_worker_writes_everything_after_the_proxy_vanishes(tmp_path: Path) -> None:
+    """No close_archive(): the pipe just closes, as when the proxy is killed; a half
+    written item at the end is dropped, everything before it is recorded."""
+    path = tmp_path / "w.rpl"
+    worker = WorkerRecorder(path, redact=True, metadata={})
+    worker.open("a", URL, ())
+    for seq in range(1, 201):
+        worker.server_message("a", j({"t": "X", "s": seq, "op": 0, "d": {"n": seq}}), True)
+    worker._write(b"\x01\x01\x00\x00")  # the start of an item, cut short
+    os.close(worker._fd)  # the proxy is gone
+    wait_until_written(path)
+    assert worker.process.wait() == 0
+    frames = [r for r in read_records(path)[1] if isinstance(r, FrameRecord)]
+    assert [f.s for f in frames] == list(range(1, 201))
+
+
+def test_a_bad_item_is_reported_and_recording_goes_on(tmp_path: Path, capfd: object) -> None:
+    path = tmp_path / "w.rpl"
+    worker = WorkerRecorder(path, redact=True, metadata={})
+    worker.open("a", URL, ())
+    worker._call("no_such_method", ())  # a bug in the proxy's side
+    worker.server_message("a", j({"op": 11, "d": None}), True)
+    assert worker.close_archive() == 0
+    frames = [r for r in read_records(path)[1] if isinstance(r, FrameRecord)]
+    assert [f.op for f in frames] == [11]
+    err = capfd.readouterr().err  # type: ignore[attr-defined]
+    assert "gateway recorder worker: item 2 (kind 3) failed" in err
