@@ -20,6 +20,36 @@ def cpu_times(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes started by ``pid`` (children, theirs, ...) that are alive now."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children = [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            continue
+        for child in children:
+            out += [child, *descendants(child)]
+    return out
+
+
+def tree_cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process and of its live descendants (e.g. a recorder worker)."""
+    user = system = 0.0
+    for each in (pid, *descendants(pid)):
+        try:
+            u, s = cpu_times(each)
+        except FileNotFoundError:
+            continue
+        user, system = user + u, system + s
+    return user, system
+
+
 def memory(pid: int) -> dict[str, int]:
     """VmHWM and VmRSS of a process, in bytes."""
     out: dict[str, int] = {}

@@ -49,7 +49,15 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from _proc import cpu_times, memory, stop, tail, venv_tool  # bench/_proc.py
+from _proc import (  # bench/_proc.py
+    cpu_times,
+    descendants,
+    memory,
+    stop,
+    tail,
+    tree_cpu_times,
+    venv_tool,
+)
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -339,7 +347,8 @@ async def _client(port: int, count: int, size: int, pids: tuple[int | None, int]
         url, compression=None, max_size=None, ping_interval=None, open_timeout=30
     ) as ws:
         await asyncio.sleep(0.2)  # let the proxy finish opening the flow (hooks, archive)
-        p0 = cpu_times(proxy_pid) if proxy_pid else (0.0, 0.0)
+        # The proxy and its children: the addon's recorder worker does its work.
+        p0 = tree_cpu_times(proxy_pid) if proxy_pid else (0.0, 0.0)
         u0 = cpu_seconds(upstream_pid)
         m0 = machine_cpu()
         c0 = time.process_time()
@@ -354,7 +363,7 @@ async def _client(port: int, count: int, size: int, pids: tuple[int | None, int]
         c1 = time.process_time()
         m1 = machine_cpu()
         u1 = cpu_seconds(upstream_pid)
-        p1 = cpu_times(proxy_pid) if proxy_pid else (0.0, 0.0)
+        p1 = tree_cpu_times(proxy_pid) if proxy_pid else (0.0, 0.0)
     expected_last = f'{{"op":0,"s":{count - 1},'.encode()
     if nbytes != count * size or not last.startswith(expected_last):
         raise RuntimeError(
@@ -423,8 +432,10 @@ def run_one(kind: str, upstream: Upstream, workdir: Path, rnd: int) -> Run:
         )  # fmt: skip
         if proxy is not None:
             time.sleep(0.1)  # the close handshake goes through the proxy
-            mem = memory(proxy.proc.pid)
-            run.vm_hwm, run.vm_rss = mem.get("VmHWM"), mem.get("VmRSS")
+            # The proxy and its children (the addon's recorder worker): the sum of peaks.
+            mems = [memory(pid) for pid in (proxy.proc.pid, *descendants(proxy.proc.pid))]
+            run.vm_hwm = sum(m.get("VmHWM", 0) for m in mems)
+            run.vm_rss = sum(m.get("VmRSS", 0) for m in mems)
     except BaseException:
         if proxy is not None:
             proxy.stop()
