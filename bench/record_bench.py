@@ -68,6 +68,7 @@ from replayer.gateway.opcodes import Direction
 MiB = 1 << 20
 ROOT = Path(__file__).resolve().parents[1]
 ADDON = ROOT / "addons" / "gateway_recorder.py"
+NOOP_ADDON = ROOT / "bench" / "noop_addon.py"
 GATEWAY_PATH = "/?v=10&encoding=json"
 
 # (frame size in bytes, frames at --scale 1): each run takes a few seconds through mitmdump.
@@ -75,7 +76,8 @@ SIZES: tuple[tuple[int, int], ...] = ((100, 100_000), (10_000, 20_000), (1_000_0
 QUICK_SCALE = 0.05
 
 DIRECT, BARE, ADDON_RUN, RECORD = "direct", "mitmdump", "mitmdump+addon", "replayer record"
-PROXIES = (DIRECT, BARE, ADDON_RUN, RECORD)
+NOOP = "mitmdump+noop hook"  # the floor: what calling any websocket_message hook costs
+PROXIES = (DIRECT, BARE, NOOP, ADDON_RUN, RECORD)
 RECORDING = (ADDON_RUN, RECORD)
 ADDON_TARGET = 0.95  # mitmdump+addon / bare mitmdump, frames/s, >=
 RECORD_TARGET = 1.0  # replayer record / bare mitmdump, frames/s, >
@@ -198,6 +200,7 @@ class Upstream:
 
 _LISTEN = {
     BARE: re.compile(r"listening at \S+:(\d+)"),
+    NOOP: re.compile(r"listening at \S+:(\d+)"),
     ADDON_RUN: re.compile(r"listening at \S+:(\d+)"),
     RECORD: re.compile(r"gateway URL: ws://\S+:(\d+)/"),
 }
@@ -237,6 +240,8 @@ class Proxy:
                     "-s", str(ADDON), "--set", f"gateway_record={archive}",
                     "--set", f"gateway_upstream={ws_up}",
                 ]  # fmt: skip
+            elif kind == NOOP:
+                cmd += ["-s", str(NOOP_ADDON)]
         env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
         with open(log, "wb") as out:
             proc = subprocess.Popen(
