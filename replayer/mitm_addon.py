@@ -23,9 +23,11 @@ If the worker dies, recording stops (logged) and the proxy goes on.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http
@@ -34,7 +36,9 @@ from mitmproxy.addonmanager import Loader
 from replayer.archive.writer import ArchiveWriter
 from replayer.errors import ReplayerError
 from replayer.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder
-from replayer.recorder_worker import WorkerRecorder
+
+if TYPE_CHECKING:
+    from replayer.recorder_worker import WorkerRecorder
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +119,12 @@ class GatewayRecorderAddon:
             "recorder": "addons/gateway_recorder.py",
             "rewrite": opts.gateway_rewrite or None,
         }
-        # A frozen mitmproxy (the standalone binaries) has no Python to start a worker with.
-        if opts.gateway_worker and not opts.gateway_rewrite and not getattr(sys, "frozen", False):
+        # A frozen mitmproxy (the standalone binaries) has no Python to start a worker with;
+        # the worker needs POSIX pipes, fd passing and flock.
+        frozen = getattr(sys, "frozen", False)
+        if opts.gateway_worker and not opts.gateway_rewrite and not frozen and os.name == "posix":
+            from replayer.recorder_worker import WorkerRecorder
+
             try:
                 worker = WorkerRecorder(path, redact=opts.gateway_redact, metadata=metadata)
             except OSError as exc:

@@ -38,7 +38,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,6 +53,7 @@ _HEADER = struct.Struct("<BBHIQI")
 _CLIENT, _SERVER, _CALL = 1, 2, 3
 _PIPE_BYTES = 1 << 20  # room for a burst (or one large message) without blocking the proxy
 _CALLS = frozenset({"open", "close", "http", "store_raw"})
+IDLE_S = 0.002  # how long the worker lets items gather in the pipe once it has caught up
 
 
 class WorkerRecorder:
@@ -89,9 +90,11 @@ class WorkerRecorder:
         assert self.process.stdin is not None
         self._pipe: IO[bytes] | None = self.process.stdin
         self._fd = self._pipe.fileno()
-        # Over /proc/sys/fs/pipe-max-size it fails: the default 64 KiB works too.
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        # Linux only; over /proc/sys/fs/pipe-max-size it fails: the default 64 KiB works too.
+        set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+        if set_pipe_size is not None:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._fd, set_pipe_size, _PIPE_BYTES)
 
     @property
     def pid(self) -> int:
@@ -196,35 +199,47 @@ class WorkerRecorder:
 # --- the worker's side -------------------------------------------------------------------
 
 
-def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
-    """``size`` bytes, or None at end of file (a cut item counts as the end)."""
-    data = stream.read(size)
-    if len(data) < size:
-        return None
-    return data
+def read_items(fd: int, idle_s: float = IDLE_S) -> Iterator[tuple[int, bool, int, int, bytes]]:
+    """``(kind, is_text, key, t_ns, content)`` for each item the pipe ``fd`` brings, until
+    end of file (an item cut short there is dropped).
+
+    Once it has caught up, it waits ``idle_s`` before reading again instead of blocking
+    in ``read``: a process blocked on the pipe must be woken by every write, and on the
+    VMs we measured that wake-up made the proxy's pipe write ~4x dearer. Items wait in
+    the pipe meanwhile (they are safe there, even if the proxy dies).
+    """
+    buffer = bytearray()
+    size = _HEADER.size
+    while chunk := os.read(fd, _PIPE_BYTES):
+        buffer += chunk
+        pos = 0
+        while len(buffer) - pos >= size:
+            kind, is_text, _, key, t_ns, length = _HEADER.unpack_from(buffer, pos)
+            end = pos + size + length
+            if end > len(buffer):
+                break
+            yield kind, bool(is_text), key, t_ns, bytes(buffer[pos + size : end])
+            pos = end
+        del buffer[:pos]
+        if len(chunk) < _PIPE_BYTES:
+            time.sleep(idle_s)
 
 
-def serve(
-    stream: IO[bytes], writer: ArchiveWriter, t0_ns: int, on_error: Callable[[str], None]
-) -> int:
-    """Read items until end of file and record them with ``writer``, then close it.
-    Offsets count from ``t0_ns`` (the proxy's clock when it created the archive).
-    Returns how many items it read."""
+def serve(fd: int, writer: ArchiveWriter, t0_ns: int, on_error: Callable[[str], None]) -> int:
+    """Read items from the pipe ``fd`` until end of file and record them with
+    ``writer``, then close it. Offsets count from ``t0_ns`` (the proxy's clock when it
+    created the archive). Returns how many items it read."""
     now = [t0_ns]
     recorder = GatewayRecorder(writer, clock_ns=lambda: now[0], on_error=on_error)
     items = 0
-    while (head := _read_exactly(stream, _HEADER.size)) is not None:
-        kind, is_text, _, key, t_ns, size = _HEADER.unpack(head)
-        content = _read_exactly(stream, size)
-        if content is None:
-            break
+    for kind, is_text, key, t_ns, content in read_items(fd):
         items += 1
         now[0] = t_ns
         try:
             if kind == _CLIENT:
-                recorder.client_message(key, content, bool(is_text))
+                recorder.client_message(key, content, is_text)
             elif kind == _SERVER:
-                recorder.server_message(key, content, bool(is_text))
+                recorder.server_message(key, content, is_text)
             elif kind == _CALL:
                 method, args = pickle.loads(content)  # from our own parent, over a pipe
                 if method not in _CALLS:
@@ -233,7 +248,7 @@ def serve(
         except Exception as exc:  # one bad item must not end the recording
             on_error(f"item {items} (kind {kind}) failed: {exc!r}")
             if kind in (_CLIENT, _SERVER):
-                recorder.store_raw(key, kind == _CLIENT, content, bool(is_text), repr(exc))
+                recorder.store_raw(key, kind == _CLIENT, content, is_text, repr(exc))
     writer.close()
     return items
 
@@ -257,7 +272,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(format="gateway recorder worker: %(message)s")
     path, fd, t0_ns = Path(argv[0]), int(argv[1]), int(argv[2])
     writer = ArchiveWriter(path, redact="--no-redact" not in argv[3:], continue_fd=fd)
-    serve(sys.stdin.buffer, writer, t0_ns, on_error=log.error)
+    serve(sys.stdin.fileno(), writer, t0_ns, on_error=log.error)
     return 0
 
 

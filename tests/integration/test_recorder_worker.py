@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import struct
 import zlib
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from replayer.archive.reader import read_records
 from replayer.archive.records import FrameRecord, Record
 from replayer.archive.writer import ArchiveWriter
 from replayer.recorder import GatewayRecorder
-from replayer.recorder_worker import WorkerRecorder, wait_until_written
+from replayer.recorder_worker import WorkerRecorder, read_items, wait_until_written
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.worker-secret-token-value-123456"
 URL = "wss://gateway.discord.gg/?v=10&encoding=json"
@@ -98,3 +99,21 @@ def test_a_bad_item_is_reported_and_recording_goes_on(tmp_path: Path, capfd: obj
     assert [f.op for f in frames] == [11]
     err = capfd.readouterr().err  # type: ignore[attr-defined]
     assert "gateway recorder worker: item 2 (kind 3) failed" in err
+
+
+def test_items_split_anywhere_across_reads_come_out_whole() -> None:
+    items = [(1, True, 3, 10 + n, bytes([n]) * n * 7) for n in range(50)]
+    wire = b"".join(
+        struct.pack("<BBHIQI", kind, text, 0, key, t_ns, len(data)) + data
+        for kind, text, key, t_ns, data in items
+    )
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb", buffering=0) as pipe:
+        for start in range(0, len(wire), 37):  # pieces that cut headers and contents
+            pipe.write(wire[start : start + 37])
+        # An item cut short by the end of the stream: dropped.
+        pipe.write(struct.pack("<BBHIQI", 2, 0, 0, 3, 99, 100) + b"x" * 5)
+    try:
+        assert list(read_items(read_fd, idle_s=0)) == items
+    finally:
+        os.close(read_fd)
