@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
+from mitmproxy.websocket import WebSocketMessage
 
 from replayer.archive.writer import ArchiveWriter
 from replayer.errors import ReplayerError
@@ -45,6 +46,15 @@ log = logging.getLogger(__name__)
 
 def _headers(fields: http.Headers) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in fields.items(multi=True))
+
+
+def _deliver(message: WebSocketMessage, replacement: bytes | None) -> None:
+    """Apply the recorder's answer for a server message: None forwards it unchanged,
+    ``b""`` sends nothing yet (a re-compressed stream mid-message), else new content."""
+    if replacement == b"":
+        message.drop()
+    elif replacement is not None:
+        message.content = replacement
 
 
 class GatewayRecorderAddon:
@@ -238,10 +248,7 @@ class GatewayRecorderAddon:
                 recorder.client_message(flow.id, message.content, message.is_text)
             else:
                 replacement = recorder.server_message(flow.id, message.content, message.is_text)
-                if replacement == b"":
-                    message.drop()
-                elif replacement is not None:
-                    message.content = replacement
+                _deliver(message, replacement)
         except BrokenPipeError:
             self._worker_died()
         except Exception as exc:
@@ -257,10 +264,7 @@ class GatewayRecorderAddon:
                 # fit the client's stream (see GatewayRecorder.server_fallback).
                 try:
                     fallback = recorder.server_fallback(flow.id, message.content, message.is_text)
-                    if fallback == b"":
-                        message.drop()
-                    elif fallback is not None:
-                        message.content = fallback
+                    _deliver(message, fallback)
                 except Exception as again:
                     self._error(f"websocket_message fallback failed: {again!r}")
         finally:
