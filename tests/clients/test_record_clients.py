@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import discord
@@ -57,6 +59,7 @@ from tests.clients.conftest import (
     Scenario,
     replay,
     synth_scenario,
+    transcript,
 )
 from tests.clients.test_discordpy_replay import (
     GUILD_READY_TIMEOUT,
@@ -70,6 +73,7 @@ from tests.clients.test_discordpy_replay import seen as discord_seen
 from tests.clients.test_hikari_replay import INTENTS as HIKARI_INTENTS
 from tests.clients.test_hikari_replay import Probe as HikariProbe
 from tests.clients.test_hikari_replay import seen as hikari_seen
+from tests.integration.test_recorder_proxy import ADDON, start_mitmdump
 
 # A distinctive token (hikari reads the bot id from its first segment): after the run, no
 # byte of the archive may hold it, nor its secret part alone.
@@ -543,3 +547,39 @@ async def test_a_failed_record_costs_the_client_nothing(
     assert "cannot record" in (raw.error or "")
     assert_no_token(rig.archive)
     assert_verifies(rig.archive)
+
+
+async def test_mitmdump_addon_records_discordpy_through_its_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mitmdump -s addons/gateway_recorder.py` (its recorder worker on, the default) in
+    reverse mode in front of the upstream, a real discord.py bot through it (zlib-stream):
+    the bot sees the whole session, and once mitmdump has stopped the archive holds
+    exactly the upstream's frames, both ways, without the token, and verifies."""
+    scenario = synth_scenario(tmp_path)
+    archive = tmp_path / "dump.rpl"
+    log: list[str] = []
+    async with replay(scenario, tmp_path, ReplayOptions(speed=0)) as upstream:
+        proc, port = await start_mitmdump(
+            tmp_path, upstream, "-s", str(ADDON), "--set", f"gateway_record={archive}",
+            "--set", f"gateway_upstream=ws://127.0.0.1:{upstream.port}", log=log,
+        )  # fmt: skip
+        try:
+            assert any("worker pid" in line for line in log)
+            endpoints = SimpleNamespace(
+                rest_base=f"http://127.0.0.1:{port}/api/v10", gateway_url=f"ws://127.0.0.1:{port}/"
+            )
+            rig = Rig(scenario, upstream, endpoints, archive)  # type: ignore[arg-type]
+            seen = await run_client(rig, "discord.py", monkeypatch, resume=False)
+        finally:
+            proc.send_signal(signal.SIGINT)  # mitmdump waits for its worker to finish
+            output, _ = await asyncio.to_thread(proc.communicate, timeout=TIMEOUT)
+    assert proc.returncode == 0, output
+    assert "gateway recorder" not in output  # no recorder error of either process
+    assert_client_saw_the_session(seen, scenario)
+    records = read_records(archive)[1]
+    upstream_records = transcript(upstream)
+    for direction in (Direction.SERVER, Direction.CLIENT):
+        assert by_connection(records, direction) == by_connection(upstream_records, direction)
+    assert_no_token(archive)
+    assert_verifies(archive)
