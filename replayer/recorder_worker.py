@@ -200,9 +200,12 @@ class WorkerRecorder:
 # --- the worker's side -------------------------------------------------------------------
 
 
-def read_items(fd: int, idle_s: float = IDLE_S) -> Iterator[tuple[int, bool, int, int, bytes]]:
-    """``(kind, is_text, key, t_ns, content)`` for each item the pipe ``fd`` brings, until
-    end of file (an item cut short there is dropped).
+Item = tuple[int, bool, int, int, bytes]  # (kind, is_text, key, t_ns, content)
+
+
+def read_batches(fd: int, idle_s: float = IDLE_S) -> Iterator[list[Item]]:
+    """The whole items of each read from the pipe ``fd``, until end of file (an item
+    cut short there is dropped).
 
     Once it has caught up, it waits ``idle_s`` before reading again instead of blocking
     in ``read``: a process blocked on the pipe must be woken by every write, and on the
@@ -213,6 +216,7 @@ def read_items(fd: int, idle_s: float = IDLE_S) -> Iterator[tuple[int, bool, int
     size = _HEADER.size
     while chunk := os.read(fd, _PIPE_BYTES):
         buffer += chunk
+        batch: list[Item] = []
         pos = 0
         while len(buffer) - pos >= size:
             kind, is_text, _, key, t_ns, length = _HEADER.unpack_from(buffer, pos)
@@ -221,39 +225,57 @@ def read_items(fd: int, idle_s: float = IDLE_S) -> Iterator[tuple[int, bool, int
                 break
             with memoryview(buffer) as view:  # one copy out of the buffer, not two
                 content = bytes(view[pos + size : end])
-            yield kind, bool(is_text), key, t_ns, content
+            batch.append((kind, bool(is_text), key, t_ns, content))
             pos = end
         del buffer[:pos]
+        if batch:
+            yield batch
         # Only after small reads: with large messages the wake-ups are few anyway, and a
         # pause would let a megabyte message wait for room in the pipe.
         if len(chunk) < _IDLE_BELOW_BYTES:
             time.sleep(idle_s)
 
 
+def read_items(fd: int, idle_s: float = IDLE_S) -> Iterator[Item]:
+    """Each item of :func:`read_batches`, one at a time."""
+    for batch in read_batches(fd, idle_s):
+        yield from batch
+
+
 def serve(fd: int, writer: ArchiveWriter, t0_ns: int, on_error: Callable[[str], None]) -> int:
     """Read items from the pipe ``fd`` until end of file and record them with
     ``writer``, then close it. Offsets count from ``t0_ns`` (the proxy's clock when it
-    created the archive). Returns how many items it read."""
+    created the archive). Returns how many items it read.
+
+    The records of one read from the pipe are written together, after the last of them:
+    until then they are still in memory here, and killing the worker alone would lose
+    them (as it loses what the pipe holds); killing the proxy loses nothing."""
     now = [t0_ns]
     recorder = GatewayRecorder(writer, clock_ns=lambda: now[0], on_error=on_error)
     items = 0
-    for kind, is_text, key, t_ns, content in read_items(fd):
-        items += 1
-        now[0] = t_ns
+    writer.hold()
+    for batch in read_batches(fd):
+        for kind, is_text, key, t_ns, content in batch:
+            items += 1
+            now[0] = t_ns
+            try:
+                if kind == _CLIENT:
+                    recorder.client_message(key, content, is_text)
+                elif kind == _SERVER:
+                    recorder.server_message(key, content, is_text)
+                elif kind == _CALL:
+                    method, args = pickle.loads(content)  # from our own parent, over a pipe
+                    if method not in _CALLS:
+                        raise ValueError(f"unknown call {method!r}")
+                    getattr(recorder, method)(*args)
+            except Exception as exc:  # one bad item must not end the recording
+                on_error(f"item {items} (kind {kind}) failed: {exc!r}")
+                if kind in (_CLIENT, _SERVER):
+                    recorder.store_raw(key, kind == _CLIENT, content, is_text, repr(exc))
         try:
-            if kind == _CLIENT:
-                recorder.client_message(key, content, is_text)
-            elif kind == _SERVER:
-                recorder.server_message(key, content, is_text)
-            elif kind == _CALL:
-                method, args = pickle.loads(content)  # from our own parent, over a pipe
-                if method not in _CALLS:
-                    raise ValueError(f"unknown call {method!r}")
-                getattr(recorder, method)(*args)
-        except Exception as exc:  # one bad item must not end the recording
-            on_error(f"item {items} (kind {kind}) failed: {exc!r}")
-            if kind in (_CLIENT, _SERVER):
-                recorder.store_raw(key, kind == _CLIENT, content, is_text, repr(exc))
+            writer.flush()
+        except OSError as exc:
+            on_error(f"cannot write items up to {items}: {exc!r}")
     writer.close()
     return items
 

@@ -4,11 +4,17 @@ Each record goes to the file descriptor in one ``write`` as soon as it is added 
 user-space buffer), so a process killed at any moment leaves every completed record
 readable; only the record being written can be cut short, and the reader reports such a
 tail as truncated. ``fsync`` (against power loss, not process death) is opt-in.
+
+A caller that already holds a batch of records somewhere safe (the recorder worker: they
+wait in a pipe that outlives the proxy) can :meth:`~ArchiveWriter.hold` them and
+:meth:`~ArchiveWriter.flush` the batch in one ``writev``: one system call per batch
+instead of one per record.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -23,6 +29,28 @@ from replayer.errors import ArchiveError
 
 # Frames with payloads from this size on are written with writev (no packed copy).
 WRITEV_BYTES = 64 << 10
+# Held records are flushed once they add up to this much, whatever the caller does.
+HOLD_LIMIT_BYTES = 4 << 20
+_IOV_MAX = 1024  # POSIX guarantees at least 16; Linux and the BSDs have 1024
+
+
+def write_all(fd: int, pieces: Sequence[bytes | memoryview]) -> None:
+    """Write ``pieces`` to ``fd`` in order, with as few ``writev`` calls as it takes."""
+    rest = list(pieces)
+    while rest:
+        group = rest[:_IOV_MAX]
+        written = os.writev(fd, group)
+        if not written and any(group):
+            raise OSError(f"writev to fd {fd} wrote nothing")
+        done = 0
+        for piece in group:
+            if written < len(piece):
+                break
+            written -= len(piece)
+            done += 1
+        rest = rest[done:]
+        if written:  # a piece cut short: the kernel took its beginning
+            rest[0] = memoryview(rest[0])[written:]
 
 
 def _bin_header(size: int) -> bytes:
@@ -55,6 +83,8 @@ class ArchiveWriter:
         self.records_written = 0
         self._fsync = fsync
         self._packer = msgpack.Packer(use_bin_type=True)
+        self._held: list[bytes] | None = None  # records packed but not yet written
+        self._held_bytes = 0
         if continue_fd is not None:
             self._fd: int | None = continue_fd
             return
@@ -108,6 +138,9 @@ class ArchiveWriter:
         fd = self._fd
         if fd is None:
             raise ValueError(f"{self.path}: archive writer is closed")
+        if self._held is not None:
+            self._hold((data,), len(data))
+            return
         written = os.write(fd, data)  # one system call per record, as a rule
         if written < len(data):
             self._put(data[written:])
@@ -141,6 +174,9 @@ class ArchiveWriter:
         if fd is None:
             raise ValueError(f"{self.path}: archive writer is closed")
         total = len(pieces[0]) + size + len(tail)
+        if self._held is not None:
+            self._hold(pieces, total)
+            return
         written = os.writev(fd, pieces)
         if written < total:  # rare: finish with plain writes
             self._put(b"".join(pieces)[written:])
@@ -148,10 +184,39 @@ class ArchiveWriter:
             os.fsync(fd)
         self.records_written += 1
 
+    def hold(self) -> None:
+        """From now on keep records in memory until :meth:`flush` or :meth:`close` (or
+        until they add up to ``HOLD_LIMIT_BYTES``): a process killed meanwhile loses
+        them. For a caller whose records are safe elsewhere until it flushes."""
+        if self._held is None:
+            self._held = []
+            self._held_bytes = 0
+
+    def _hold(self, pieces: Sequence[bytes], size: int) -> None:
+        assert self._held is not None
+        self._held.extend(pieces)
+        self._held_bytes += size
+        self.records_written += 1
+        if self._held_bytes >= HOLD_LIMIT_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the held records, if any, with as few system calls as it takes."""
+        held = self._held
+        if not held or self._fd is None:
+            return
+        self._held, self._held_bytes = [], 0
+        write_all(self._fd, held)
+        if self._fsync:
+            os.fsync(self._fd)
+
     def close(self) -> None:
         if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
+            try:
+                self.flush()
+            finally:
+                fd, self._fd = self._fd, None
+                os.close(fd)
 
     def fileno(self) -> int:
         if self._fd is None:
@@ -160,6 +225,7 @@ class ArchiveWriter:
 
     def detach(self) -> int:
         """Give up the file descriptor without closing it (another process writes on)."""
+        self.flush()
         fd = self.fileno()
         self._fd = None
         return fd

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import struct
 import zlib
 from pathlib import Path
@@ -14,7 +15,7 @@ from replayer.archive.reader import read_records
 from replayer.archive.records import FrameRecord, Record
 from replayer.archive.writer import ArchiveWriter
 from replayer.recorder import GatewayRecorder
-from replayer.recorder_worker import WorkerRecorder, read_items, wait_until_written
+from replayer.recorder_worker import WorkerRecorder, read_items, serve, wait_until_written
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.worker-secret-token-value-123456"
 URL = "wss://gateway.discord.gg/?v=10&encoding=json"
@@ -117,3 +118,26 @@ def test_items_split_anywhere_across_reads_come_out_whole() -> None:
         assert list(read_items(read_fd, idle_s=0)) == items
     finally:
         os.close(read_fd)
+
+
+def test_a_failing_archive_write_is_reported_and_the_worker_reads_on(tmp_path: Path) -> None:
+    """The disk refuses the batch (here: a descriptor open for reading only): the
+    worker says so and keeps draining the pipe, so that the proxy never blocks on it."""
+    path = tmp_path / "ro.rpl"
+    path.write_bytes(b"")
+    opening = pickle.dumps(("open", (1, URL, ())))
+    items = [struct.pack("<BBHIQI", 3, 0, 0, 0, 5, len(opening)) + opening]
+    items += [struct.pack("<BBHIQI", 2, 1, 0, 1, 6, 2) + b"{}" for _ in range(3)]
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"".join(items))
+    os.close(write_fd)
+    errors: list[str] = []
+    ro_fd = os.open(path, os.O_RDONLY)
+    try:
+        writer = ArchiveWriter(path, redact=False, continue_fd=ro_fd)
+        assert serve(read_fd, writer, 0, on_error=errors.append) == 4
+    finally:
+        os.close(read_fd)
+    assert writer.closed
+    assert len(errors) == 1, errors
+    assert "cannot write items up to 4" in errors[0]

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from replayer.archive import header as header_module
 from replayer.archive import migrations
+from replayer.archive import writer as writer_module
 from replayer.archive.header import FORMAT_VERSION, MAGIC, Header
 from replayer.archive.reader import ArchiveReader, read_records
 from replayer.archive.records import FrameRecord, FrameType, Record, RecordKind, to_row
-from replayer.archive.writer import WRITEV_BYTES, ArchiveWriter
+from replayer.archive.writer import HOLD_LIMIT_BYTES, WRITEV_BYTES, ArchiveWriter, write_all
 from replayer.errors import ArchiveError, ArchiveVersionError, TruncatedArchiveError
 from replayer.gateway.opcodes import Direction
 
@@ -242,3 +243,65 @@ def test_large_payloads_are_packed_as_msgpack_would(tmp_path: Path, size: int) -
         assert list(reader) == [frame, frame]
     row = msgpack.packb(to_row(frame), use_bin_type=True)
     assert path.read_bytes()[header_size:] == row + row
+
+
+@settings_tmp
+@given(records=st.lists(any_record, max_size=30), flush_after=st.sets(st.integers(0, 29)))
+def test_held_records_are_written_as_unheld_ones(
+    tmp_path: Path, records: list[Record], flush_after: set[int]
+) -> None:
+    """Holding changes when the bytes reach the file, never which bytes."""
+    plain, held = tmp_path / "plain.rpl", tmp_path / "held.rpl"
+    header = Header(metadata={}, created_unix_ns=1)
+    write(plain, records, header=header)
+    with ArchiveWriter(held, redact=False, header=header) as writer:
+        writer.hold()
+        for i, record in enumerate(records):
+            writer.write(record)
+            if i in flush_after:
+                writer.flush()
+        assert writer.records_written == len(records)
+    assert held.read_bytes() == plain.read_bytes()
+
+
+def test_held_records_reach_the_file_on_flush_close_or_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "held.rpl"
+    writer = ArchiveWriter(path, redact=False)
+    header_bytes = os.path.getsize(path)
+    writer.hold()
+    writer.write(frame(0))
+    writer.write(frame(1, size=WRITEV_BYTES))  # the vectored path holds too
+    assert os.path.getsize(path) == header_bytes  # still in memory
+    writer.flush()
+    assert [r.t_ns for r in read_records(path)[1]] == [0, 1]
+    big = HOLD_LIMIT_BYTES // 4 + 1
+    for i in range(2, 5):
+        writer.write(frame(i, size=big))
+    assert len(read_records(path)[1]) == 2  # under the limit: held
+    writer.write(frame(5, size=big))  # over it: written without a flush
+    assert len(read_records(path)[1]) == 6
+    writer.write(frame(6))
+    writer.close()
+    assert [r.t_ns for r in read_records(path)[1]] == list(range(7))
+
+
+@given(
+    pieces=st.lists(st.binary(max_size=50), max_size=40),
+    limits=st.lists(st.integers(1, 120), min_size=1, max_size=10),
+)
+def test_write_all_finishes_short_writes(pieces: list[bytes], limits: list[int]) -> None:
+    """``writev`` may take fewer bytes than offered (a signal, a full disk's last
+    block): the rest follows, in order, from inside the piece it stopped in."""
+    out = bytearray()
+    calls = iter(limits * 1000)
+
+    def short_writev(fd: int, buffers: list[bytes]) -> int:
+        data = b"".join(bytes(b) for b in buffers)[: next(calls)]
+        out.extend(data)
+        return len(data)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(writer_module.os, "writev", short_writev)
+        mp.setattr(writer_module, "_IOV_MAX", 3)  # groups of 3 pieces, as if at the limit
+        write_all(-1, pieces)
+    assert bytes(out) == b"".join(pieces)
