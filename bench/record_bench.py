@@ -1,20 +1,27 @@
 """Throughput and cost of recording the gateway through the proxy, against bare mitmdump.
 
 One local upstream (a bare ``websockets`` server speaking enough gateway to be recorded)
-streams N text dispatches as fast as it can; a ``websockets`` client receives them
-through each proxy, one run at a time, all in the same benchmark run:
+sends N text dispatches as fast as it can, in bursts, to a ``websockets`` client through
+each of these, all in the same run:
 
 * ``direct``: no proxy, for context (the upstream and client's own ceiling);
 * ``mitmdump``: bare ``mitmdump --mode reverse:...`` (no addon) -- the baseline;
+* ``mitmdump+noop hook``: the same with a ``websocket_message`` hook that does nothing;
 * ``mitmdump+addon``: the same with ``-s addons/gateway_recorder.py`` recording;
 * ``replayer record``: the lean in-process mitmproxy of ``replayer record``.
 
-Every proxy is a subprocess of its own, started afresh for every run, so its CPU time
-(``/proc/PID/stat`` utime+stime, read just before the client says "go" and just after the
-last frame arrives) and its peak RSS (``VmHWM``) belong to that run alone. Runs of the
-proxies are interleaved (the order rotates each round) and the median round is reported.
-After each recording run the archive is read back with ``ArchiveReader``: it must hold
-every server frame (and the client's "go"), or the benchmark stops.
+Lockstep: each round starts every proxy afresh (a subprocess each) and opens one
+connection through each; then the proxies take turns, one burst of frames each (the
+order rotates every burst), until N frames have gone through each. This machine's speed
+drifts by +-15 % from one second to the next, so proxies measured one after the other
+(a whole run each) compared different machines; turns of ~0.2-1 s sample the same
+drift. A proxy's wall time is the sum of its bursts (the client's "go N" to the last
+frame); its CPU (``/proc/PID/stat`` utime+stime of it and its children, the addon's
+recorder worker) is counted until it is idle again after each burst, so the worker's
+backlog is in the CPU column. Its peak RSS is ``VmHWM`` over the round. The ratios to
+bare mitmdump are taken within each round, and their median is reported. After
+each round every archive is read back with ``ArchiveReader``: it must hold every server
+frame (and each "go N"), or the benchmark stops.
 
 Targets: ``mitmdump+addon`` >= 0.95 x bare mitmdump in frames/s, ``replayer record``
 > 1.0 x bare mitmdump, at every frame size; peak RSS of the recording proxies over the
@@ -58,7 +65,7 @@ from _proc import (  # bench/_proc.py
     tree_cpu_times,
     venv_tool,
 )
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from replayer.archive.reader import ArchiveReader
@@ -71,8 +78,13 @@ ADDON = ROOT / "addons" / "gateway_recorder.py"
 NOOP_ADDON = ROOT / "bench" / "noop_addon.py"
 GATEWAY_PATH = "/?v=10&encoding=json"
 
-# (frame size in bytes, frames at --scale 1): each run takes a few seconds through mitmdump.
-SIZES: tuple[tuple[int, int], ...] = ((100, 100_000), (10_000, 20_000), (1_000_000, 300))
+# (frame size in bytes, frames at --scale 1, frames per burst): a burst takes ~0.2-1 s
+# through bare mitmdump, short enough that the proxies' turns sample the same machine.
+SIZES: tuple[tuple[int, int, int], ...] = (
+    (100, 100_000, 2_000),
+    (10_000, 20_000, 1_000),
+    (1_000_000, 300, 20),
+)
 QUICK_SCALE = 0.05
 
 DIRECT, BARE, ADDON_RUN, RECORD = "direct", "mitmdump", "mitmdump+addon", "replayer record"
@@ -115,21 +127,24 @@ class Frames:
         return b"".join((self._head, digits, self._mid, pad, self._tail))
 
 
-def serve_upstream(size: int, count: int) -> None:
-    """Serve N frames of ``size`` bytes to every client that says "go"; print the port."""
+def serve_upstream(size: int) -> None:
+    """Send N more frames of ``size`` bytes each time a client says "go N" (``s`` counts on
+    over the connection); print the port."""
     frame = Frames(size)
 
     async def handler(ws: ServerConnection) -> None:
         if ws.request is None or ws.request.path != GATEWAY_PATH:
             await ws.close(4000, "unexpected path")
             return
-        message = await ws.recv()
-        if message != "go":
-            await ws.close(4000, "expected go")
-            return
-        for i in range(count):
-            await ws.send(frame(i), text=True)
-        await ws.wait_closed()
+        sent = 0
+        async for message in ws:
+            verb, _, n = str(message).partition(" ")
+            if verb != "go" or not n.isdigit():
+                await ws.close(4000, "expected go N")
+                return
+            for i in range(sent, sent + int(n)):
+                await ws.send(frame(i), text=True)
+            sent += int(n)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -177,20 +192,19 @@ def machine_load(seconds: float) -> float:
 @dataclass
 class Upstream:
     size: int
-    count: int
     proc: subprocess.Popen[bytes]
     port: int
 
     @classmethod
-    def start(cls, size: int, count: int) -> Upstream:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--upstream", str(size), str(count)]
+    def start(cls, size: int) -> Upstream:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--upstream", str(size)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if not line.strip().isdigit():
             stop(proc)
             raise RuntimeError(f"upstream did not start: {line!r}")
-        return cls(size, count, proc, int(line))
+        return cls(size, proc, int(line))
 
     def stop(self) -> None:
         stop(self.proc)
@@ -269,16 +283,17 @@ class Proxy:
 
 @dataclass
 class Transfer:
-    """One client transfer, the handshake excluded."""
+    """One proxy's bursts of a round, added up, the handshakes excluded."""
 
-    wall_s: float
-    payload_bytes: int
-    proxy_user_s: float | None  # None: no proxy (direct)
-    proxy_sys_s: float | None
-    client_cpu_s: float
-    upstream_cpu_s: float
-    other_cpu_s: float  # busy CPU time of every other process on the machine
-    steal_s: float
+    wall_s: float = 0.0
+    payload_bytes: int = 0
+    proxy_user_s: float | None = None  # None: no proxy (direct)
+    proxy_sys_s: float | None = None
+    client_cpu_s: float = 0.0
+    upstream_cpu_s: float = 0.0
+    other_cpu_s: float = 0.0  # busy CPU time of every other process on the machine
+    steal_s: float = 0.0
+    bursts: int = 0
 
 
 @dataclass
@@ -295,6 +310,7 @@ class Run:
     upstream_cpu_s: float = 0.0
     other_cpu_s: float = 0.0
     steal_s: float = 0.0
+    bursts: int = 0
     vm_hwm: int | None = None
     vm_rss: int | None = None
     archive_bytes: int | None = None
@@ -344,53 +360,98 @@ class Run:
         return d
 
 
-async def _client(port: int, count: int, size: int, pids: tuple[int | None, int]) -> Transfer:
-    """Receive ``count`` frames through ``port``, measuring the transfer alone."""
-    proxy_pid, upstream_pid = pids
-    url = f"ws://127.0.0.1:{port}{GATEWAY_PATH}"
-    async with connect(
-        url, compression=None, max_size=None, ping_interval=None, open_timeout=30
-    ) as ws:
-        await asyncio.sleep(0.2)  # let the proxy finish opening the flow (hooks, archive)
-        # The proxy and its children: the addon's recorder worker does its work.
-        p0 = tree_cpu_times(proxy_pid) if proxy_pid else (0.0, 0.0)
-        u0 = cpu_seconds(upstream_pid)
-        m0 = machine_cpu()
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        await ws.send("go")
-        nbytes = 0
-        last = b""
-        for _ in range(count):
-            last = await ws.recv(decode=False)
-            nbytes += len(last)
-        t1 = time.perf_counter()
-        c1 = time.process_time()
-        m1 = machine_cpu()
-        u1 = cpu_seconds(upstream_pid)
-        p1 = tree_cpu_times(proxy_pid) if proxy_pid else (0.0, 0.0)
-    expected_last = f'{{"op":0,"s":{count - 1},'.encode()
-    if nbytes != count * size or not last.startswith(expected_last):
+SETTLE_POLL_S = 0.02
+SETTLE_MAX_S = 5.0
+
+
+async def _settle(pid: int) -> None:
+    """Wait until ``pid`` and its children stop using CPU (the recorder worker writing
+    what the proxy forwarded last), so that it is idle when the next proxy's turn
+    begins and its CPU for the burst is whole."""
+    last = tree_cpu_times(pid)
+    deadline = time.monotonic() + SETTLE_MAX_S
+    while time.monotonic() < deadline:
+        await asyncio.sleep(SETTLE_POLL_S)
+        now = tree_cpu_times(pid)
+        if now == last:
+            return
+        last = now
+
+
+async def _burst(
+    ws: ClientConnection, first: int, n: int, size: int, proxy_pid: int | None,
+    upstream_pid: int, total: Transfer,
+) -> None:  # fmt: skip
+    """Ask for frames ``first`` .. ``first + n - 1`` and receive them; add the transfer's
+    wall time (last frame in) and CPU (until the proxy has settled) to ``total``."""
+    p0 = tree_cpu_times(proxy_pid) if proxy_pid else (0.0, 0.0)
+    u0 = cpu_seconds(upstream_pid)
+    m0 = machine_cpu()
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    await ws.send(f"go {n}")
+    nbytes = 0
+    last = b""
+    for _ in range(n):
+        last = await ws.recv(decode=False)
+        nbytes += len(last)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    if proxy_pid:
+        await _settle(proxy_pid)
+    m1 = machine_cpu()
+    u1 = cpu_seconds(upstream_pid)
+    p1 = tree_cpu_times(proxy_pid) if proxy_pid else (0.0, 0.0)
+    expected_last = f'{{"op":0,"s":{first + n - 1},'.encode()
+    if nbytes != n * size or not last.startswith(expected_last):
         raise RuntimeError(
-            f"client got {nbytes} bytes ({count * size} expected), last frame {last[:40]!r}"
+            f"client got {nbytes} bytes ({n * size} expected), last frame {last[:40]!r}"
         )
     proxy_cpu = sum(p1) - sum(p0)
-    ours = proxy_cpu + (c1 - c0) + (u1 - u0)
-    return Transfer(
-        wall_s=t1 - t0,
-        payload_bytes=nbytes,
-        proxy_user_s=p1[0] - p0[0] if proxy_pid else None,
-        proxy_sys_s=p1[1] - p0[1] if proxy_pid else None,
-        client_cpu_s=c1 - c0,
-        upstream_cpu_s=u1 - u0,
-        other_cpu_s=(m1[0] - m0[0]) - ours,
-        steal_s=m1[1] - m0[1],
-    )
+    total.wall_s += t1 - t0
+    total.payload_bytes += nbytes
+    if proxy_pid:
+        total.proxy_user_s = (total.proxy_user_s or 0.0) + p1[0] - p0[0]
+        total.proxy_sys_s = (total.proxy_sys_s or 0.0) + p1[1] - p0[1]
+    total.client_cpu_s += c1 - c0
+    total.upstream_cpu_s += u1 - u0
+    total.other_cpu_s += (m1[0] - m0[0]) - (proxy_cpu + (c1 - c0) + (u1 - u0))
+    total.steal_s += m1[1] - m0[1]
+    total.bursts += 1
 
 
-def verify_archive(path: Path, count: int, size: int) -> tuple[int, int]:
-    """The archive must hold one connection, the client's "go", every server frame in
-    order with its op/s/t, and the close. Returns (server frames, client frames)."""
+async def _lockstep(
+    ports: dict[str, int], pids: dict[str, int | None], upstream_pid: int, size: int,
+    count: int, burst: int, rnd: int,
+) -> dict[str, Transfer]:  # fmt: skip
+    """One connection through each proxy; ``count`` frames through each, in bursts of
+    ``burst`` taken in turns (the order rotates every burst)."""
+    totals = {kind: Transfer() for kind in ports}
+    async with contextlib.AsyncExitStack() as stack:
+        conns: dict[str, ClientConnection] = {}
+        for kind, port in ports.items():
+            url = f"ws://127.0.0.1:{port}{GATEWAY_PATH}"
+            conns[kind] = await stack.enter_async_context(
+                connect(url, compression=None, max_size=None, ping_interval=None, open_timeout=30)
+            )
+        await asyncio.sleep(0.2)  # let the proxies finish opening their flows (archives)
+        kinds = list(ports)
+        sent = 0
+        turn = rnd
+        while sent < count:
+            n = min(burst, count - sent)
+            order = kinds[turn % len(kinds) :] + kinds[: turn % len(kinds)]
+            for kind in order:
+                await _burst(conns[kind], sent, n, size, pids[kind], upstream_pid, totals[kind])
+            sent += n
+            turn += 1
+    return totals
+
+
+def verify_archive(path: Path, count: int, size: int, bursts: int) -> tuple[int, int]:
+    """The archive must hold one connection, the client's "go N" of every burst, every
+    server frame in order with its op/s/t, and the close. Returns (server frames, client
+    frames)."""
     server = client = 0
     conns = closes = 0
     payload = 0
@@ -411,10 +472,10 @@ def verify_archive(path: Path, count: int, size: int) -> tuple[int, int]:
                 conns += 1
             elif isinstance(record, CloseRecord):
                 closes += 1
-    if server != count or client != 1 or payload != count * size or conns != 1:
+    if server != count or client != bursts or payload != count * size or conns != 1:
         raise RuntimeError(
             f"{path}: recorded {server} server frames ({count} sent), {client} client "
-            f"frames (1 sent), {payload} payload bytes ({count * size} sent), "
+            f"frames ({bursts} sent), {payload} payload bytes ({count * size} sent), "
             f"{conns} connections, {closes} closes: the recording is incomplete"
         )
     if closes != 1:  # the close may race the SIGTERM: worth a word, not a failure
@@ -422,44 +483,56 @@ def verify_archive(path: Path, count: int, size: int) -> tuple[int, int]:
     return server, client
 
 
-def run_one(kind: str, upstream: Upstream, workdir: Path, rnd: int) -> Run:
-    size, count = upstream.size, upstream.count
-    tag = f"{kind.replace(' ', '-').replace('+', '-')}-{size}-{rnd}"
-    proxy = None if kind == DIRECT else Proxy.start(kind, upstream.port, workdir, tag)
+def run_round(upstream: Upstream, count: int, burst: int, workdir: Path, rnd: int) -> list[Run]:
+    """Start every proxy afresh, run the lockstep transfer through all of them, then stop
+    them and check each archive."""
+    size = upstream.size
+    proxies: dict[str, Proxy | None] = {}
     try:
-        port = upstream.port if proxy is None else proxy.port
-        pids = (None if proxy is None else proxy.proc.pid, upstream.proc.pid)
+        for kind in PROXIES:
+            tag = f"{kind.replace(' ', '-').replace('+', '-')}-{size}-{rnd}"
+            proxy = None if kind == DIRECT else Proxy.start(kind, upstream.port, workdir, tag)
+            proxies[kind] = proxy
+        ports = {k: upstream.port if p is None else p.port for k, p in proxies.items()}
+        pids = {k: None if p is None else p.proc.pid for k, p in proxies.items()}
         gc.collect()
-        t = asyncio.run(_client(port, count, size, pids))
-        run = Run(
-            kind, size, count, rnd, t.wall_s, t.payload_bytes, t.proxy_user_s, t.proxy_sys_s,
-            t.client_cpu_s, t.upstream_cpu_s, t.other_cpu_s, t.steal_s,
-        )  # fmt: skip
-        if proxy is not None:
-            time.sleep(0.1)  # the close handshake goes through the proxy
-            # The proxy and its children (the addon's recorder worker): the sum of peaks.
-            mems = [memory(pid) for pid in (proxy.proc.pid, *descendants(proxy.proc.pid))]
-            run.vm_hwm = sum(m.get("VmHWM", 0) for m in mems)
-            run.vm_rss = sum(m.get("VmRSS", 0) for m in mems)
+        totals = asyncio.run(_lockstep(ports, pids, upstream.proc.pid, size, count, burst, rnd))
+        runs: dict[str, Run] = {}
+        for kind, t in totals.items():
+            run = runs[kind] = Run(
+                kind, size, count, rnd, t.wall_s, t.payload_bytes, t.proxy_user_s,
+                t.proxy_sys_s, t.client_cpu_s, t.upstream_cpu_s, t.other_cpu_s, t.steal_s,
+                t.bursts,
+            )  # fmt: skip
+            proxy = proxies[kind]
+            if proxy is not None:
+                # The proxy and its children (the addon's recorder worker): the sum of peaks.
+                mems = [memory(pid) for pid in (proxy.proc.pid, *descendants(proxy.proc.pid))]
+                run.vm_hwm = sum(m.get("VmHWM", 0) for m in mems)
+                run.vm_rss = sum(m.get("VmRSS", 0) for m in mems)
     except BaseException:
-        if proxy is not None:
-            proxy.stop()
-            print(f"--- {kind} log:\n{tail(proxy.log)}", file=sys.stderr)
+        for kind, proxy in proxies.items():
+            if proxy is not None:
+                proxy.stop()
+                print(f"--- {kind} log:\n{tail(proxy.log)}", file=sys.stderr)
         raise
-    if proxy is not None:
+    for kind, proxy in proxies.items():
+        if proxy is None:
+            continue
+        run = runs[kind]
         run.proxy_exit = proxy.stop()
         if proxy.archive is not None:
             run.archive_bytes = proxy.archive.stat().st_size
             try:
                 run.archive_server_frames, run.archive_client_frames = verify_archive(
-                    proxy.archive, count, size
+                    proxy.archive, count, size, run.bursts
                 )
             except Exception:
                 print(f"--- {kind} log:\n{tail(proxy.log)}", file=sys.stderr)
                 raise
             proxy.archive.unlink()
         proxy.log.unlink(missing_ok=True)
-    return run
+    return [runs[kind] for kind in PROXIES]
 
 
 # --- report ----------------------------------------------------------------------------
@@ -477,12 +550,27 @@ class Summary:
     hwm_max: int | None
     other_load: float  # max over the rounds, in CPUs
     rounds: list[float] = field(default_factory=list)
+    # Median over the rounds of (this proxy's frames/s / bare mitmdump's in the same round).
+    vs_bare: float | None = None
+    cpu_vs_bare: float | None = None
+
+
+def _paired(mine: list[Run], bare: list[Run], value: str) -> float | None:
+    """The median over rounds of mine/bare, each round's pair measured in lockstep."""
+    by_round = {r.round: getattr(r, value) for r in bare}
+    ratios = [
+        getattr(r, value) / by_round[r.round]
+        for r in mine
+        if by_round.get(r.round) and getattr(r, value) is not None
+    ]
+    return statistics.median(ratios) if ratios else None
 
 
 def summarize(runs: list[Run], kind: str, size: int) -> Summary | None:
     mine = [r for r in runs if r.proxy == kind and r.size == size]
     if not mine:
         return None
+    bare = [r for r in runs if r.proxy == BARE and r.size == size]
     cpus = [r.cpu_us_per_frame for r in mine if r.cpu_us_per_frame is not None]
     sys_cpus = [r.sys_us_per_frame for r in mine if r.sys_us_per_frame is not None]
     hwms = [r.vm_hwm for r in mine if r.vm_hwm is not None]
@@ -497,6 +585,8 @@ def summarize(runs: list[Run], kind: str, size: int) -> Summary | None:
         hwm_max=max(hwms) if hwms else None,
         other_load=max(r.other_load for r in mine),
         rounds=[round(r.fps, 1) for r in mine],
+        vs_bare=_paired(mine, bare, "fps"),
+        cpu_vs_bare=_paired(mine, bare, "cpu_us_per_frame"),
     )
 
 
@@ -521,7 +611,6 @@ class Target:
 
 
 def print_size_table(summaries: dict[str, Summary], size: int, rounds: int) -> None:
-    bare = summaries.get(BARE)
     head = ("proxy", "frames/s", "MB/s", "CPU µs/frame", "(sys)", "frames/s vs bare",
             "CPU vs bare", "peak RSS", "rounds (frames/s)")  # fmt: skip
     cells = []
@@ -529,12 +618,8 @@ def print_size_table(summaries: dict[str, Summary], size: int, rounds: int) -> N
         s = summaries.get(kind)
         if s is None:
             continue
-        ratio = f"{s.fps / bare.fps:.3f}" if bare else "-"
-        cpu_ratio = (
-            f"{s.cpu_us / bare.cpu_us:.3f}"
-            if bare and bare.cpu_us and s.cpu_us is not None
-            else "-"
-        )
+        ratio = "-" if s.vs_bare is None else f"{s.vs_bare:.3f}"
+        cpu_ratio = "-" if s.cpu_vs_bare is None else f"{s.cpu_vs_bare:.3f}"
         cells.append((
             kind,
             f"{s.fps:,.0f}",
@@ -547,8 +632,9 @@ def print_size_table(summaries: dict[str, Summary], size: int, rounds: int) -> N
             " ".join(f"{x:,.0f}" for x in s.rounds),
         ))  # fmt: skip
     frames = next(iter(summaries.values())).frames
-    print(f"\n{_size_label(size)} frames x {frames:,} (median of {rounds} rounds; CPU = the "
-          f"proxy process, utime+stime; peak RSS = VmHWM, max over rounds)")  # fmt: skip
+    print(f"\n{_size_label(size)} frames x {frames:,} (median of {rounds} rounds; 'vs bare' = "
+          f"median of each round's ratio; CPU = the proxy and its children, utime+stime; "
+          f"peak RSS = VmHWM, max over rounds)")  # fmt: skip
     widths = [max(len(c[i]) for c in [head, *cells]) for i in range(len(head))]
     line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     print(line.format(*head))
@@ -562,14 +648,13 @@ def print_size_table(summaries: dict[str, Summary], size: int, rounds: int) -> N
 def targets_for(by_size: dict[int, dict[str, Summary]]) -> list[Target]:
     out: list[Target] = []
     for size, summaries in by_size.items():
-        bare = summaries.get(BARE)
         label = _size_label(size)
         for kind, bound, check in (
             (ADDON_RUN, f">= {ADDON_TARGET:.2f}", lambda r: r >= ADDON_TARGET),
             (RECORD, f"> {RECORD_TARGET:.2f}", lambda r: r > RECORD_TARGET),
         ):
             s = summaries.get(kind)
-            ratio = s.fps / bare.fps if s and bare else None
+            ratio = s.vs_bare if s else None
             out.append(
                 Target(
                     f"{label}: {kind} frames/s / bare mitmdump",
@@ -603,29 +688,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 3; --quick 1)")
     ap.add_argument(
         "--sizes",
-        default=",".join(str(s) for s, _ in SIZES),
+        default=",".join(str(s) for s, _, _ in SIZES),
         help="comma-separated frame sizes in bytes among the defaults",
     )
     ap.add_argument("--json", type=Path, default=None, help="also save the results here")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target fails")
-    ap.add_argument("--upstream", nargs=2, type=int, metavar=("SIZE", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--upstream", type=int, metavar="SIZE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.upstream:
-        serve_upstream(*args.upstream)
+        serve_upstream(args.upstream)
         return 0
 
     scale = QUICK_SCALE if args.quick and args.scale == 1.0 else args.scale
     rounds = args.rounds or (1 if args.quick else 3)
     wanted = {int(s) for s in args.sizes.split(",") if s.strip()}
-    known = dict(SIZES)
-    if not wanted <= known.keys():
+    known = {size for size, _, _ in SIZES}
+    if not wanted <= known:
         ap.error(f"--sizes: choose among {sorted(known)}")
-    plan = [(size, max(1, round(n * scale))) for size, n in SIZES if size in wanted]
+    plan = [
+        (size, n, min(n, max(1, round(burst * min(1.0, scale * 4)))))
+        for size, n, burst in ((s, max(1, round(n * scale)), b) for s, n, b in SIZES)
+        if size in wanted
+    ]
 
     print(
-        f"record bench: {', '.join(f'{_size_label(s)} x {n:,}' for s, n in plan)}; "
-        f"{rounds} round(s), proxies interleaved\n"
+        f"record bench: {', '.join(f'{_size_label(s)} x {n:,}' for s, n, _ in plan)}; "
+        f"{rounds} round(s), the proxies take turns in bursts of "
+        f"{', '.join(f'{b:,}' for _, _, b in plan)} frames\n"
         f"python {platform.python_version()}, websockets {websockets.__version__}, "
         f"mitmproxy {_mitmproxy_version()}, {platform.platform()}, {os.cpu_count()} CPUs",
         flush=True,
@@ -636,17 +726,15 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="record-bench-"))
     runs: list[Run] = []
     try:
-        for size, count in plan:
-            upstream = Upstream.start(size, count)
+        for size, count, burst in plan:
+            upstream = Upstream.start(size)
             try:
                 for rnd in range(rounds):
-                    order = PROXIES[rnd % len(PROXIES) :] + PROXIES[: rnd % len(PROXIES)]
-                    for kind in order:
-                        run = run_one(kind, upstream, workdir, rnd)
+                    for run in run_round(upstream, count, burst, workdir, rnd):
                         runs.append(run)
                         cpu = run.cpu_us_per_frame
                         print(
-                            f"  {_size_label(size):>6} round {rnd + 1}/{rounds} {kind:<16} "
+                            f"  {_size_label(size):>6} round {rnd + 1}/{rounds} {run.proxy:<16} "
                             f"{run.fps:>10,.0f} frames/s {run.mbps:>8,.1f} MB/s"
                             + ("" if cpu is None else f"  proxy CPU {cpu:,.1f} µs/frame")
                             + ("" if run.vm_hwm is None else f"  VmHWM {run.vm_hwm / MiB:,.1f} MiB")
@@ -668,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     by_size: dict[int, dict[str, Summary]] = {}
-    for size, _ in plan:
+    for size, _, _ in plan:
         by_size[size] = {}
         for kind in PROXIES:
             s = summarize(runs, kind, size)
@@ -695,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "scale": scale,
             "rounds": rounds,
-            "plan": [{"size": s, "frames": n} for s, n in plan],
+            "plan": [{"size": s, "frames": n, "burst": b} for s, n, b in plan],
             "python": platform.python_version(),
             "websockets": websockets.__version__,
             "mitmproxy": _mitmproxy_version(),
