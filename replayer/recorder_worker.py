@@ -236,12 +236,6 @@ def read_batches(fd: int, idle_s: float = IDLE_S) -> Iterator[list[Item]]:
             time.sleep(idle_s)
 
 
-def read_items(fd: int, idle_s: float = IDLE_S) -> Iterator[Item]:
-    """Each item of :func:`read_batches`, one at a time."""
-    for batch in read_batches(fd, idle_s):
-        yield from batch
-
-
 def serve(fd: int, writer: ArchiveWriter, t0_ns: int, on_error: Callable[[str], None]) -> int:
     """Read items from the pipe ``fd`` until end of file and record them with
     ``writer``, then close it. Offsets count from ``t0_ns`` (the proxy's clock when it

@@ -105,12 +105,10 @@ class ArchiveWriter:
             self._packer.reset()
             raise ArchiveError(f"cannot encode {what}: {exc}", path=str(self.path)) from None
 
-    def _put(self, data: bytes) -> None:
+    def _put(self, *pieces: bytes) -> None:
         if self._fd is None:
             raise ValueError(f"{self.path}: archive writer is closed")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        write_all(self._fd, pieces)
         if self._fsync:
             os.fsync(self._fd)
 
@@ -170,18 +168,13 @@ class ArchiveWriter:
                 f"cannot encode record {self.records_written + 1}: {exc}", path=str(self.path)
             ) from None
         pieces = [head + _bin_header(size), record.payload, tail]
-        fd = self._fd
-        if fd is None:
+        if self._fd is None:
             raise ValueError(f"{self.path}: archive writer is closed")
         total = len(pieces[0]) + size + len(tail)
         if self._held is not None:
             self._hold(pieces, total)
             return
-        written = os.writev(fd, pieces)
-        if written < total:  # rare: finish with plain writes
-            self._put(b"".join(pieces)[written:])
-        elif self._fsync:
-            os.fsync(fd)
+        self._put(*pieces)
         self.records_written += 1
 
     def hold(self) -> None:

@@ -15,7 +15,7 @@ from replayer.archive.reader import read_records
 from replayer.archive.records import FrameRecord, Record
 from replayer.archive.writer import ArchiveWriter
 from replayer.recorder import GatewayRecorder
-from replayer.recorder_worker import WorkerRecorder, read_items, serve, wait_until_written
+from replayer.recorder_worker import WorkerRecorder, read_batches, serve, wait_until_written
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.worker-secret-token-value-123456"
 URL = "wss://gateway.discord.gg/?v=10&encoding=json"
@@ -115,7 +115,7 @@ def test_items_split_anywhere_across_reads_come_out_whole() -> None:
         # An item cut short by the end of the stream: dropped.
         pipe.write(struct.pack("<BBHIQI", 2, 0, 0, 3, 99, 100) + b"x" * 5)
     try:
-        assert list(read_items(read_fd, idle_s=0)) == items
+        assert [item for batch in read_batches(read_fd, idle_s=0) for item in batch] == items
     finally:
         os.close(read_fd)
 
