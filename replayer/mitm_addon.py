@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -62,7 +63,13 @@ class GatewayRecorderAddon:
 
     def __init__(self) -> None:
         self.recorder: GatewayRecorder | WorkerRecorder | None = None
+        # The worker's hand-over, when the recorder is one: websocket_message's fast path.
+        self._relay: Callable[[object, bool, bytes, bool], None] | None = None
         self.errors = 0
+
+    def _use(self, recorder: GatewayRecorder | WorkerRecorder | None) -> None:
+        self.recorder = recorder
+        self._relay = getattr(recorder, "relay", None)
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -110,7 +117,7 @@ class GatewayRecorderAddon:
         if "gateway_record" in updated:
             self.close_archive()
             if opts.gateway_record:
-                self.recorder = self._open(opts.gateway_record)
+                self._use(self._open(opts.gateway_record))
         if self.recorder is not None:
             self.recorder.gateway_hosts = frozenset(
                 h.strip() for h in opts.gateway_hosts.split(",") if h.strip()
@@ -152,7 +159,8 @@ class GatewayRecorderAddon:
 
     def _worker_died(self) -> None:
         """The worker's pipe broke: stop recording, keep proxying."""
-        recorder, self.recorder = self.recorder, None
+        recorder = self.recorder
+        self._use(None)
         status = recorder.close_archive() if recorder is not None else None
         self._error(
             f"the recorder worker exited (status {status}): recording stopped, "
@@ -164,7 +172,8 @@ class GatewayRecorderAddon:
         log.error("gateway recorder: %s", message)
 
     def close_archive(self) -> None:
-        recorder, self.recorder = self.recorder, None
+        recorder = self.recorder
+        self._use(None)
         if recorder is not None:
             recorder.close_archive()
 
@@ -238,38 +247,49 @@ class GatewayRecorderAddon:
             self._error(f"websocket_start failed: {exc!r}")
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
-        recorder = self.recorder
         websocket = flow.websocket
-        if recorder is None or websocket is None or not websocket.messages:
+        if websocket is None or not websocket.messages:
             return
         message = websocket.messages[-1]
+        relay = self._relay
         try:
-            if message.from_client:
-                recorder.client_message(flow.id, message.content, message.is_text)
-            else:
-                replacement = recorder.server_message(flow.id, message.content, message.is_text)
-                _deliver(message, replacement)
+            if relay is not None:  # the worker: hand it over; the client gets it unchanged
+                relay(flow.id, message.from_client, message.content, message.is_text)
+            elif (recorder := self.recorder) is not None:
+                if message.from_client:
+                    recorder.client_message(flow.id, message.content, message.is_text)
+                else:
+                    replacement = recorder.server_message(flow.id, message.content, message.is_text)
+                    _deliver(message, replacement)
         except BrokenPipeError:
             self._worker_died()
         except Exception as exc:
-            self._error(f"websocket_message failed: {exc!r}")
-            try:
-                recorder.store_raw(
-                    flow.id, message.from_client, message.content, message.is_text, repr(exc)
-                )
-            except Exception as again:
-                self._error(f"websocket_message: cannot keep the message raw: {again!r}")
-            if not message.from_client:
-                # Fix: on a re-compressed connection the upstream's bytes may no longer
-                # fit the client's stream (see GatewayRecorder.server_fallback).
-                try:
-                    fallback = recorder.server_fallback(flow.id, message.content, message.is_text)
-                    _deliver(message, fallback)
-                except Exception as again:
-                    self._error(f"websocket_message fallback failed: {again!r}")
+            self._message_failed(flow.id, message, exc)
         finally:
             # mitmproxy keeps every message of a flow (mitmproxy#6620): keep only the last.
             del websocket.messages[:-1]
+
+    def _message_failed(self, key: str, message: WebSocketMessage, exc: Exception) -> None:
+        """Recording ``message`` raised ``exc``: keep it raw, and make sure the client
+        still gets something that fits its stream."""
+        self._error(f"websocket_message failed: {exc!r}")
+        recorder = self.recorder
+        if recorder is None:
+            return
+        try:
+            recorder.store_raw(
+                key, message.from_client, message.content, message.is_text, repr(exc)
+            )
+        except Exception as again:
+            self._error(f"websocket_message: cannot keep the message raw: {again!r}")
+        if not message.from_client:
+            # Fix: on a re-compressed connection the upstream's bytes may no longer
+            # fit the client's stream (see GatewayRecorder.server_fallback).
+            try:
+                fallback = recorder.server_fallback(key, message.content, message.is_text)
+                _deliver(message, fallback)
+            except Exception as again:
+                self._error(f"websocket_message fallback failed: {again!r}")
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         recorder = self.recorder

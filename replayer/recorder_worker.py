@@ -43,13 +43,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from replayer.archive.records import Headers
-from replayer.archive.writer import ArchiveWriter
+from replayer.archive.writer import ArchiveWriter, write_all
 from replayer.malloc import tune_malloc_for_large_messages
 from replayer.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder, is_gateway, is_rest
 
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<BBHIQI")
+_pack_header = _HEADER.pack
+_HEADER_BYTES = _HEADER.size
+_ATOMIC_BYTES = 4096  # PIPE_BUF: a write up to this size reaches the pipe whole
 _CLIENT, _SERVER, _CALL = 1, 2, 3
 _PIPE_BYTES = 1 << 20  # room for a burst (or one large message) without blocking the proxy
 _CALLS = frozenset({"open", "close", "http", "store_raw"})
@@ -118,15 +121,30 @@ class WorkerRecorder:
         self._call("open", (number, url, headers))
         return number
 
-    def client_message(self, key: object, content: bytes, is_text: bool) -> None:
+    def relay(self, key: object, from_client: bool, content: bytes, is_text: bool) -> None:
+        """Hand a message of flow ``key`` to the worker (nothing if the flow is not
+        recorded). The addon's hot path: it runs inside mitmproxy's hook for every
+        message, so it is one call, with the header packed and written inline."""
         number = self._keys.get(key)
-        if number is not None:
-            self._send(_CLIENT, is_text, number, content)
+        if number is None:
+            return
+        if self._pipe is None:
+            raise BrokenPipeError("the recorder worker's pipe is closed")
+        kind = _CLIENT if from_client else _SERVER
+        size = len(content)
+        head = _pack_header(kind, is_text, 0, number, time.monotonic_ns(), size)
+        if size < _ATOMIC_BYTES - _HEADER_BYTES:
+            written = os.write(self._fd, head + content)  # one write: whole in the pipe
+        else:
+            written = os.writev(self._fd, (head, content))
+        if written != _HEADER_BYTES + size:  # interrupted: write the rest
+            write_all(self._fd, (memoryview(head + content)[written:],))
+
+    def client_message(self, key: object, content: bytes, is_text: bool) -> None:
+        self.relay(key, True, content, is_text)
 
     def server_message(self, key: object, content: bytes, is_text: bool) -> bytes | None:
-        number = self._keys.get(key)
-        if number is not None:
-            self._send(_SERVER, is_text, number, content)
+        self.relay(key, False, content, is_text)
         return None
 
     def server_fallback(self, key: object, content: bytes, is_text: bool) -> bytes | None:
@@ -164,25 +182,12 @@ class WorkerRecorder:
 
     # --- the pipe ------------------------------------------------------------------------
 
-    def _send(self, kind: int, is_text: bool, key: int, content: bytes) -> None:
-        head = _HEADER.pack(kind, is_text, 0, key, time.monotonic_ns(), len(content))
-        if len(content) < 4096:
-            self._write(head + content)  # one write: atomic on a pipe (PIPE_BUF)
-        else:
-            self._write(head, content)
-
     def _call(self, method: str, args: tuple[Any, ...]) -> None:
-        self._send(_CALL, False, 0, pickle.dumps((method, args), pickle.HIGHEST_PROTOCOL))
-
-    def _write(self, *pieces: bytes) -> None:
         if self._pipe is None:
             raise BrokenPipeError("the recorder worker's pipe is closed")
-        total = sum(map(len, pieces))
-        written = os.writev(self._fd, pieces)
-        if written < total:  # interrupted: write the rest
-            rest = memoryview(b"".join(pieces))[written:]
-            while rest:
-                rest = rest[os.write(self._fd, rest) :]
+        content = pickle.dumps((method, args), pickle.HIGHEST_PROTOCOL)
+        head = _pack_header(_CALL, False, 0, 0, time.monotonic_ns(), len(content))
+        write_all(self._fd, (head, content))
 
     def close_archive(self, timeout_s: float = 60.0) -> int | None:
         """Close the pipe; the worker writes what it holds and exits. Its exit status, or

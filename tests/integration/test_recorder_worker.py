@@ -11,9 +11,17 @@ import struct
 import zlib
 from pathlib import Path
 
+import pytest
+from mitmproxy.http import HTTPFlow
+from mitmproxy.test import tflow
+from mitmproxy.websocket import WebSocketMessage
+from wsproto.frame_protocol import Opcode
+
 from replayer.archive.reader import read_records
-from replayer.archive.records import FrameRecord, Record
+from replayer.archive.records import FrameFlag, FrameRecord, Record
 from replayer.archive.writer import ArchiveWriter
+from replayer.gateway.opcodes import Direction
+from replayer.mitm_addon import GatewayRecorderAddon
 from replayer.recorder import GatewayRecorder
 from replayer.recorder_worker import WorkerRecorder, read_batches, serve, wait_until_written
 
@@ -81,7 +89,7 @@ def test_the_worker_writes_everything_after_the_proxy_vanishes(tmp_path: Path) -
     worker.open("a", URL, ())
     for seq in range(1, 201):
         worker.server_message("a", j({"t": "X", "s": seq, "op": 0, "d": {"n": seq}}), True)
-    worker._write(b"\x01\x01\x00\x00")  # the start of an item, cut short
+    os.write(worker._fd, b"\x01\x01\x00\x00")  # the start of an item, cut short
     os.close(worker._fd)  # the proxy is gone
     wait_until_written(path)
     assert worker.process.wait() == 0
@@ -141,3 +149,104 @@ def test_a_failing_archive_write_is_reported_and_the_worker_reads_on(tmp_path: P
     assert writer.closed
     assert len(errors) == 1, errors
     assert "cannot write items up to 4" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("size", "cut"),
+    [(10, 5), (4075, 20), (4076, 21), (10_000, 19), (10_000, 20), (10_000, 5_000), (200_000, 1)],
+)
+def test_an_interrupted_hand_over_is_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, cut: int
+) -> None:
+    """The pipe takes only ``cut`` bytes of an item (a signal arrived): the rest follows,
+    and the item after it is whole too. Sizes around the one-write limit (PIPE_BUF)."""
+    path = tmp_path / "w.rpl"
+    worker = WorkerRecorder(path, redact=True, metadata={})
+    worker.open("a", URL, ())
+    real_write, real_writev = os.write, os.writev
+    interrupted: list[int] = []
+
+    def cut_short(fd: int, data: bytes) -> int:
+        if fd != worker._fd or interrupted:
+            return real_write(fd, data)
+        interrupted.append(fd)
+        return real_write(fd, bytes(data[:cut]))
+
+    def cut_short_v(fd: int, pieces: list[bytes]) -> int:
+        return cut_short(fd, b"".join(pieces)) if fd == worker._fd else real_writev(fd, pieces)
+
+    payload = j({"t": "X", "s": 1, "op": 0, "d": "p" * size})[:size]
+    monkeypatch.setattr(os, "write", cut_short)
+    monkeypatch.setattr(os, "writev", cut_short_v)
+    worker.relay("a", False, payload, False)
+    monkeypatch.undo()
+    worker.relay("a", True, b"after", False)
+    assert interrupted
+    assert worker.close_archive() == 0
+    frames = [r for r in read_records(path)[1] if isinstance(r, FrameRecord)]
+    assert [(f.direction, f.payload) for f in frames] == [
+        (Direction.SERVER, payload),
+        (Direction.CLIENT, b"after"),
+    ]
+
+
+def gateway_flow(*contents: bytes) -> HTTPFlow:
+    """mitmproxy's own test flow, on a gateway path, with these server messages."""
+    flow = tflow.twebsocketflow(messages=False)
+    flow.request.path = "/?v=10&encoding=json"
+    assert flow.websocket is not None
+    flow.websocket.messages = [WebSocketMessage(Opcode.TEXT, False, c) for c in contents]
+    return flow
+
+
+def test_the_addon_hands_messages_to_its_worker_and_keeps_only_the_last(tmp_path: Path) -> None:
+    addon = GatewayRecorderAddon()
+    addon._use(WorkerRecorder(tmp_path / "w.rpl", redact=True, metadata={}))
+    flow = gateway_flow()
+    addon.websocket_start(flow)
+    assert flow.websocket is not None
+    for seq in range(1, 4):
+        flow.websocket.messages.append(
+            WebSocketMessage(Opcode.TEXT, False, j({"op": 0, "s": seq, "t": "X", "d": None}))
+        )
+        addon.websocket_message(flow)
+        assert len(flow.websocket.messages) == 1  # mitmproxy#6620: the rest dropped
+    addon.close_archive()
+    frames = [r for r in read_records(tmp_path / "w.rpl")[1] if isinstance(r, FrameRecord)]
+    assert [f.s for f in frames] == [1, 2, 3]
+    assert addon.errors == 0
+
+
+def test_the_addon_keeps_a_message_raw_when_handing_it_over_fails(tmp_path: Path) -> None:
+    """A bug in the hand-over: the message is logged and kept raw, the client still gets
+    it unchanged, and the next message is recorded as usual."""
+    worker = WorkerRecorder(tmp_path / "w.rpl", redact=True, metadata={})
+    real_relay = worker.relay
+    calls = 0
+
+    def fail_once(key: object, from_client: bool, content: bytes, is_text: bool) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("hand-over bug")
+        real_relay(key, from_client, content, is_text)
+
+    worker.relay = fail_once  # type: ignore[method-assign]
+    addon = GatewayRecorderAddon()
+    addon._use(worker)
+    flow = gateway_flow()
+    addon.websocket_start(flow)
+    assert flow.websocket is not None
+    contents = [j({"op": 0, "s": seq, "t": "X", "d": None}) for seq in (1, 2)]
+    for content in contents:
+        flow.websocket.messages.append(WebSocketMessage(Opcode.TEXT, False, content))
+        addon.websocket_message(flow)
+        [message] = flow.websocket.messages
+        assert message.content == content  # forwarded unchanged
+        assert not message.dropped
+    addon.close_archive()
+    assert addon.errors == 1
+    frames = [r for r in read_records(tmp_path / "w.rpl")[1] if isinstance(r, FrameRecord)]
+    assert [bool(f.flags & FrameFlag.UNDECODED) for f in frames] == [True, False]
+    assert "hand-over bug" in (frames[0].error or "")
+    assert [f.payload for f in frames] == contents
