@@ -38,6 +38,19 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Restrict every thread of ``pid`` to ``cpus`` (threads it starts later inherit it)."""
+    try:
+        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except FileNotFoundError:
+        threads = [pid]
+    for tid in threads:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except ProcessLookupError:
+            continue
+
+
 def tree_cpu_times(pid: int) -> tuple[float, float]:
     """(utime, stime) of a process and of its live descendants (e.g. a recorder worker)."""
     user = system = 0.0

@@ -14,8 +14,11 @@ Lockstep: each round starts every proxy afresh (a subprocess each) and opens one
 connection through each; then the proxies take turns, one burst of frames each (the
 order rotates every burst), until N frames have gone through each. This machine's speed
 drifts by +-15 % from one second to the next, so proxies measured one after the other
-(a whole run each) compared different machines; turns of ~0.2-1 s sample the same
-drift. A proxy's wall time is the sum of its bursts (the client's "go N" to the last
+(a whole run each) compared different machines; turns of ~60-300 ms sample the same
+drift. Placement (``--no-pin`` to leave it to the scheduler): the proxy whose turn it is
+runs alone on the first CPU; the client, the upstream and the proxies' children (the
+addon's recorder worker) share the others, so that a proxy never competes with the load
+it is measured under. A proxy's wall time is the sum of its bursts (the client's "go N" to the last
 frame); its CPU (``/proc/PID/stat`` utime+stime of it and its children, the addon's
 recorder worker) is counted until it is idle again after each burst, so the worker's
 backlog is in the CPU column. Its peak RSS is ``VmHWM`` over the round. The ratios to
@@ -60,6 +63,7 @@ from _proc import (  # bench/_proc.py
     cpu_times,
     descendants,
     memory,
+    pin,
     stop,
     tail,
     tree_cpu_times,
@@ -78,12 +82,14 @@ ADDON = ROOT / "addons" / "gateway_recorder.py"
 NOOP_ADDON = ROOT / "bench" / "noop_addon.py"
 GATEWAY_PATH = "/?v=10&encoding=json"
 
-# (frame size in bytes, frames at --scale 1, frames per burst): a burst takes ~0.2-1 s
-# through bare mitmdump, short enough that the proxies' turns sample the same machine.
+# (frame size in bytes, frames at --scale 1, frames per burst): a burst takes ~60-300 ms
+# through bare mitmdump. This machine's speed wanders on a scale of seconds, so the
+# shorter the turns, the closer in time (and in machine speed) each pair of bursts; each
+# burst also costs ~40 ms of settling, unmeasured.
 SIZES: tuple[tuple[int, int, int], ...] = (
-    (100, 100_000, 2_000),
-    (10_000, 20_000, 1_000),
-    (1_000_000, 300, 20),
+    (100, 100_000, 500),
+    (10_000, 20_000, 100),
+    (1_000_000, 300, 5),
 )
 QUICK_SCALE = 0.05
 
@@ -212,6 +218,28 @@ class Upstream:
             self.proc.stdout.close()
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Which CPUs run what: the proxy whose turn it is on ``proxy`` (to itself), and the
+    client, the upstream and the proxies' children (the addon's recorder worker) on
+    ``others``. None: wherever the scheduler puts them."""
+
+    proxy: set[int]
+    others: set[int]
+
+    @classmethod
+    def choose(cls, enabled: bool) -> Placement | None:
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if not enabled or len(cpus) < 2:
+            return None
+        return cls({cpus[0]}, set(cpus[1:]))
+
+    def apply(self, proxy_pid: int) -> None:
+        pin(proxy_pid, self.proxy)
+        for child in descendants(proxy_pid):
+            pin(child, self.others)
+
+
 _LISTEN = {
     BARE: re.compile(r"listening at \S+:(\d+)"),
     NOOP: re.compile(r"listening at \S+:(\d+)"),
@@ -229,7 +257,9 @@ class Proxy:
     archive: Path | None
 
     @classmethod
-    def start(cls, kind: str, upstream_port: int, workdir: Path, tag: str) -> Proxy:
+    def start(
+        cls, kind: str, upstream_port: int, workdir: Path, tag: str, placement: Placement | None
+    ) -> Proxy:
         confdir = workdir / "mitmproxy"  # shared: the CA is generated once
         confdir.mkdir(exist_ok=True)
         log = workdir / f"{tag}.log"
@@ -261,6 +291,8 @@ class Proxy:
             proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
             )
+        if placement is not None:
+            placement.apply(proc.pid)  # early, so that its threads inherit it
         pattern = _LISTEN[kind]
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -294,6 +326,7 @@ class Transfer:
     other_cpu_s: float = 0.0  # busy CPU time of every other process on the machine
     steal_s: float = 0.0
     bursts: int = 0
+    burst_wall_s: list[float] = field(default_factory=list)  # each burst's, in order
 
 
 @dataclass
@@ -311,6 +344,7 @@ class Run:
     other_cpu_s: float = 0.0
     steal_s: float = 0.0
     bursts: int = 0
+    burst_wall_s: list[float] = field(default_factory=list)  # each burst's, in order
     vm_hwm: int | None = None
     vm_rss: int | None = None
     archive_bytes: int | None = None
@@ -418,11 +452,12 @@ async def _burst(
     total.other_cpu_s += (m1[0] - m0[0]) - (proxy_cpu + (c1 - c0) + (u1 - u0))
     total.steal_s += m1[1] - m0[1]
     total.bursts += 1
+    total.burst_wall_s.append(t1 - t0)
 
 
 async def _lockstep(
     ports: dict[str, int], pids: dict[str, int | None], upstream_pid: int, size: int,
-    count: int, burst: int, rnd: int,
+    count: int, burst: int, rnd: int, placement: Placement | None,
 ) -> dict[str, Transfer]:  # fmt: skip
     """One connection through each proxy; ``count`` frames through each, in bursts of
     ``burst`` taken in turns (the order rotates every burst)."""
@@ -435,6 +470,10 @@ async def _lockstep(
                 connect(url, compression=None, max_size=None, ping_interval=None, open_timeout=30)
             )
         await asyncio.sleep(0.2)  # let the proxies finish opening their flows (archives)
+        if placement is not None:  # again: threads and workers started since
+            for pid in pids.values():
+                if pid is not None:
+                    placement.apply(pid)
         kinds = list(ports)
         sent = 0
         turn = rnd
@@ -483,7 +522,9 @@ def verify_archive(path: Path, count: int, size: int, bursts: int) -> tuple[int,
     return server, client
 
 
-def run_round(upstream: Upstream, count: int, burst: int, workdir: Path, rnd: int) -> list[Run]:
+def run_round(
+    upstream: Upstream, count: int, burst: int, workdir: Path, rnd: int, placement: Placement | None
+) -> list[Run]:
     """Start every proxy afresh, run the lockstep transfer through all of them, then stop
     them and check each archive."""
     size = upstream.size
@@ -491,18 +532,24 @@ def run_round(upstream: Upstream, count: int, burst: int, workdir: Path, rnd: in
     try:
         for kind in PROXIES:
             tag = f"{kind.replace(' ', '-').replace('+', '-')}-{size}-{rnd}"
-            proxy = None if kind == DIRECT else Proxy.start(kind, upstream.port, workdir, tag)
+            proxy = (
+                None
+                if kind == DIRECT
+                else Proxy.start(kind, upstream.port, workdir, tag, placement)
+            )
             proxies[kind] = proxy
         ports = {k: upstream.port if p is None else p.port for k, p in proxies.items()}
         pids = {k: None if p is None else p.proc.pid for k, p in proxies.items()}
         gc.collect()
-        totals = asyncio.run(_lockstep(ports, pids, upstream.proc.pid, size, count, burst, rnd))
+        totals = asyncio.run(
+            _lockstep(ports, pids, upstream.proc.pid, size, count, burst, rnd, placement)
+        )
         runs: dict[str, Run] = {}
         for kind, t in totals.items():
             run = runs[kind] = Run(
                 kind, size, count, rnd, t.wall_s, t.payload_bytes, t.proxy_user_s,
                 t.proxy_sys_s, t.client_cpu_s, t.upstream_cpu_s, t.other_cpu_s, t.steal_s,
-                t.bursts,
+                t.bursts, t.burst_wall_s,
             )  # fmt: skip
             proxy = proxies[kind]
             if proxy is not None:
@@ -691,8 +738,17 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(str(s) for s, _, _ in SIZES),
         help="comma-separated frame sizes in bytes among the defaults",
     )
+    ap.add_argument(
+        "--burst", type=int, default=None, help="frames per turn (default: per frame size)"
+    )
     ap.add_argument("--json", type=Path, default=None, help="also save the results here")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target fails")
+    ap.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the proxy on the first CPU, everything else on the others (default: on)",
+    )
     ap.add_argument("--upstream", type=int, metavar="SIZE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -700,6 +756,9 @@ def main(argv: list[str] | None = None) -> int:
         serve_upstream(args.upstream)
         return 0
 
+    placement = Placement.choose(args.pin)
+    if placement is not None:
+        os.sched_setaffinity(0, placement.others)  # the client, and the upstream it starts
     scale = QUICK_SCALE if args.quick and args.scale == 1.0 else args.scale
     rounds = args.rounds or (1 if args.quick else 3)
     wanted = {int(s) for s in args.sizes.split(",") if s.strip()}
@@ -707,7 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     if not wanted <= known:
         ap.error(f"--sizes: choose among {sorted(known)}")
     plan = [
-        (size, n, min(n, max(1, round(burst * min(1.0, scale * 4)))))
+        (size, n, min(n, args.burst or max(1, round(burst * min(1.0, scale * 4)))))
         for size, n, burst in ((s, max(1, round(n * scale)), b) for s, n, b in SIZES)
         if size in wanted
     ]
@@ -717,7 +776,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{rounds} round(s), the proxies take turns in bursts of "
         f"{', '.join(f'{b:,}' for _, _, b in plan)} frames\n"
         f"python {platform.python_version()}, websockets {websockets.__version__}, "
-        f"mitmproxy {_mitmproxy_version()}, {platform.platform()}, {os.cpu_count()} CPUs",
+        f"mitmproxy {_mitmproxy_version()}, {platform.platform()}, {os.cpu_count()} CPUs\n"
+        + (
+            "placement: the scheduler's (--no-pin)"
+            if placement is None
+            else f"placement: each proxy on CPU {_cpus(placement.proxy)}; the client, the "
+            f"upstream and the recorder worker on CPU {_cpus(placement.others)}"
+        ),
         flush=True,
     )
     idle = machine_load(1.0)
@@ -730,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
             upstream = Upstream.start(size)
             try:
                 for rnd in range(rounds):
-                    for run in run_round(upstream, count, burst, workdir, rnd):
+                    for run in run_round(upstream, count, burst, workdir, rnd, placement):
                         runs.append(run)
                         cpu = run.cpu_us_per_frame
                         print(
@@ -801,6 +866,10 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(f"results saved to {args.json}")
     return 1 if (args.check and failed) else 0
+
+
+def _cpus(cpus: set[int]) -> str:
+    return ",".join(map(str, sorted(cpus)))
 
 
 def _mitmproxy_version() -> str:
