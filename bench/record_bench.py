@@ -32,7 +32,7 @@ Targets: ``mitmdump+addon`` >= 0.95 x bare mitmdump in frames/s, ``replayer reco
 
 Usage::
 
-    .venv/bin/python bench/record_bench.py                 # full, ~20 min on 2 CPUs
+    .venv/bin/python bench/record_bench.py                 # full, ~23 min on 2 CPUs
     .venv/bin/python bench/record_bench.py --quick         # small N, one round
     .venv/bin/python bench/record_bench.py --check --json /tmp/record-bench.json
 """
