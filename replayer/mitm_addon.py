@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from replayer.recorder_worker import WorkerRecorder
 
 log = logging.getLogger(__name__)
+WORKER_GONE_WAIT_S = 1.0  # how long a hook may wait for a worker whose pipe broke
 
 
 def _headers(fields: http.Headers) -> tuple[tuple[str, str], ...]:
@@ -158,12 +159,15 @@ class GatewayRecorderAddon:
         return GatewayRecorder(writer, on_error=self._error)
 
     def _worker_died(self) -> None:
-        """The worker's pipe broke: stop recording, keep proxying."""
+        """The worker's pipe broke (or a write to it failed): stop recording, keep
+        proxying. The worker, if alive, writes what the pipe holds and exits; the proxy's
+        thread waits for that at most WORKER_GONE_WAIT_S."""
         recorder = self.recorder
         self._use(None)
-        status = recorder.close_archive() if recorder is not None else None
+        status = recorder.close_archive(WORKER_GONE_WAIT_S) if recorder is not None else None
+        state = "still writing" if status is None else f"exit status {status}"
         self._error(
-            f"the recorder worker exited (status {status}): recording stopped, "
+            f"the recorder worker's pipe broke (worker {state}): recording stopped, "
             "the proxy goes on; the archive keeps every record written before"
         )
 
@@ -247,20 +251,20 @@ class GatewayRecorderAddon:
             self._error(f"websocket_start failed: {exc!r}")
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
+        recorder = self.recorder
         websocket = flow.websocket
-        if websocket is None or not websocket.messages:
-            return
+        if recorder is None or websocket is None or not websocket.messages:
+            return  # not recording: mitmproxy's message list is left alone
         message = websocket.messages[-1]
         relay = self._relay
         try:
             if relay is not None:  # the worker: hand it over; the client gets it unchanged
                 relay(flow.id, message.from_client, message.content, message.is_text)
-            elif (recorder := self.recorder) is not None:
-                if message.from_client:
-                    recorder.client_message(flow.id, message.content, message.is_text)
-                else:
-                    replacement = recorder.server_message(flow.id, message.content, message.is_text)
-                    _deliver(message, replacement)
+            elif message.from_client:
+                recorder.client_message(flow.id, message.content, message.is_text)
+            else:
+                replacement = recorder.server_message(flow.id, message.content, message.is_text)
+                _deliver(message, replacement)
         except BrokenPipeError:
             self._worker_died()
         except Exception as exc:

@@ -142,8 +142,9 @@ class GatewayRecorder:
     def is_rest(self, path: str) -> bool:
         return is_rest(path)
 
-    def close_archive(self) -> int | None:
-        """Close the archive (the worker's counterpart returns its exit status)."""
+    def close_archive(self, timeout_s: float = 60.0) -> int | None:
+        """Close the archive, at once (the worker's counterpart waits up to ``timeout_s``
+        for its worker and returns its exit status)."""
         self.writer.close()
         return None
 

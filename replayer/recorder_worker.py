@@ -133,12 +133,15 @@ class WorkerRecorder:
         kind = _CLIENT if from_client else _SERVER
         size = len(content)
         head = _pack_header(kind, is_text, 0, number, time.monotonic_ns(), size)
-        if size < _ATOMIC_BYTES - _HEADER_BYTES:
-            written = os.write(self._fd, head + content)  # one write: whole in the pipe
-        else:
-            written = os.writev(self._fd, (head, content))
-        if written != _HEADER_BYTES + size:  # interrupted: write the rest
-            write_all(self._fd, (memoryview(head + content)[written:],))
+        try:
+            if size < _ATOMIC_BYTES - _HEADER_BYTES:
+                written = os.write(self._fd, head + content)  # one write: whole in the pipe
+            else:
+                written = os.writev(self._fd, (head, content))
+            if written != _HEADER_BYTES + size:  # interrupted: write the rest
+                write_all(self._fd, (memoryview(head + content)[written:],))
+        except OSError as exc:
+            raise _broken(exc) from exc
 
     def client_message(self, key: object, content: bytes, is_text: bool) -> None:
         self.relay(key, True, content, is_text)
@@ -187,7 +190,10 @@ class WorkerRecorder:
             raise BrokenPipeError("the recorder worker's pipe is closed")
         content = pickle.dumps((method, args), pickle.HIGHEST_PROTOCOL)
         head = _pack_header(_CALL, False, 0, 0, time.monotonic_ns(), len(content))
-        write_all(self._fd, (head, content))
+        try:
+            write_all(self._fd, (head, content))
+        except OSError as exc:
+            raise _broken(exc) from exc
 
     def close_archive(self, timeout_s: float = 60.0) -> int | None:
         """Close the pipe; the worker writes what it holds and exits. Its exit status, or
@@ -200,6 +206,14 @@ class WorkerRecorder:
             return self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             return None
+
+
+def _broken(exc: OSError) -> BrokenPipeError:
+    """Any failed write to the pipe ends the hand-over: an item may have been cut short,
+    and nothing written after it could be read in step. As BrokenPipeError, the addon
+    stops recording and closes the pipe; the worker drops the cut item and writes the
+    rest."""
+    return exc if isinstance(exc, BrokenPipeError) else BrokenPipeError(f"pipe write: {exc}")
 
 
 # --- the worker's side -------------------------------------------------------------------

@@ -4,6 +4,7 @@ if the proxy had recorded it in-process."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import pickle
@@ -164,16 +165,18 @@ def test_an_interrupted_hand_over_is_finished(
     worker = WorkerRecorder(path, redact=True, metadata={})
     worker.open("a", URL, ())
     real_write, real_writev = os.write, os.writev
-    interrupted: list[int] = []
+    interrupted: list[str] = []  # the call the pipe cut short
 
-    def cut_short(fd: int, data: bytes) -> int:
+    def cut_short(fd: int, data: bytes, call: str = "write") -> int:
         if fd != worker._fd or interrupted:
             return real_write(fd, data)
-        interrupted.append(fd)
+        interrupted.append(call)
         return real_write(fd, bytes(data[:cut]))
 
     def cut_short_v(fd: int, pieces: list[bytes]) -> int:
-        return cut_short(fd, b"".join(pieces)) if fd == worker._fd else real_writev(fd, pieces)
+        if fd != worker._fd:
+            return real_writev(fd, pieces)
+        return cut_short(fd, b"".join(pieces), "writev")
 
     payload = j({"t": "X", "s": 1, "op": 0, "d": "p" * size})[:size]
     monkeypatch.setattr(os, "write", cut_short)
@@ -181,7 +184,8 @@ def test_an_interrupted_hand_over_is_finished(
     worker.relay("a", False, payload, False)
     monkeypatch.undo()
     worker.relay("a", True, b"after", False)
-    assert interrupted
+    # Up to PIPE_BUF (4096 bytes with the 20-byte header) one write, atomic; above, writev.
+    assert interrupted == ["write" if size + 20 < 4096 else "writev"]
     assert worker.close_archive() == 0
     frames = [r for r in read_records(path)[1] if isinstance(r, FrameRecord)]
     assert [(f.direction, f.payload) for f in frames] == [
@@ -250,3 +254,50 @@ def test_the_addon_keeps_a_message_raw_when_handing_it_over_fails(tmp_path: Path
     assert [bool(f.flags & FrameFlag.UNDECODED) for f in frames] == [True, False]
     assert "hand-over bug" in (frames[0].error or "")
     assert [f.payload for f in frames] == contents
+
+
+def test_the_addon_leaves_messages_alone_when_not_recording() -> None:
+    """Loaded without gateway_record (e.g. in mitmweb): mitmproxy keeps its messages."""
+    addon = GatewayRecorderAddon()
+    flow = gateway_flow(b"1", b"2", b"3")
+    addon.websocket_message(flow)
+    assert flow.websocket is not None
+    assert [m.content for m in flow.websocket.messages] == [b"1", b"2", b"3"]
+
+
+def test_a_failed_pipe_write_stops_recording_and_keeps_what_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write to the pipe fails with something else than EPIPE (here EIO): an item may be
+    cut short, so the addon stops recording (as if the worker had died), the client's
+    message still goes on, and the archive holds everything handed over before."""
+    path = tmp_path / "w.rpl"
+    worker = WorkerRecorder(path, redact=True, metadata={})
+    addon = GatewayRecorderAddon()
+    addon._use(worker)
+    flow = gateway_flow()
+    addon.websocket_start(flow)
+    assert flow.websocket is not None
+    first = j({"op": 0, "s": 1, "t": "X", "d": None})
+    flow.websocket.messages.append(WebSocketMessage(Opcode.TEXT, False, first))
+    addon.websocket_message(flow)
+    real_write = os.write
+
+    def failing(fd: int, data: bytes) -> int:
+        if fd == worker._fd:
+            raise OSError(errno.EIO, "I/O error")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", failing)
+    flow.websocket.messages.append(WebSocketMessage(Opcode.TEXT, False, b'{"op":11}'))
+    addon.websocket_message(flow)
+    monkeypatch.undo()
+    assert addon.recorder is None
+    assert addon.errors == 1
+    [message] = flow.websocket.messages
+    assert message.content == b'{"op":11}'  # forwarded unchanged
+    assert not message.dropped
+    wait_until_written(path)
+    assert worker.process.wait() == 0
+    frames = [r for r in read_records(path)[1] if isinstance(r, FrameRecord)]
+    assert [f.payload for f in frames] == [first]
