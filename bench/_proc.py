@@ -38,7 +38,7 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def pin(pid: int, cpus: set[int]) -> None:
+def pin(pid: int, cpus: frozenset[int]) -> None:
     """Restrict every thread of ``pid`` to ``cpus`` (threads it starts later inherit it)."""
     try:
         threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]

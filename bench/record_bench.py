@@ -17,8 +17,9 @@ drifts by +-15 % from one second to the next, so proxies measured one after the 
 (a whole run each) compared different machines; turns of ~60-300 ms sample the same
 drift. Placement (``--no-pin`` to leave it to the scheduler): the proxy whose turn it is
 runs alone on the first CPU; the client, the upstream and the proxies' children (the
-addon's recorder worker) share the others, so that a proxy never competes with the load
-it is measured under. A proxy's wall time is the sum of its bursts (the client's "go N" to the last
+addon's recorder worker) share the others, so that a proxy's thread never shares its CPU
+with the load generators (on 2 CPUs the worker does share theirs).
+A proxy's wall time is the sum of its bursts (the client's "go N" to the last
 frame); its CPU (``/proc/PID/stat`` utime+stime of it and its children, the addon's
 recorder worker) is counted until it is idle again after each burst, so the worker's
 backlog is in the CPU column. Its peak RSS is ``VmHWM`` over the round. The ratios to
@@ -224,15 +225,15 @@ class Placement:
     client, the upstream and the proxies' children (the addon's recorder worker) on
     ``others``. None: wherever the scheduler puts them."""
 
-    proxy: set[int]
-    others: set[int]
+    proxy: frozenset[int]
+    others: frozenset[int]
 
     @classmethod
     def choose(cls, enabled: bool) -> Placement | None:
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         if not enabled or len(cpus) < 2:
             return None
-        return cls({cpus[0]}, set(cpus[1:]))
+        return cls(frozenset(cpus[:1]), frozenset(cpus[1:]))
 
     def apply(self, proxy_pid: int) -> None:
         pin(proxy_pid, self.proxy)
@@ -292,7 +293,11 @@ class Proxy:
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
             )
         if placement is not None:
-            placement.apply(proc.pid)  # early, so that its threads inherit it
+            try:
+                placement.apply(proc.pid)  # early, so that its threads inherit it
+            except OSError:
+                stop(proc)
+                raise
         pattern = _LISTEN[kind]
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -751,6 +756,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--upstream", type=int, metavar="SIZE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.burst is not None and args.burst < 1:
+        ap.error("--burst: at least 1 frame per turn")
 
     if args.upstream:
         serve_upstream(args.upstream)
@@ -868,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if (args.check and failed) else 0
 
 
-def _cpus(cpus: set[int]) -> str:
+def _cpus(cpus: frozenset[int]) -> str:
     return ",".join(map(str, sorted(cpus)))
 
 
