@@ -551,11 +551,7 @@ def run_round(
         )
         runs: dict[str, Run] = {}
         for kind, t in totals.items():
-            run = runs[kind] = Run(
-                kind, size, count, rnd, t.wall_s, t.payload_bytes, t.proxy_user_s,
-                t.proxy_sys_s, t.client_cpu_s, t.upstream_cpu_s, t.other_cpu_s, t.steal_s,
-                t.bursts, t.burst_wall_s,
-            )  # fmt: skip
+            run = runs[kind] = Run(kind, size, count, rnd, **asdict(t))
             proxy = proxies[kind]
             if proxy is not None:
                 # The proxy and its children (the addon's recorder worker): the sum of peaks.

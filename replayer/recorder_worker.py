@@ -134,12 +134,15 @@ class WorkerRecorder:
         size = len(content)
         head = _pack_header(kind, is_text, 0, number, time.monotonic_ns(), size)
         try:
+            pieces: tuple[bytes, ...]
             if size < _ATOMIC_BYTES - _HEADER_BYTES:
-                written = os.write(self._fd, head + content)  # one write: whole in the pipe
+                pieces = (head + content,)
+                written = os.write(self._fd, pieces[0])  # one write: whole in the pipe
             else:
-                written = os.writev(self._fd, (head, content))
+                pieces = (head, content)
+                written = os.writev(self._fd, pieces)
             if written != _HEADER_BYTES + size:  # interrupted: write the rest
-                write_all(self._fd, (memoryview(head + content)[written:],))
+                write_all(self._fd, pieces, written)
         except OSError as exc:
             raise _broken(exc) from exc
 

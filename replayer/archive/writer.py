@@ -34,23 +34,30 @@ HOLD_LIMIT_BYTES = 4 << 20
 _IOV_MAX = 1024  # POSIX guarantees at least 16; Linux and the BSDs have 1024
 
 
-def write_all(fd: int, pieces: Sequence[bytes | memoryview]) -> None:
-    """Write ``pieces`` to ``fd`` in order, with as few ``writev`` calls as it takes."""
-    rest = list(pieces)
+def write_all(fd: int, pieces: Sequence[bytes | memoryview], skip: int = 0) -> None:
+    """Write ``pieces`` to ``fd`` in order, with as few ``writev`` calls as it takes;
+    the first ``skip`` bytes are already written (a write that was cut short)."""
+    rest = _after(list(pieces), skip)
     while rest:
         group = rest[:_IOV_MAX]
         written = os.writev(fd, group)
         if not written and any(group):
             raise OSError(f"writev to fd {fd} wrote nothing")
-        done = 0
-        for piece in group:
-            if written < len(piece):
-                break
-            written -= len(piece)
-            done += 1
-        rest = rest[done:]
-        if written:  # a piece cut short: the kernel took its beginning
-            rest[0] = memoryview(rest[0])[written:]
+        rest = _after(rest, written)
+
+
+def _after(pieces: list[bytes | memoryview], written: int) -> list[bytes | memoryview]:
+    """What of ``pieces`` is left once their first ``written`` bytes are written."""
+    done = 0
+    for piece in pieces:
+        if written < len(piece):
+            break
+        written -= len(piece)
+        done += 1
+    rest = pieces[done:]
+    if written:  # a piece cut short: its beginning is written
+        rest[0] = memoryview(rest[0])[written:]
+    return rest
 
 
 def _bin_header(size: int) -> bytes:
@@ -92,7 +99,7 @@ class ArchiveWriter:
             self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644
         )
         try:
-            self._put(self._pack(self.header.to_map(), "header"))
+            self._put((self._pack(self.header.to_map(), "header"),))
         except BaseException:
             self.close()
             raise
@@ -105,10 +112,10 @@ class ArchiveWriter:
             self._packer.reset()
             raise ArchiveError(f"cannot encode {what}: {exc}", path=str(self.path)) from None
 
-    def _put(self, *pieces: bytes) -> None:
+    def _put(self, pieces: Sequence[bytes], skip: int = 0) -> None:
         if self._fd is None:
             raise ValueError(f"{self.path}: archive writer is closed")
-        write_all(self._fd, pieces)
+        write_all(self._fd, pieces, skip)
         if self._fsync:
             os.fsync(self._fd)
 
@@ -141,7 +148,7 @@ class ArchiveWriter:
             return
         written = os.write(fd, data)  # one system call per record, as a rule
         if written < len(data):
-            self._put(data[written:])
+            self._put((data,), written)
         elif self._fsync:
             os.fsync(fd)
         self.records_written += 1
@@ -174,7 +181,7 @@ class ArchiveWriter:
         if self._held is not None:
             self._hold(pieces, total)
             return
-        self._put(*pieces)
+        self._put(pieces)
         self.records_written += 1
 
     def hold(self) -> None:
