@@ -22,7 +22,7 @@ from typing import Any
 import discord
 import yarl
 
-from replayer.record import RecordingProxy, RecordSettings
+from replayer.record.proxy import RecordingProxy, RecordSettings
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.server import ReplayServer

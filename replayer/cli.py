@@ -659,7 +659,7 @@ def record(
     from rich.live import Live
 
     from replayer.malloc import tune_malloc_for_large_messages
-    from replayer.record import RecordingProxy, RecordSettings, ca_cert_path
+    from replayer.record.proxy import RecordingProxy, RecordSettings, ca_cert_path
 
     if mode not in ("reverse", "regular"):
         raise typer.BadParameter("expected 'reverse' or 'regular'", param_hint="--mode")

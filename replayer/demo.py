@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replayer.errors import ReplayerError
-from replayer.record import RecordingProxy, RecordSettings
+from replayer.record.proxy import RecordingProxy, RecordSettings
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.faults import FaultPlan, parse_fault
 from replayer.replay.script import load_script

@@ -23,7 +23,7 @@ from replayer.archive.reader import ArchiveReader, read_records
 from replayer.archive.records import ConnectionInfoRecord, FrameFlag, FrameRecord, HttpRecord
 from replayer.gateway.compression import Compression, make_decompressor
 from replayer.gateway.opcodes import Direction
-from replayer.record import RecordingProxy, RecordSettings
+from replayer.record.proxy import RecordingProxy, RecordSettings
 from replayer.recorder_worker import wait_until_written
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
