@@ -18,7 +18,7 @@ from mitmproxy.websocket import WebSocketMessage
 
 from replayer.archive.writer import ArchiveWriter
 from replayer.errors import ReplayerError
-from replayer.recorder import GatewayRecorder
+from replayer.record.recorder import GatewayRecorder
 
 
 class FlowFileError(ReplayerError, ValueError):

@@ -15,7 +15,7 @@ go in reverse mode; default: the ``url`` of the upstream's ``/gateway`` answer) 
 :mod:`replayer.recorder_worker`; not with ``gateway_rewrite``, which needs the decoder
 in the proxy).
 
-The addon is thin: every decision is in :mod:`replayer.recorder`. No exception leaves a
+The addon is thin: every decision is in :mod:`replayer.record.recorder`. No exception leaves a
 hook: a failure is logged, the message is kept raw, and the proxied connection goes on.
 If the worker dies, recording stops (logged) and the proxy goes on.
 """
@@ -37,7 +37,7 @@ from mitmproxy.websocket import WebSocketMessage
 
 from replayer.archive.writer import ArchiveWriter
 from replayer.errors import ReplayerError
-from replayer.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder
+from replayer.record.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder
 
 if TYPE_CHECKING:
     from replayer.recorder_worker import WorkerRecorder

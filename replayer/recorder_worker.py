@@ -45,7 +45,7 @@ from typing import IO, Any
 from replayer.archive.records import Headers
 from replayer.archive.writer import ArchiveWriter, write_all
 from replayer.malloc import tune_malloc_for_large_messages
-from replayer.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder, is_gateway, is_rest
+from replayer.record.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder, is_gateway, is_rest
 
 log = logging.getLogger(__name__)
 

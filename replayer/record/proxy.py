@@ -19,7 +19,7 @@ from mitmproxy.addons import core, dns_resolver, next_layer, proxyserver, tlscon
 from mitmproxy.master import Master
 
 from replayer.mitm_addon import GatewayRecorderAddon
-from replayer.recorder import GatewayRecorder
+from replayer.record.recorder import GatewayRecorder
 
 DEFAULT_REST_UPSTREAM = "https://discord.com"
 

@@ -48,7 +48,7 @@ from replayer.gateway.compression import Compression, make_decompressor
 from replayer.gateway.encoding import Encoding
 from replayer.gateway.opcodes import Direction
 from replayer.record.proxy import RecordingProxy, RecordSettings
-from replayer.recorder import RESUME_PATH
+from replayer.record.recorder import RESUME_PATH
 from replayer.replay.engine import ReplayOptions
 from replayer.server import ReplayServer
 from tests.clients.conftest import (

@@ -23,7 +23,7 @@ from replayer.archive.records import FrameFlag, FrameRecord, Record
 from replayer.archive.writer import ArchiveWriter
 from replayer.gateway.opcodes import Direction
 from replayer.mitm_addon import GatewayRecorderAddon
-from replayer.recorder import GatewayRecorder
+from replayer.record.recorder import GatewayRecorder
 from replayer.recorder_worker import WorkerRecorder, read_batches, serve, wait_until_written
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.worker-secret-token-value-123456"

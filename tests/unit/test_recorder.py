@@ -21,7 +21,7 @@ from replayer.archive.verify import ArchiveChecker
 from replayer.archive.writer import ArchiveWriter
 from replayer.gateway.compression import Compression, make_compressor, make_decompressor
 from replayer.gateway.opcodes import Direction
-from replayer.recorder import HEAD_ONLY_BYTES, RESUME_PATH, GatewayRecorder
+from replayer.record.recorder import HEAD_ONLY_BYTES, RESUME_PATH, GatewayRecorder
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.very-secret-token-value-1234567890"
 URL = "wss://gateway.discord.gg/?v=10&encoding=json"
