@@ -3,11 +3,11 @@
     mitmdump -s addons/gateway_recorder.py --set gateway_record=session.rpl
 
 Needs replayer installed in mitmproxy's Python. Options and behaviour:
-:mod:`replayer.mitm_addon`.
+:mod:`replayer.record.addon`.
 """
 
 from __future__ import annotations
 
-from replayer.mitm_addon import GatewayRecorderAddon
+from replayer.record.addon import GatewayRecorderAddon
 
 addons = [GatewayRecorderAddon()]

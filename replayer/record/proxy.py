@@ -18,7 +18,7 @@ from mitmproxy import options as mitm_options
 from mitmproxy.addons import core, dns_resolver, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 
-from replayer.mitm_addon import GatewayRecorderAddon
+from replayer.record.addon import GatewayRecorderAddon
 from replayer.record.recorder import GatewayRecorder
 
 DEFAULT_REST_UPSTREAM = "https://discord.com"

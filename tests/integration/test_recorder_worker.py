@@ -22,7 +22,7 @@ from replayer.archive.reader import read_records
 from replayer.archive.records import FrameFlag, FrameRecord, Record
 from replayer.archive.writer import ArchiveWriter
 from replayer.gateway.opcodes import Direction
-from replayer.mitm_addon import GatewayRecorderAddon
+from replayer.record.addon import GatewayRecorderAddon
 from replayer.record.recorder import GatewayRecorder
 from replayer.recorder_worker import WorkerRecorder, read_batches, serve, wait_until_written
 
