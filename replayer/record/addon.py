@@ -12,7 +12,7 @@ default), ``gateway_rest`` (record ``/api/...`` exchanges, on by default),
 resumed connections, for reverse mode), ``gateway_upstream`` (where gateway upgrades
 go in reverse mode; default: the ``url`` of the upstream's ``/gateway`` answer) and
 ``gateway_worker`` (decode and write in a child process, on by default; see
-:mod:`replayer.recorder_worker`; not with ``gateway_rewrite``, which needs the decoder
+:mod:`replayer.record.worker`; not with ``gateway_rewrite``, which needs the decoder
 in the proxy).
 
 The addon is thin: every decision is in :mod:`replayer.record.recorder`. No exception leaves a
@@ -40,7 +40,7 @@ from replayer.errors import ReplayerError
 from replayer.record.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder
 
 if TYPE_CHECKING:
-    from replayer.recorder_worker import WorkerRecorder
+    from replayer.record.worker import WorkerRecorder
 
 log = logging.getLogger(__name__)
 WORKER_GONE_WAIT_S = 1.0  # how long a hook may wait for a worker whose pipe broke
@@ -141,7 +141,7 @@ class GatewayRecorderAddon:
         # the worker needs POSIX pipes, fd passing and flock.
         frozen = getattr(sys, "frozen", False)
         if opts.gateway_worker and not opts.gateway_rewrite and not frozen and os.name == "posix":
-            from replayer.recorder_worker import WorkerRecorder
+            from replayer.record.worker import WorkerRecorder
 
             try:
                 worker = WorkerRecorder(path, redact=opts.gateway_redact, metadata=metadata)

@@ -24,7 +24,7 @@ from replayer.archive.records import ConnectionInfoRecord, FrameFlag, FrameRecor
 from replayer.gateway.compression import Compression, make_decompressor
 from replayer.gateway.opcodes import Direction
 from replayer.record.proxy import RecordingProxy, RecordSettings
-from replayer.recorder_worker import wait_until_written
+from replayer.record.worker import wait_until_written
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.server import ReplayServer

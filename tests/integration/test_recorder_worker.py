@@ -24,7 +24,7 @@ from replayer.archive.writer import ArchiveWriter
 from replayer.gateway.opcodes import Direction
 from replayer.record.addon import GatewayRecorderAddon
 from replayer.record.recorder import GatewayRecorder
-from replayer.recorder_worker import WorkerRecorder, read_batches, serve, wait_until_written
+from replayer.record.worker import WorkerRecorder, read_batches, serve, wait_until_written
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.worker-secret-token-value-123456"
 URL = "wss://gateway.discord.gg/?v=10&encoding=json"

@@ -85,7 +85,7 @@ class WorkerRecorder:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             t0_ns = str(time.monotonic_ns())
-            command = [sys.executable, "-m", "replayer.recorder_worker", str(path), str(fd), t0_ns]
+            command = [sys.executable, "-m", "replayer.record.worker", str(path), str(fd), t0_ns]
             if not redact:
                 command.append("--no-redact")
             self.process = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(fd,))
@@ -306,7 +306,7 @@ def wait_until_written(path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m replayer.recorder_worker ARCHIVE FD T0_NS [--no-redact]``: started by
+    """``python -m replayer.record.worker ARCHIVE FD T0_NS [--no-redact]``: started by
     :class:`WorkerRecorder`, with the archive open (header written, flock held) as FD."""
     # Ctrl-C in a terminal reaches the whole process group: the worker ends when the
     # proxy closes the pipe (or dies), after writing everything, not on SIGINT.
