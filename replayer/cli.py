@@ -395,7 +395,7 @@ def import_mitm(
     redact: Annotated[bool, typer.Option(help="Scrub tokens before writing.")] = True,
 ) -> None:
     """Convert a mitmproxy flow file holding gateway WebSocket flows into an archive."""
-    from replayer.import_mitm import import_flows
+    from replayer.record.import_mitm import import_flows
 
     partial = output.with_name(output.name + ".partial")
     try:
