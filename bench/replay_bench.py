@@ -573,7 +573,7 @@ def profile(archive: Path, out_dir: Path | None, top: int) -> None:
     """cProfile an in-process ``ReplayServer`` serving one transfer per configuration to a
     client in another process; print the heaviest functions."""
     from replayer.replay.engine import ReplayOptions
-    from replayer.server import ReplayServer
+    from replayer.replay.server import ReplayServer
 
     script = load_script(archive)
     expected = len(script.shards[0])

@@ -25,7 +25,7 @@ import yarl
 from replayer.record.proxy import RecordingProxy, RecordSettings
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
-from replayer.server import ReplayServer
+from replayer.replay.server import ReplayServer
 from replayer.synth import SynthOptions, write_synth
 
 HERE = Path(__file__).parent

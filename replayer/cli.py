@@ -552,7 +552,7 @@ def replay(
     from replayer.replay.engine import ReplayOptions
     from replayer.replay.faults import chaos_plan, combine, load_plan, parse_fault
     from replayer.replay.script import load_script
-    from replayer.server import ReplayServer
+    from replayer.replay.server import ReplayServer
 
     close_code = _at_end(at_end)
     grace_s = _duration_ns(idle_grace, "--idle-grace") / 1e9

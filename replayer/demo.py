@@ -20,8 +20,8 @@ from replayer.record.proxy import RecordingProxy, RecordSettings
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.faults import FaultPlan, parse_fault
 from replayer.replay.script import load_script
+from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Verdict
-from replayer.server import ReplayServer
 
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[1] / "recordings" / "small-bot.rpl"
 DEFAULT_FAULTS = (

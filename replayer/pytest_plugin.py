@@ -28,8 +28,8 @@ from replayer.archive.records import Record
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.faults import FaultPlan, combine, load_plan, parse_fault
 from replayer.replay.script import load_script
+from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Verdict
-from replayer.server import ReplayServer
 
 MARKER = "replayer"
 

@@ -46,7 +46,7 @@ from replayer.archive.writer import ArchiveWriter
 from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
-from replayer.server import ReplayServer
+from replayer.replay.server import ReplayServer
 
 TIMEOUT = 20 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
 

@@ -27,8 +27,8 @@ import discord
 import pytest
 
 from replayer.archive.records import Closer
+from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Verdict
-from replayer.server import ReplayServer
 from tests.clients.conftest import (
     TIMEOUT,
     client_ops,

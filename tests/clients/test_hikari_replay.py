@@ -22,7 +22,7 @@ from hikari.api.shard import GatewayCompression
 from replayer.archive.records import Closer, HttpRecord
 from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
-from replayer.server import ReplayServer
+from replayer.replay.server import ReplayServer
 from tests.clients.conftest import (
     BOT_ID,
     COMPRESSIONS,

@@ -50,7 +50,7 @@ from replayer.gateway.opcodes import Direction
 from replayer.record.proxy import RecordingProxy, RecordSettings
 from replayer.record.recorder import RESUME_PATH
 from replayer.replay.engine import ReplayOptions
-from replayer.server import ReplayServer
+from replayer.replay.server import ReplayServer
 from tests.clients.conftest import (
     BOT_ID,
     COMPRESSIONS,

@@ -31,8 +31,8 @@ from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.faults import FaultPlan, parse_fault
 from replayer.replay.script import load_script
+from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Verdict
-from replayer.server import ReplayServer
 from tests.archives import session_lines, write_archive
 from tests.clients.conftest import (
     TIMEOUT,

@@ -27,7 +27,7 @@ from replayer.record.proxy import RecordingProxy, RecordSettings
 from replayer.record.worker import wait_until_written
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
-from replayer.server import ReplayServer
+from replayer.replay.server import ReplayServer
 from tests.archives import session_lines, write_archive
 
 TIMEOUT = 20 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))

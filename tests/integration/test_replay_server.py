@@ -20,7 +20,7 @@ from replayer.gateway.compression import Compression, make_decompressor
 from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
-from replayer.server import ReplayServer
+from replayer.replay.server import ReplayServer
 from tests.unit.replay.conftest import session_lines, write_archive
 
 TIMEOUT = 10 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
