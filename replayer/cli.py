@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from replayer import __version__
+from replayer.archive.inspection import ArchiveStats, FrameFilter
 from replayer.archive.jsonl import Importer, LineError, export_lines, header_from_json
 from replayer.archive.reader import ArchiveReader
 from replayer.archive.records import (
@@ -35,7 +36,6 @@ from replayer.archive.writer import ArchiveWriter
 from replayer.errors import ArchiveError, ImportFormatError, ReplayerError, TruncatedArchiveError
 from replayer.gateway.close_codes import close_code_name
 from replayer.gateway.opcodes import Direction, opcode_name, parse_opcode
-from replayer.inspection import ArchiveStats, FrameFilter
 from replayer.replay.faults import FaultPlan
 from replayer.replay.verdicts import Verdict
 
