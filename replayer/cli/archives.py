@@ -1,0 +1,352 @@
+"""The archive commands: ``inspect``, ``export``, ``import``, ``import-mitm``, ``verify``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from replayer.archive.inspection import ArchiveStats, FrameFilter
+from replayer.archive.jsonl import Importer, LineError, export_lines, header_from_json
+from replayer.archive.reader import ArchiveReader
+from replayer.archive.records import (
+    CloseRecord,
+    ConnectionInfoRecord,
+    ConnectionRecord,
+    FrameFlag,
+    FrameRecord,
+    HttpRecord,
+    Record,
+)
+from replayer.archive.verify import ArchiveChecker
+from replayer.archive.writer import ArchiveWriter
+from replayer.cli.output import (
+    ArchivePath,
+    complete_records,
+    duration_ns,
+    err,
+    fail,
+    fmt_bytes,
+    fmt_offset,
+    out,
+    progress_bar,
+)
+from replayer.cli.root import app
+from replayer.errors import ArchiveError, ImportFormatError
+from replayer.gateway.close_codes import close_code_name
+from replayer.gateway.opcodes import Direction, opcode_name, parse_opcode
+
+
+def _frame_line(frame: FrameRecord) -> str:
+    arrow = "C→S" if frame.direction == Direction.CLIENT else "S→C"
+    seq = f"s={frame.s}" if frame.s is not None else ""
+    marks = []
+    if frame.flags & FrameFlag.UNDECODED:
+        marks.append(f"UNDECODED ({frame.error})" if frame.error else "UNDECODED")
+    if frame.flags & FrameFlag.INJECTED:
+        marks.append("injected")
+    if frame.flags & FrameFlag.REDACTED:
+        marks.append("redacted")
+    if frame.flags & FrameFlag.REWRITTEN:
+        marks.append("rewritten for the client")
+    return (
+        f"{fmt_offset(frame.t_ns)}  c{frame.conn_id:<3} {arrow}  {opcode_name(frame.op):<22} "
+        f"{frame.t or '':<28} {seq:<8} {fmt_bytes(len(frame.payload)):>9}"
+        + (f"  [{', '.join(marks)}]" if marks else "")
+    )
+
+
+def _other_line(record: Record) -> str | None:
+    match record:
+        case ConnectionRecord():
+            q = record.query
+            extra = f" resumes c{record.resumes}" if record.resumes is not None else ""
+            return (
+                f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} open {record.url} "
+                f"(v={q.v} encoding={q.encoding} compress={q.compress or 'none'}){extra}"
+            )
+        case ConnectionInfoRecord():
+            parts = []
+            if record.shard:
+                parts.append(f"shard {list(record.shard)}")
+            if record.resumes is not None:
+                parts.append(f"resumes c{record.resumes}")
+            if record.session_id:
+                parts.append(f"session {record.session_id}")
+            return f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} info {', '.join(parts)}"
+        case CloseRecord():
+            by = record.closed_by.name.lower() if record.closed_by is not None else "unknown"
+            how = "clean" if record.clean else "abrupt"
+            if record.code is None:
+                return f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} dropped (no close frame)"
+            return (
+                f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} close {record.code} "
+                f"{close_code_name(record.code)} by {by}, {how}"
+                + (f" {record.reason!r}" if record.reason else "")
+            )
+        case HttpRecord():
+            return (
+                f"{fmt_offset(record.t_ns)}  http {record.method} {record.host}{record.path} "
+                f"-> {record.status} ({fmt_bytes(len(record.response_body))})"
+            )
+    return None
+
+
+@app.command()
+def inspect(
+    archive: ArchivePath,
+    op: Annotated[
+        list[str] | None,
+        typer.Option("--op", help="Only this opcode (number or name); repeatable."),
+    ] = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option("--event", "-e", help="Only this dispatch event (e.g. READY); repeatable."),
+    ] = None,
+    conn: Annotated[
+        list[int] | None, typer.Option("--conn", "-c", help="Only this connection id; repeatable.")
+    ] = None,
+    direction: Annotated[
+        str | None, typer.Option("--dir", help="Only frames sent by 'client' or 'server'.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this offset (1.5s, 250ms, 2m).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this offset (inclusive).")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=0, help="Show at most N lines.")
+    ] = None,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="Counts per opcode and event, bytes, connections.")
+    ] = False,
+) -> None:
+    """Show an archive's timeline (offset, connection, direction, opcode, event, seq, size)."""
+    try:
+        ops = frozenset(parse_opcode(o) for o in op or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--op") from None
+    dir_value: Direction | None = None
+    if direction is not None:
+        if direction.lower() not in ("client", "server"):
+            raise typer.BadParameter("expected 'client' or 'server'", param_hint="--dir")
+        dir_value = Direction[direction.upper()]
+    flt = FrameFilter(
+        ops=ops,
+        events=frozenset(e.upper() for e in event or []),
+        conns=frozenset(conn or []),
+        direction=dir_value,
+        since_ns=duration_ns(since, "--since") if since else None,
+        until_ns=duration_ns(until, "--until") if until else None,
+    )
+    frames_only = bool(ops or flt.events or dir_value is not None)
+    with ArchiveReader(archive) as reader:
+        if stats:
+            summary = ArchiveStats()
+            for record in complete_records(reader):
+                summary.add(record)
+            print_stats(archive, reader, summary)
+            return
+        shown = 0
+        for record in complete_records(reader):
+            if limit is not None and shown >= limit:
+                break
+            if isinstance(record, FrameRecord):
+                if not flt.matches(record):
+                    continue
+                line = _frame_line(record)
+            else:
+                if frames_only:
+                    continue
+                if flt.conns and getattr(record, "conn_id", None) not in flt.conns:
+                    continue
+                t_ns = record.t_ns
+                if (flt.since_ns is not None and t_ns < flt.since_ns) or (
+                    flt.until_ns is not None and t_ns > flt.until_ns
+                ):
+                    continue
+                other = _other_line(record)
+                if other is None:
+                    continue
+                line = other
+            out.print(line, markup=False)
+            shown += 1
+
+
+def print_stats(path: Path, reader: ArchiveReader, s: ArchiveStats) -> None:
+    h = reader.header
+    created = datetime.fromtimestamp(h.created_unix_ns / 1e9, tz=UTC).isoformat(timespec="seconds")
+    name = escape(str(path))
+    out.print(f"[bold]{name}[/]: format v{h.format_version}, written by {h.tool} at {created}")
+    if h.metadata:
+        out.print(f"metadata: {json.dumps(h.metadata, ensure_ascii=False)}", markup=False)
+    out.print(
+        f"duration {s.last_t_ns / 1e9:.3f}s, {reader.records_read} records: {s.frames} frames "
+        f"({fmt_bytes(s.payload_bytes)} payload, {fmt_bytes(s.wire_bytes)} on the wire), "
+        f"{len(s.connections)} connections, {s.http} HTTP exchanges"
+    )
+    ops = Table("direction / opcode", "frames", title="by opcode", title_justify="left")
+    for name, count in sorted(s.by_op.items(), key=lambda kv: (-kv[1], kv[0])):
+        ops.add_row(name, str(count))
+    out.print(ops)
+    if s.by_event:
+        events = Table("event", "dispatches", title="by event", title_justify="left")
+        for name, count in sorted(s.by_event.items(), key=lambda kv: (-kv[1], kv[0])):
+            events.add_row(name, str(count))
+        out.print(events)
+    conns = Table(
+        "conn",
+        "url",
+        "v",
+        "encoding",
+        "compress",
+        "shard",
+        "resumes",
+        "in",
+        "out",
+        "close",
+        title="connections",
+        title_justify="left",
+    )
+    for cid, c in s.connections.items():
+        q = c.record.query
+        if c.close is None:
+            close = "open at end"
+        elif c.close.code is None:
+            close = "dropped (no close frame)"
+        else:
+            by = c.close.closed_by.name.lower() if c.close.closed_by is not None else "?"
+            close = f"{c.close.code} {close_code_name(c.close.code)} by {by}" + (
+                "" if c.close.clean else " (abrupt)"
+            )
+        conns.add_row(
+            f"c{cid}",
+            c.record.url,
+            str(q.v),
+            q.encoding,
+            q.compress or "none",
+            str(list(c.shard)) if c.shard else "-",
+            f"c{c.resumes}" if c.resumes is not None else "-",
+            str(c.frames_in),
+            str(c.frames_out),
+            close,
+        )
+    out.print(conns)
+
+
+@app.command()
+def export(
+    archive: ArchivePath,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")
+    ] = None,
+) -> None:
+    """Write an archive as JSON Lines, payloads decoded inline (lossless)."""
+    with ArchiveReader(archive) as reader:
+        sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+        try:
+            with progress_bar(f"exporting {archive}", reader.size if output else 0) as progress:
+                for n, line in enumerate(export_lines(reader.header, complete_records(reader))):
+                    sink.write(line)
+                    sink.write("\n")
+                    if not n % 4096:
+                        progress(reader.end_offset, reader.size)
+        finally:
+            if output:
+                sink.close()
+
+
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(help="JSON Lines file (from export, or hand-written).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write.")],
+    redact: Annotated[bool, typer.Option(help="Scrub tokens before writing.")] = True,
+) -> None:
+    """Build an archive from JSON Lines, so fixtures can be written by hand."""
+    name = str(source)
+    try:
+        lines = open(source, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        fail(f"{name}: cannot open: {exc.strerror}")
+    partial = output.with_name(output.name + ".partial")
+    count = 0
+    with lines:
+        importer = Importer()
+        writer: ArchiveWriter | None = None
+        try:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    if writer is None:
+                        if isinstance(obj, dict) and obj.get("kind") == "header":
+                            writer = ArchiveWriter(
+                                partial, header=header_from_json(obj), redact=redact
+                            )
+                            continue
+                        writer = ArchiveWriter(partial, redact=redact)
+                    writer.write(importer.record(obj))
+                    count += 1
+                except json.JSONDecodeError as exc:
+                    raise ImportFormatError(
+                        f"not JSON: {exc.msg} at column {exc.colno}", path=name, line=number
+                    ) from None
+                except UnicodeDecodeError:
+                    raise ImportFormatError("not UTF-8 text", path=name, line=number) from None
+                except LineError as exc:
+                    raise ImportFormatError(str(exc), path=name, line=number) from None
+            if writer is None:
+                writer = ArchiveWriter(partial, redact=redact)
+            writer.close()
+            os.replace(partial, output)
+        except BaseException:
+            if writer is not None:
+                writer.close()
+            partial.unlink(missing_ok=True)
+            raise
+    err.print(f"wrote {output}: {count} records")
+
+
+@app.command("import-mitm")
+def import_mitm(
+    flows: Annotated[Path, typer.Argument(help="mitmproxy flow file (mitmdump -w).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write.")],
+    redact: Annotated[bool, typer.Option(help="Scrub tokens before writing.")] = True,
+) -> None:
+    """Convert a mitmproxy flow file holding gateway WebSocket flows into an archive."""
+    from replayer.record.import_mitm import import_flows
+
+    partial = output.with_name(output.name + ".partial")
+    try:
+        summary = import_flows(flows, partial, redact=redact)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, output)
+    err.print(
+        f"wrote {output}: {summary.connections} gateway connections, {summary.messages} messages, "
+        f"{summary.http} HTTP exchanges from {summary.flows} flows"
+    )
+
+
+@app.command()
+def verify(archive: ArchivePath) -> None:
+    """Check an archive's integrity; exit 1 naming the record of the first problem."""
+    checker = ArchiveChecker()
+    with ArchiveReader(archive) as reader:
+        index = 0
+        for index, record in enumerate(reader, start=1):
+            try:
+                checker.check(record)
+            except ArchiveError as exc:
+                raise exc.located(path=str(archive), index=index) from None
+        out.print(
+            f"ok: {archive}: format v{reader.header.format_version}, {index} records "
+            f"({checker.connections} connections, {checker.frames} frames, "
+            f"{checker.closes} closes, {checker.http} HTTP exchanges)"
+        )

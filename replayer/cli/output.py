@@ -1,0 +1,132 @@
+"""What every command shares: the two consoles, the one-line error exit, the parsers of
+durations, the formatting of sizes and offsets, progress bars, the client snippets and
+the verdict table."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from replayer.archive.reader import ArchiveReader
+from replayer.archive.records import Record
+from replayer.errors import TruncatedArchiveError
+from replayer.replay.verdicts import Verdict
+
+# Piped output is not squeezed into 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(
+    stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200
+)
+
+ArchivePath = Annotated[Path, typer.Argument(help="Archive file (.rpl).", show_default=False)]
+
+
+def fail(message: str) -> NoReturn:
+    """Print one error line and exit 1."""
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def duration_ns(text: str, option: str) -> int:
+    """``1.5``, ``1.5s``, ``250ms``, ``2m`` -> nanoseconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*", text)
+    if not m:
+        raise typer.BadParameter(
+            f"{text!r} is not a time offset like 1.5s, 250ms or 2m", param_hint=option
+        )
+    scale = {"ms": 1e6, "s": 1e9, "m": 60e9, None: 1e9}[m.group(2)]
+    return round(float(m.group(1)) * scale)
+
+
+def fmt_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def fmt_offset(t_ns: int) -> str:
+    return f"{t_ns / 1e9:12.6f}s"
+
+
+PROGRESS_FROM_BYTES = 64 << 20  # archives smaller than this load without a progress bar
+
+
+@contextlib.contextmanager
+def progress_bar(what: str, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar on stderr (only for big jobs on a terminal)."""
+    if total < PROGRESS_FROM_BYTES or not err.is_terminal:
+        yield lambda done, total: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        f"[bold]{escape(what)}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        console=err, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(what, total=total)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def complete_records(reader: ArchiveReader) -> Iterator[Record]:
+    """The records, turning a truncated tail into a warning after the last complete one."""
+    try:
+        yield from reader
+    except TruncatedArchiveError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+
+
+def file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the reader gives the one-line error
+
+
+def snippets(rest_base: str, gateway_url: str) -> str:
+    return (
+        "discord.py:\n"
+        "    import discord, yarl\n"
+        f'    discord.http.Route.BASE = "{rest_base}"\n'
+        f'    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL("{gateway_url}")\n'
+        "hikari:\n"
+        f'    bot = hikari.GatewayBot(token, rest_url="{rest_base}", banner=None)\n'
+        "    bot.run(check_for_updates=False)"
+    )
+
+
+def print_verdicts(verdicts: list[Verdict], console: Console = err) -> None:
+    if not verdicts:
+        console.print("no verdicts: no fault was injected and no client stayed long enough")
+        return
+    table = Table(
+        "",
+        "verdict",
+        "expected",
+        "observed",
+        "fault at",
+        "reaction",
+        title="verdicts",
+        title_justify="left",
+    )
+    for v in verdicts:
+        mark = "[green]PASS[/]" if v.passed else "[red]FAIL[/]"
+        at = f"{v.t_fault_ms / 1000:.3f}s" if v.t_fault_ms is not None else "-"
+        reaction = f"{v.reaction_ms:.0f} ms" if v.reaction_ms is not None else "-"
+        observed = v.observed + "".join(f"; {n}" for n in v.notes)
+        table.add_row(mark, escape(v.name), escape(v.expected), escape(observed), at, reaction)
+    console.print(table)
+    failed = sum(1 for v in verdicts if not v.passed)
+    console.print(f"{len(verdicts) - failed} passed, {failed} failed")

@@ -1,0 +1,182 @@
+"""``replayer replay``: serve an archive as a fake gateway, break it on cue, judge the client."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from replayer.cli.output import (
+    ArchivePath,
+    duration_ns,
+    err,
+    fail,
+    file_size,
+    out,
+    print_verdicts,
+    progress_bar,
+    snippets,
+)
+from replayer.cli.root import app
+from replayer.replay.faults import FaultPlan
+from replayer.replay.verdicts import Verdict
+
+
+def _at_end(text: str) -> int | None:
+    if text == "stay":
+        return None
+    m = re.fullmatch(r"close(?::(\d{4}))?", text)
+    if not m:
+        raise typer.BadParameter(
+            "expected 'stay', 'close' or 'close:CODE' (e.g. close:4000)", param_hint="--at-end"
+        )
+    return int(m.group(1) or 1000)
+
+
+FAULT_HELP = """
+Faults (--fault, repeatable): KIND[:ARG]@KEY=VALUE[,KEY=VALUE...]
+
+\b
+  reconnect@event=READY                op 7 right after READY
+  invalid-session:false@dispatch=5     op 9 d=false after the 5th dispatch (true: resumable)
+  close:4009@seq=12                    close 4009 after the dispatch with s=12
+  drop@event=GUILD_CREATE#3            TCP gone (no close frame) after the 3rd GUILD_CREATE
+  zombie@client-op=HEARTBEAT#2         stop ACKing heartbeats from the client's 2nd one
+  heartbeat@t=5s                       ask for a heartbeat (op 1) 5 s into the replay
+  stall:3s@dispatch=2                  send nothing for 3 s after the 2nd dispatch
+  rate-limited@client-op=8             a RATE_LIMITED dispatch after the client's op 8
+  reject-resume@conn=1                 answer the next RESUME with op 9 d=false
+  reconnect@dispatch=10,times=3,every=10
+\b
+Triggers: dispatch=K, event=NAME[#K], seq=S, client-op=OP[#K], t=TIME, conn=N (only on the
+N-th connection; alone: right after its handshake). Repeats: times=N, every=M.
+A TOML plan (--plan) has [[fault]] tables with the same keys. docs/faults.md has it all.
+"""
+
+
+@app.command(epilog=FAULT_HELP)
+def replay(
+    archive: ArchivePath,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="1 = recorded pace, 2 = twice as fast, 0 = as fast as the client reads."
+        ),
+    ] = 1.0,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Accept only this token in IDENTIFY/RESUME (others get 4004)."),
+    ] = None,
+    at_end: Annotated[
+        str,
+        typer.Option(
+            help="After the last recorded dispatch: 'stay' (answer heartbeats) or 'close:CODE'."
+        ),
+    ] = "stay",
+    exit_when_idle: Annotated[
+        bool, typer.Option(help="Exit once every client has gone (after --idle-grace).")
+    ] = False,
+    idle_grace: Annotated[
+        str, typer.Option(help="How long no client must be connected before exiting.")
+    ] = "3s",
+    transcript: Annotated[
+        Path | None,
+        typer.Option(help="Record the replay itself (both directions) to this archive."),
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", "-f", help="Inject a fault (syntax below); repeatable."),
+    ] = None,
+    plan: Annotated[Path | None, typer.Option(help="A TOML fault plan.")] = None,
+    chaos: Annotated[
+        bool, typer.Option(help="Draw random faults (the same for the same --seed).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed for --chaos.")] = 0,
+    chaos_faults: Annotated[int, typer.Option(min=1, help="How many faults --chaos draws.")] = 3,
+    verdict_window: Annotated[
+        str, typer.Option(help="How long to wait for the client's reaction to a fault.")
+    ] = "15s",
+    report: Annotated[Path | None, typer.Option(help="Write the verdicts as JSON here.")] = None,
+    check: Annotated[bool, typer.Option(help="Exit 1 when any verdict fails.")] = False,
+) -> None:
+    """Serve an archive as a local fake gateway (WebSocket + REST) that real clients connect to,
+    optionally breaking it on cue and judging how the client reacts."""
+    import asyncio
+    import signal
+
+    from replayer.replay.engine import ReplayOptions
+    from replayer.replay.faults import chaos_plan, combine, load_plan, parse_fault
+    from replayer.replay.script import load_script
+    from replayer.replay.server import ReplayServer
+
+    close_code = _at_end(at_end)
+    grace_s = duration_ns(idle_grace, "--idle-grace") / 1e9
+    window_ms = duration_ns(verdict_window, "--verdict-window") // 1_000_000
+    # The plan is checked before anything starts: a bad fault is one line, exit 1.
+    plans = [FaultPlan(tuple(parse_fault(f) for f in fault or []))]
+    if plan is not None:
+        plans.append(load_plan(plan))
+    with progress_bar(f"indexing {archive}", file_size(archive)) as progress:
+        script = load_script(archive, progress)
+    if chaos:
+        dispatches = min(len(s) for s in script.shards.values())
+        plans.append(chaos_plan(seed, dispatches, chaos_faults))
+    fault_plan = combine(plans)
+    options = ReplayOptions(
+        speed=speed, token=token, close_at_end=close_code, verdict_window_ms=window_ms
+    )
+    verdicts: list[Verdict] = []
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with ReplayServer(
+            script, options, host=host, port=port, transcript=transcript, plan=fault_plan
+        ) as server:
+            shards = ", ".join(
+                f"{i} ({len(s)} dispatches)" for i, s in sorted(script.shards.items())
+            )
+            err.print(f"replaying {archive}: shards {shards}, speed {speed:g}")
+            for f in fault_plan.faults:
+                repeat = f" x{f.times}" if f.times > 1 else ""
+                err.print(f"fault: {f.describe()}{repeat}", markup=False)
+            out.print(f"REST base:   {server.rest_base}", markup=False)
+            out.print(f"gateway URL: {server.gateway_url}", markup=False)
+            out.print(snippets(server.rest_base, server.gateway_url), markup=False)
+            sys.stdout.flush()
+            waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+            if exit_when_idle:
+                waiters.append(asyncio.ensure_future(server.wait_idle(grace_s)))
+            _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            err.print("stopped" if stop.is_set() else "every client has gone: exiting")
+            verdicts.extend(server.verdicts())
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+    if fault_plan.faults or verdicts:
+        print_verdicts(verdicts)
+    if report is not None:
+        document = {
+            "archive": str(archive),
+            "faults": [f.describe() for f in fault_plan.expanded()],
+            "seed": fault_plan.seed,
+            "passed": all(v.passed for v in verdicts),
+            "verdicts": [v.to_json() for v in verdicts],
+        }
+        report.write_text(
+            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    if check and not all(v.passed for v in verdicts):
+        raise typer.Exit(1)
