@@ -7,9 +7,9 @@ from __future__ import annotations
 
 # Importing a command module registers its commands, in the order ``--help`` lists them.
 # isort: off
-from replayer.cli import archives, replay, record, synth, demo_command
+from replayer.cli import archives, replay, record, synth, demo
 
 # isort: on
 from replayer.cli.root import app, main
 
-__all__ = ["app", "archives", "demo_command", "main", "record", "replay", "synth"]
+__all__ = ["app", "archives", "demo", "main", "record", "replay", "synth"]

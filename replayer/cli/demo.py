@@ -14,16 +14,20 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
+import typer
+
+from replayer.archive.inspection import ArchiveStats
+from replayer.archive.reader import ArchiveReader
+from replayer.cli.archives import print_stats
+from replayer.cli.output import complete_records, err, out, print_verdicts
+from replayer.cli.root import app
 from replayer.errors import ReplayerError
-from replayer.record.proxy import RecordingProxy, RecordSettings
-from replayer.replay.engine import ReplayOptions
 from replayer.replay.faults import FaultPlan, parse_fault
-from replayer.replay.script import load_script
-from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Verdict
 
-DEFAULT_ARCHIVE = Path(__file__).resolve().parents[1] / "recordings" / "small-bot.rpl"
+DEFAULT_ARCHIVE = Path(__file__).resolve().parents[2] / "recordings" / "small-bot.rpl"
 DEFAULT_FAULTS = (
     "reconnect@event=MESSAGE_CREATE#3",
     "invalid-session:false@event=MESSAGE_CREATE#6",
@@ -49,6 +53,12 @@ async def run_demo(
     faults: tuple[str, ...] = DEFAULT_FAULTS,
     say: Callable[[str], None] = print,
 ) -> DemoResult:
+    # mitmproxy and aiohttp load only when the demo runs, not at every command's start-up.
+    from replayer.record.proxy import RecordingProxy, RecordSettings
+    from replayer.replay.engine import ReplayOptions
+    from replayer.replay.script import load_script
+    from replayer.replay.server import ReplayServer
+
     try:
         import discord
         import yarl
@@ -115,3 +125,25 @@ async def run_demo(
                     await runner
         verdicts = upstream.verdicts()
     return DemoResult(recorded, verdicts, len(seen))
+
+
+@app.command()
+def demo(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Keep the recorded archive here.")
+    ] = None,
+) -> None:
+    """Offline, no token: replay a bundled session, record a real discord.py bot through
+    mitmproxy while a RECONNECT and an INVALID_SESSION hit it, and judge its reactions."""
+    import asyncio
+
+    result = asyncio.run(run_demo(output, say=lambda line: err.print(line, markup=False)))
+    out.print()
+    with ArchiveReader(result.archive) as reader:
+        summary = ArchiveStats()
+        for record in complete_records(reader):
+            summary.add(record)
+        print_stats(result.archive, reader, summary)
+    print_verdicts(result.verdicts, out)
+    if not result.verdicts or not all(v.passed for v in result.verdicts):
+        raise typer.Exit(1)
