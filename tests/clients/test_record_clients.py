@@ -73,7 +73,7 @@ from tests.clients.test_discordpy_replay import seen as discord_seen
 from tests.clients.test_hikari_replay import INTENTS as HIKARI_INTENTS
 from tests.clients.test_hikari_replay import Probe as HikariProbe
 from tests.clients.test_hikari_replay import seen as hikari_seen
-from tests.integration.test_recorder_proxy import ADDON, start_mitmdump
+from tests.integration.record.test_recorder_proxy import ADDON, start_mitmdump
 
 # A distinctive token (hikari reads the bot id from its first segment): after the run, no
 # byte of the archive may hold it, nor its secret part alone.

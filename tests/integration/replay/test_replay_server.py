@@ -24,7 +24,7 @@ from replayer.replay.server import ReplayServer
 from tests.unit.replay.conftest import session_lines, write_archive
 
 TIMEOUT = 10 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
-SAMPLE = Path(__file__).parents[2] / "recordings" / "sample-small.rpl"
+SAMPLE = Path(__file__).parents[3] / "recordings" / "sample-small.rpl"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from replayer.archive.header import FORMAT_VERSION, Header
 
-GOLDEN = Path(__file__).parents[1] / "golden" / "archive-v1.rpl"
+GOLDEN = Path(__file__).parents[2] / "golden" / "archive-v1.rpl"
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -31,7 +31,7 @@ from replayer.replay.server import ReplayServer
 from tests.archives import session_lines, write_archive
 
 TIMEOUT = 20 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
-ADDON = Path(__file__).parents[2] / "addons" / "gateway_recorder.py"
+ADDON = Path(__file__).parents[3] / "addons" / "gateway_recorder.py"
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gx1234.proxy-test-secret-token-abcdefgh"
 
 
