@@ -25,7 +25,7 @@ from replayer.cli.output import complete_records, err, out, print_verdicts
 from replayer.cli.root import app
 from replayer.errors import ReplayerError
 from replayer.replay.faults import FaultPlan, parse_fault
-from replayer.replay.verdicts import Verdict
+from replayer.replay.verdicts import Verdict, all_ok
 
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[2] / "recordings" / "small-bot.rpl"
 DEFAULT_FAULTS = (
@@ -145,5 +145,5 @@ def demo(
             summary.add(record)
         print_stats(result.archive, reader, summary)
     print_verdicts(result.verdicts, out)
-    if not result.verdicts or not all(v.passed for v in result.verdicts):
+    if not result.verdicts or not all_ok(result.verdicts):
         raise typer.Exit(1)

@@ -19,7 +19,7 @@ from rich.table import Table
 from replayer.archive.reader import ArchiveReader
 from replayer.archive.records import Record
 from replayer.errors import TruncatedArchiveError
-from replayer.replay.verdicts import Verdict
+from replayer.replay.verdicts import Result, Verdict, summary
 
 # Piped output is not squeezed into 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -107,13 +107,21 @@ def snippets(rest_base: str, gateway_url: str) -> str:
     )
 
 
+_RESULT_STYLE = {
+    Result.PASS: "green",
+    Result.NON_STRICT: "yellow",
+    Result.FAIL: "red",
+    Result.NOT_FIRED: "magenta",
+}
+
+
 def print_verdicts(verdicts: list[Verdict], console: Console = err) -> None:
     if not verdicts:
-        console.print("no verdicts: no fault was injected and no client stayed long enough")
+        console.print("no verdicts: no fault was planned and no client stayed long enough")
         return
     table = Table(
         "",
-        "verdict",
+        "verdict (docs section)",
         "expected",
         "observed",
         "fault at",
@@ -122,11 +130,12 @@ def print_verdicts(verdicts: list[Verdict], console: Console = err) -> None:
         title_justify="left",
     )
     for v in verdicts:
-        mark = "[green]PASS[/]" if v.passed else "[red]FAIL[/]"
+        result = v.result or Result.FAIL
+        mark = f"[{_RESULT_STYLE[result]}]{result}[/]"
         at = f"{v.t_fault_ms / 1000:.3f}s" if v.t_fault_ms is not None else "-"
         reaction = f"{v.reaction_ms:.0f} ms" if v.reaction_ms is not None else "-"
         observed = v.observed + "".join(f"; {n}" for n in v.notes)
-        table.add_row(mark, escape(v.name), escape(v.expected), escape(observed), at, reaction)
+        name = escape(v.name) + (f"\n[dim]{escape(v.docs)}[/]" if v.docs else "")
+        table.add_row(mark, name, escape(v.expected), escape(observed), at, reaction)
     console.print(table)
-    failed = sum(1 for v in verdicts if not v.passed)
-    console.print(f"{len(verdicts) - failed} passed, {failed} failed")
+    console.print(summary(verdicts))

@@ -23,7 +23,7 @@ from replayer.cli.output import (
 )
 from replayer.cli.root import app
 from replayer.replay.faults import FaultPlan
-from replayer.replay.verdicts import Verdict
+from replayer.replay.verdicts import Verdict, all_ok, summary
 
 
 def _at_end(text: str) -> int | None:
@@ -44,13 +44,13 @@ Faults (--fault, repeatable): KIND[:ARG]@KEY=VALUE[,KEY=VALUE...]
   reconnect@event=READY                op 7 right after READY
   invalid-session:false@dispatch=5     op 9 d=false after the 5th dispatch (true: resumable)
   close:4009@seq=12                    close 4009 after the dispatch with s=12
-  drop@event=GUILD_CREATE#3            TCP gone (no close frame) after the 3rd GUILD_CREATE
+  drop@event=MESSAGE_CREATE#3          TCP gone (no close frame) after the 3rd MESSAGE_CREATE
   zombie@client-op=HEARTBEAT#2         stop ACKing heartbeats from the client's 2nd one
   heartbeat@t=5s                       ask for a heartbeat (op 1) 5 s into the replay
   stall:3s@dispatch=2                  send nothing for 3 s after the 2nd dispatch
   rate-limited@client-op=8             a RATE_LIMITED dispatch after the client's op 8
   reject-resume@conn=1                 answer the next RESUME with op 9 d=false
-  reconnect@dispatch=10,times=3,every=10
+  reconnect@dispatch=5,times=3,every=5
 \b
 Triggers: dispatch=K, event=NAME[#K], seq=S, client-op=OP[#K], t=TIME, conn=N (only on the
 N-th connection; alone: right after its handshake). Repeats: times=N, every=M.
@@ -103,7 +103,22 @@ def replay(
         str, typer.Option(help="How long to wait for the client's reaction to a fault.")
     ] = "15s",
     report: Annotated[Path | None, typer.Option(help="Write the verdicts as JSON here.")] = None,
-    check: Annotated[bool, typer.Option(help="Exit 1 when any verdict fails.")] = False,
+    check: Annotated[bool, typer.Option(help="Exit 1 on a FAIL or NOT FIRED verdict.")] = False,
+    strict: Annotated[
+        bool, typer.Option(help="With --check, NON-STRICT fails the run too.")
+    ] = False,
+    allow_unfired: Annotated[
+        bool,
+        typer.Option(help="Start even if a fault's trigger can never come in this archive."),
+    ] = False,
+    heartbeat_interval: Annotated[
+        str | None,
+        typer.Option(help="HELLO's heartbeat_interval instead of the recorded one (e.g. 2s)."),
+    ] = None,
+    recorded_faults: Annotated[
+        bool,
+        typer.Option(help="Replay the recorded op 7, op 9, server closes and drops as faults."),
+    ] = True,
 ) -> None:
     """Serve an archive as a local fake gateway (WebSocket + REST) that real clients connect to,
     optionally breaking it on cue and judging how the client reacts."""
@@ -112,6 +127,7 @@ def replay(
 
     from replayer.replay.engine import ReplayOptions
     from replayer.replay.faults import chaos_plan, combine, load_plan, parse_fault
+    from replayer.replay.reachability import check_reachable
     from replayer.replay.script import load_script
     from replayer.replay.server import ReplayServer
 
@@ -128,8 +144,20 @@ def replay(
         dispatches = min(len(s) for s in script.shards.values())
         plans.append(chaos_plan(seed, dispatches, chaos_faults))
     fault_plan = combine(plans)
+    if not allow_unfired:
+        check_reachable(fault_plan, script)
+    interval_ms: int | None = None
+    if heartbeat_interval is not None:
+        interval_ms = duration_ns(heartbeat_interval, "--heartbeat-interval") // 1_000_000
+        if interval_ms < 1:
+            raise typer.BadParameter("must be at least 1ms", param_hint="--heartbeat-interval")
     options = ReplayOptions(
-        speed=speed, token=token, close_at_end=close_code, verdict_window_ms=window_ms
+        speed=speed,
+        token=token,
+        close_at_end=close_code,
+        verdict_window_ms=window_ms,
+        heartbeat_interval_ms=interval_ms,
+        recorded_faults=recorded_faults,
     )
     verdicts: list[Verdict] = []
 
@@ -172,11 +200,13 @@ def replay(
             "archive": str(archive),
             "faults": [f.describe() for f in fault_plan.expanded()],
             "seed": fault_plan.seed,
-            "passed": all(v.passed for v in verdicts),
+            "passed": all_ok(verdicts, strict),
+            "strict": strict,
+            "summary": summary(verdicts),
             "verdicts": [v.to_json() for v in verdicts],
         }
         report.write_text(
             json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-    if check and not all(v.passed for v in verdicts):
+    if check and not all_ok(verdicts, strict):
         raise typer.Exit(1)

@@ -28,7 +28,7 @@ from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_pa
 from replayer.replay.faults import Fault, FaultKind, FaultPlan
 from replayer.replay.injector import FaultInjector
 from replayer.replay.script import ReplayScript, ShardScript
-from replayer.replay.verdicts import Judge
+from replayer.replay.verdicts import Judge, Verdict
 
 MAX_BATCH = 256  # sends per tick: the shell drains the socket between batches
 NS_PER_MS = 1_000_000
@@ -73,15 +73,19 @@ class ReplayOptions:
     token: str | None = None  # when set, IDENTIFY/RESUME with another token gets 4004
     gateway_url: str = "ws://127.0.0.1:0/"  # what READY's resume_gateway_url says
     close_at_end: int | None = None  # close code once the stream is over; None: stay
-    request_wait_ms: int = 5_000  # how long an answer waits for the client's request
     verdict_window_ms: int = 15_000  # how long the judge waits for a reaction to a fault
+    heartbeat_interval_ms: int | None = None  # HELLO's interval; None: the recorded one
+    recorded_faults: bool = True  # replay the recorded op 7 / op 9 / server closes and drops
 
 
 class SessionState:
     """One gateway session: created by IDENTIFY, carried over connections by RESUME."""
 
-    def __init__(self, session_id: str, script: ShardScript, shard: list[int] | None) -> None:
+    def __init__(
+        self, session_id: str, script: ShardScript, shard: list[int] | None, number: int = 1
+    ) -> None:
         self.session_id = session_id
+        self.number = number  # 1-based, in order of creation: its resume URL is /resume/N
         self.script = script
         self.shard = shard  # as the client sent it in IDENTIFY, echoed in READY
         self.sent: array[int] = array("q")  # item index for s = i + 1; -1 for RESUMED
@@ -91,7 +95,8 @@ class SessionState:
         self.requests: dict[int, list[str | None]] = {}  # op -> nonces of client requests
         self.base_now_ns = 0  # clock: item i is due at base_now + (t_ns[i] - base_t) / speed
         self.base_t_ns = 0
-        self.blocked_since_ns: int | None = None
+        # Answers the stream passed before the client asked: (op, k) -> item indexes.
+        self.parked: dict[tuple[int, int], list[int]] = {}
         self.ended = False
         self.dispatches = 0  # recorded dispatches sent (fault triggers count these)
 
@@ -120,9 +125,12 @@ class Replay:
         self.judge = Judge(self.heartbeat_interval_ms, options.verdict_window_ms)
         self.connections = 0
         self.rejected_resumes: list[Fault] = []  # armed reject-resume faults
+        self.fired_incidents: set[tuple[int, int]] = set()  # (shard, position), once a run
 
     @property
     def heartbeat_interval_ms(self) -> int:
+        if self.options.heartbeat_interval_ms is not None:
+            return self.options.heartbeat_interval_ms
         return next(iter(self.script.shards.values())).heartbeat_interval_ms
 
     def new_session(
@@ -133,9 +141,34 @@ class Replay:
         while session_id in self.sessions:
             n += 1
             session_id = f"{recorded_id}-{n}"
-        session = SessionState(session_id, script, shard)
+        session = SessionState(session_id, script, shard, len(self.sessions) + 1)
         self.sessions[session_id] = session
         return session
+
+    def finish(self, now_ns: int) -> list[Verdict]:
+        """Every verdict of the run: each fault that never fired is one too (NOT FIRED)."""
+        for fault in self.injector.pending:
+            self.judge.not_fired(fault, "its trigger never came in this run")
+        self.injector.pending.clear()
+        for fault in self.rejected_resumes:
+            self.judge.not_fired(fault, "armed, but no RESUME came to reject")
+        self.rejected_resumes.clear()
+        return self.judge.finish(now_ns)
+
+
+def resume_url(gateway_url: str, session_number: int) -> str:
+    """A session's own resume_gateway_url: a path of its own on the replay's port, so
+    that the server knows which URL each connection used (Gateway > Resuming)."""
+    return f"{gateway_url.rstrip('/')}/resume/{session_number}"
+
+
+def resume_key(path: str) -> int | None:
+    """The session number of a resume URL's path (``/resume/3``, ``/resume/3/``); None
+    for any other path (the gateway URL)."""
+    head, _, number = path.strip("/").partition("/")
+    if head != "resume" or not number.isdigit():
+        return None
+    return int(number)
 
 
 class State(enum.Enum):
@@ -145,6 +178,16 @@ class State(enum.Enum):
 
 
 _CLIENT_OPS = frozenset(op for op in Opcode if Direction.CLIENT in op.sent_by)
+# Faults that send the client away from its connection (it must reconnect, or stop).
+SENDS_AWAY = frozenset(
+    {
+        FaultKind.RECONNECT,
+        FaultKind.INVALID_SESSION,
+        FaultKind.CLOSE,
+        FaultKind.DROP,
+        FaultKind.ZOMBIE,
+    }
+)
 
 
 def _payload(op: int, d: Any = None, s: int | None = None, t: str | None = None) -> dict[str, Any]:
@@ -154,10 +197,20 @@ def _payload(op: int, d: Any = None, s: int | None = None, t: str | None = None)
 class GatewayConnection:
     """One client connection to the fake gateway."""
 
-    def __init__(self, replay: Replay, encoding: Encoding, payloads: PayloadSource) -> None:
+    def __init__(
+        self,
+        replay: Replay,
+        encoding: Encoding,
+        payloads: PayloadSource,
+        *,
+        path: str = "/",
+        query: tuple[object, ...] | None = None,
+    ) -> None:
         self.replay = replay
         self.encoding = encoding
         self.payloads = payloads
+        self.url_key = resume_key(path)  # None: connected to the gateway URL
+        self.query = query  # (v, encoding, compress) as the client asked
         self.state = State.AWAIT_IDENTIFY
         self.session: SessionState | None = None
         self._wakeup_ns: int | None = None
@@ -168,13 +221,16 @@ class GatewayConnection:
         self.zombie = False  # no more HEARTBEAT_ACKs
         self.stall_until_ns: int | None = None
         self.deferred_acks = 0
+        self.sent_away_by: Fault | None = None  # the fault that told the client to go
 
     # --- events ------------------------------------------------------------------------
 
     def start(self, now_ns: int) -> list[Command]:
         """The client connected: HELLO first (Gateway > Connecting)."""
         self.replay.injector.started(now_ns)
-        self.replay.judge.connection_opened(self.number, now_ns)
+        self.replay.judge.connection_opened(
+            self.number, now_ns, url_key=self.url_key, query=self.query
+        )
         interval = self.replay.heartbeat_interval_ms
         return [self._send(_payload(Opcode.HELLO, {"heartbeat_interval": interval}))]
 
@@ -232,10 +288,16 @@ class GatewayConnection:
             session = self.session
             if session is not None:
                 nonce = payload.d.get("nonce") if isinstance(payload.d, dict) else None
-                session.requests.setdefault(int(op), []).append(
-                    nonce if isinstance(nonce, str) else None
-                )
-                return self.tick(now_ns)
+                requests = session.requests.setdefault(int(op), [])
+                requests.append(nonce if isinstance(nonce, str) else None)
+                out: list[Command] = []
+                if self._streaming(session) and self.stall_until_ns is None:
+                    # Answers the stream already passed go out now, with this nonce.
+                    for index in session.parked.pop((int(op), len(requests) - 1), []):
+                        out += self._send_item(session, index, requests[-1], True, now_ns)
+                        if self._stopped():
+                            return out
+                return out + self.tick(now_ns)
         return []
 
     def tick(self, now_ns: int) -> list[Command]:
@@ -268,56 +330,82 @@ class GatewayConnection:
             return out
         script = session.script
         speed = self.replay.options.speed
-        while session.next_item < len(script) and len(out) < MAX_BATCH:
+        while len(out) < MAX_BATCH:
             index = session.next_item
+            incident = self._incident(session, index)
+            if incident is not None:
+                due_t_ns, fault = incident
+                if speed > 0:
+                    due = session.base_now_ns + int((due_t_ns - session.base_t_ns) / speed)
+                    if due > now_ns:
+                        self._wakeup_ns = due
+                        return out
+                self.replay.fired_incidents.add((script.shard_id, index))
+                out += self._inject(fault, now_ns)
+                if self._stopped():
+                    return out
+                continue
+            if index >= len(script):
+                break
             if speed > 0:
                 due = session.base_now_ns + int((script.t_ns[index] - session.base_t_ns) / speed)
                 if due > now_ns:
                     self._wakeup_ns = due
                     return out
+            session.next_item += 1
             answer = script.answers.get(index)
             nonce: str | None = None
             if answer is not None:
-                op, k = answer
-                requests = session.requests.get(op, [])
-                if len(requests) <= k:  # wait for the client's request, then give up on it
-                    if session.blocked_since_ns is None:
-                        session.blocked_since_ns = now_ns
-                    give_up = (
-                        session.blocked_since_ns + self.replay.options.request_wait_ms * NS_PER_MS
-                    )
-                    if now_ns < give_up:
-                        self._wakeup_ns = give_up
-                        return out
-                    session.blocked_since_ns = None
-                    session.next_item += 1
+                requests = session.requests.get(answer[0], [])
+                if len(requests) <= answer[1]:
+                    # Not asked for (yet): never sent unasked, never holds up the stream.
+                    session.parked.setdefault(answer, []).append(index)
                     continue
-                session.blocked_since_ns = None
-                nonce = requests[k]
-            out.append(self._dispatch(session, index, nonce=nonce, answers=answer is not None))
-            session.sent.append(index)
-            session.next_item += 1
-            session.dispatches += 1
-            for fault in self.replay.injector.after_dispatch(
-                self.number,
-                session.session_id,
-                script.events[index],
-                session.seq,
-                session.dispatches,
-            ):
-                out += self._inject(fault, now_ns)
+                nonce = requests[answer[1]]
+            out += self._send_item(session, index, nonce, answer is not None, now_ns)
             if self._stopped():
                 return out
             if self.stall_until_ns is not None:
                 self._wakeup_ns = self.stall_until_ns
                 return out
-        if session.next_item < len(script):
+        if session.next_item < len(script) or self._incident(session, session.next_item):
             self._wakeup_ns = now_ns  # more is due: come back after draining
         elif not session.ended:
             session.ended = True
             code = self.replay.options.close_at_end
             if code is not None:
                 out.extend(self._close(code, "end of the recorded session"))
+        return out
+
+    def _streaming(self, session: SessionState) -> bool:
+        return self.state is State.STREAMING and not self.faulted and session.owner is self
+
+    def _incident(self, session: SessionState, position: int) -> tuple[int, Fault] | None:
+        """The recorded server-side incident at ``position`` of the stream, if it is still
+        to be replayed (once a run): (its recorded t_ns, the fault that replays it)."""
+        if not self.replay.options.recorded_faults:
+            return None
+        incident = session.script.incidents.get(position)
+        if incident is None or (session.script.shard_id, position) in self.replay.fired_incidents:
+            return None
+        return incident
+
+    def _send_item(
+        self, session: SessionState, index: int, nonce: str | None, answers: bool, now_ns: int
+    ) -> list[Command]:
+        """Send stream item ``index`` as the session's next dispatch, and whatever faults
+        that dispatch triggers."""
+        out: list[Command] = [self._dispatch(session, index, nonce=nonce, answers=answers)]
+        session.sent.append(index)
+        session.dispatches += 1
+        for fault in self.replay.injector.after_dispatch(
+            self.number,
+            session.session_id,
+            session.script.events[index],
+            session.seq,
+            session.dispatches,
+        ):
+            out += self._inject(fault, now_ns)
         return out
 
     def next_wakeup_ns(self) -> int | None:
@@ -380,6 +468,7 @@ class GatewayConnection:
             recorded.get("d", {}).get("session_id") if isinstance(recorded, dict) else None
         )
         session = self.replay.new_session(script, str(recorded_id or "replayer-session"), shard)
+        self.replay.judge.session_started(self.number, session.session_id, session.number, shard)
         self._attach(session, now_ns, script.t_ns[0])
         return self._after_handshake(now_ns)
 
@@ -404,11 +493,12 @@ class GatewayConnection:
         if self.replay.rejected_resumes:  # a reject-resume fault is armed: this is its moment
             fault = self.replay.rejected_resumes.pop(0)
             session.resumable = False
-            self.replay.judge.fault_injected(fault, self.number, session.session_id, seq, now_ns)
+            self.replay.judge.fault_injected(fault, self.number, now_ns)
             return [self._send(_payload(Opcode.INVALID_SESSION, False), injected=True)]
         previous = session.owner
         if previous is not None:
             previous.state = State.CLOSED  # its stream stops; the shell closes its socket
+        self.replay.judge.session_resumed(self.number, session.session_id, seq)
         out: list[Command] = []
         for s in range(seq + 1, session.seq + 1):  # what the client missed, in order
             index = session.sent[s - 1]
@@ -423,6 +513,7 @@ class GatewayConnection:
                 _payload(Opcode.DISPATCH, {}, session.seq, "RESUMED"), s=session.seq, t="RESUMED"
             )
         )
+        self.replay.judge.dispatched(self.number, session.seq)
         last = session.last_sent_t_ns()
         self._attach(session, now_ns, last)
         out.extend(self._after_handshake(now_ns))
@@ -448,9 +539,17 @@ class GatewayConnection:
         if fault.kind is FaultKind.REJECT_RESUME:
             self.replay.rejected_resumes.append(fault)  # judged when a RESUME comes
             return []
-        session_id = session.session_id if session is not None else None
-        seq = session.seq if session is not None else 0
-        self.replay.judge.fault_injected(fault, self.number, session_id, seq, now_ns)
+        if fault.kind in SENDS_AWAY:
+            # One reaction settles one fault (verdicts.py): a connection already told to go
+            # is not told again; the second fault did not happen.
+            if self.sent_away_by is not None or self.state is State.CLOSED:
+                by = self.sent_away_by.describe() if self.sent_away_by else "its close"
+                self.replay.judge.not_fired(
+                    fault, f"superseded: connection {self.number} was already sent away ({by})"
+                )
+                return []
+            self.sent_away_by = fault
+        self.replay.judge.fault_injected(fault, self.number, now_ns)
         match fault.kind:
             case FaultKind.RECONNECT:
                 self.faulted = True
@@ -496,11 +595,13 @@ class GatewayConnection:
                     "meta": {},
                 }
                 obj = _payload(Opcode.DISPATCH, d, session.seq, "RATE_LIMITED")
+                self.replay.judge.dispatched(self.number, session.seq)
                 return [self._send(obj, s=session.seq, t="RATE_LIMITED", injected=True)]
         raise AssertionError(fault.kind)
 
     def _attach(self, session: SessionState, now_ns: int, base_t_ns: int) -> None:
         self.faulted = False  # a new handshake (after op 9) streams again
+        self.sent_away_by = None
         self.session = session
         session.owner = self
         session.base_now_ns = now_ns
@@ -532,6 +633,7 @@ class GatewayConnection:
         script = session.script
         if s is None:
             s = session.seq + 1
+        self.replay.judge.dispatched(self.number, s)
         record = self.payloads.frame(script.offsets[index])
         event = script.events[index]
         if index > 0 and not answers and record.s == s and self.encoding is script.encoding:
@@ -556,7 +658,7 @@ class GatewayConnection:
     def _ready(self, d: dict[str, Any], session: SessionState) -> dict[str, Any]:
         """READY, pointed at this server: resume_gateway_url, session_id, shard."""
         d = dict(d)
-        d["resume_gateway_url"] = self.replay.options.gateway_url
+        d["resume_gateway_url"] = resume_url(self.replay.options.gateway_url, session.number)
         d["session_id"] = session.session_id
         if session.shard is not None:
             d["shard"] = list(session.shard)

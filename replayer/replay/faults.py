@@ -8,13 +8,13 @@ Short syntax, one fault per ``--fault``::
     reconnect@event=READY                 op 7 right after READY
     invalid-session:false@dispatch=5      op 9 d=false after the 5th dispatch
     close:4009@seq=12                     close 4009 after the dispatch with s=12
-    drop@event=GUILD_CREATE#3             TCP gone after the 3rd GUILD_CREATE
+    drop@event=MESSAGE_CREATE#3           TCP gone after the 3rd MESSAGE_CREATE
     zombie@client-op=HEARTBEAT#2          stop ACKing from the client's 2nd heartbeat
     heartbeat@t=5s                        ask for a heartbeat (op 1) 5 s into the replay
     stall:3s@dispatch=2                   send nothing for 3 s after the 2nd dispatch
     rate-limited@client-op=REQUEST_GUILD_MEMBERS#1
     reject-resume@conn=1                  answer the next RESUME with op 9 d=false
-    reconnect@dispatch=10,times=3,every=10   at the 10th, 20th and 30th dispatch
+    reconnect@dispatch=5,times=3,every=5     at the 5th, 10th and 15th dispatch
 
 Triggers combine with ``conn=N`` (only on the N-th connection). ``times`` (default 1)
 and ``every`` (default: the trigger's own count) repeat a fault.
@@ -94,6 +94,7 @@ class Fault:
     times: int = 1
     every: int | None = None  # repeat period in the trigger's unit
     source: str = ""  # how the user wrote it, for messages
+    recorded: bool = False  # a server-side incident of the archive, replayed
 
     def describe(self) -> str:
         arg = ""
@@ -103,7 +104,8 @@ class Fault:
             arg = f" d={str(self.resumable).lower()}"
         elif self.kind is FaultKind.STALL:
             arg = f" {self.duration_ms} ms"
-        return f"{self.kind}{arg} {self.trigger.describe()}"
+        recorded = "recorded " if self.recorded else ""
+        return f"{recorded}{self.kind}{arg} {self.trigger.describe()}"
 
     def occurrence(self, k: int) -> Fault:
         """The k-th repetition (0-based) as a fault of its own."""

@@ -23,6 +23,8 @@ import msgpack
 
 from replayer.archive.reader import READ_CHUNK_BYTES, ArchiveReader
 from replayer.archive.records import (
+    Closer,
+    CloseRecord,
     ConnectionInfoRecord,
     ConnectionRecord,
     FrameFlag,
@@ -33,6 +35,7 @@ from replayer.archive.records import (
 from replayer.errors import ArchiveError, CodecError
 from replayer.gateway.encoding import Encoding, decode_payload
 from replayer.gateway.opcodes import Direction, Opcode
+from replayer.replay.faults import Fault, FaultKind, Trigger
 
 DEFAULT_HEARTBEAT_INTERVAL_MS = 41_250
 
@@ -59,6 +62,9 @@ class ShardScript:
     events: list[str] = field(default_factory=list)  # dispatch names, interned
     # For items answering a client request: (request opcode, index of that request).
     answers: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # Recorded server-side incidents (op 7, op 9, a server close or drop), by the number
+    # of items before them: (recorded t_ns, the fault that replays it).
+    incidents: dict[int, tuple[int, Fault]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -128,6 +134,16 @@ def load_script(
                         if isinstance(interval, int) and interval > 0:
                             hello_ms[record.conn_id] = interval
                         continue
+                    if record.op in (Opcode.RECONNECT, Opcode.INVALID_SESSION):
+                        obj = _decode(record, encoding)
+                        resumable = isinstance(obj, dict) and obj.get("d") is True
+                        kind = (
+                            FaultKind.RECONNECT
+                            if record.op == Opcode.RECONNECT
+                            else FaultKind.INVALID_SESSION
+                        )
+                        _incident(sessions.get(record.conn_id), record.t_ns, kind, resumable)
+                        continue
                     if record.op != Opcode.DISPATCH or record.t is None:
                         continue
                     session = sessions.get(record.conn_id)
@@ -181,6 +197,15 @@ def load_script(
                 case ConnectionInfoRecord():
                     if record.resumes is not None and record.resumes in sessions:
                         sessions[record.conn_id] = sessions[record.resumes]
+                case CloseRecord() if record.closed_by is Closer.SERVER:
+                    kind = FaultKind.DROP if record.code is None else FaultKind.CLOSE
+                    _incident(
+                        sessions.get(record.conn_id),
+                        record.t_ns,
+                        kind,
+                        code=record.code,
+                        reason=record.reason,
+                    )
                 case HttpRecord():
                     http.append(record)
                 case _:
@@ -190,6 +215,33 @@ def load_script(
             "nothing to replay: no connection with an IDENTIFY and a READY", path=str(path)
         )
     return ReplayScript(Path(path), shards, num_shards, http, user, application)
+
+
+def _incident(
+    session: _Session | None,
+    t_ns: int,
+    kind: FaultKind,
+    resumable: bool = False,
+    code: int | None = None,
+    reason: str = "",
+) -> None:
+    """A recorded server-side incident in a session's stream, at its current position."""
+    if session is None or session.script is None:
+        return  # before READY, or outside the replayed session
+    script = session.script
+    position = len(script.offsets)
+    if position == 0 or position in script.incidents:
+        return
+    fault = Fault(
+        kind,
+        Trigger(dispatch=position),
+        code=code,
+        reason=reason,
+        resumable=resumable,
+        recorded=True,
+        source=f"recorded {kind} at {t_ns / 1e9:.3f}s",
+    )
+    script.incidents[position] = (t_ns, fault)
 
 
 _INTERNED: dict[str, str] = {}

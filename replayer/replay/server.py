@@ -120,7 +120,7 @@ class ReplayServer:
     def verdicts(self) -> list[Verdict]:
         """Judge what happened so far; call once, after the clients are done."""
         assert self.replay is not None
-        return self.replay.judge.finish(self._now())
+        return self.replay.finish(self._now())
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -231,7 +231,13 @@ class ReplayServer:
                 await self._close(ws, conn_id, Close(CloseCode.DECODE_ERROR, str(exc)[:120]))
                 return ws
             payloads = ArchivePayloads(self.script.path)
-            conn = GatewayConnection(self.replay, encoding, payloads)
+            conn = GatewayConnection(
+                self.replay,
+                encoding,
+                payloads,
+                path=request.path,
+                query=(query.v, query.encoding, query.compress),
+            )
             link = _Link(ws, request, FrameEncoder(encoding, compression), conn_id, encoding)
             await self._drive(conn, link)
         finally:
@@ -243,6 +249,10 @@ class ReplayServer:
 
     def _now(self) -> int:
         return time.monotonic_ns() - self._t0_ns
+
+    def now_ns(self) -> int:
+        """The server's clock, as the engine and the judge see it."""
+        return self._now()
 
     async def _drive(self, conn: GatewayConnection, link: _Link) -> None:
         poke = self._pokes[conn] = asyncio.Event()

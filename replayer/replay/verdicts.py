@@ -1,7 +1,22 @@
-"""Verdicts: after each injected fault, watch what the client does and judge it against
-the gateway docs (Events > Gateway: "Resuming", "Reconnecting", "Sending Heartbeats",
-"Rate Limiting"; Topics > Opcodes and Status Codes: close codes). Pure: observations
-come in with ``now_ns``; :meth:`Judge.finish` closes whatever is still open.
+"""Verdicts: after each fault, watch what the client does and judge it against the gateway
+docs; over the whole run, judge the standing rules (heartbeats, payload rate, resume URLs).
+Pure: observations come in with ``now_ns``; :meth:`Judge.finish` closes what is still open.
+
+Every verdict is one of four results, as in Autobahn|Testsuite: PASS; NON-STRICT (a SHOULD
+of the docs not met, or a documented timing exceeded); FAIL (a MUST not met); NOT FIRED
+(a planned fault whose trigger never came: never a pass). Each names the docs section it
+checks.
+
+What a client is expected to do is taken from what it had received when it reacted: the
+session its connection was in and the last ``s`` actually sent on that connection, not a
+snapshot taken when the fault was armed (dispatches go on during a zombie; discord.py
+heartbeats before it IDENTIFYs).
+
+Overlapping faults: a reaction (an IDENTIFY or a RESUME) settles one fault only, the
+oldest open one it answers (a RESUME the fault whose connection was in the session it
+names, an IDENTIFY the fault of its shard, else the oldest). A second fault that would
+send the client away from a connection already told to go is not carried out: it ends
+NOT FIRED, "superseded" (see ``GatewayConnection._inject``).
 """
 
 from __future__ import annotations
@@ -20,6 +35,32 @@ NS_PER_MS = 1_000_000
 RATE_LIMIT_EVENTS = 120
 RATE_LIMIT_WINDOW_NS = 60_000 * NS_PER_MS
 
+# Docs sections, as the Discord developer docs title them (discord/discord-api-docs).
+DOCS_RECONNECT = "Events > Gateway Events > Reconnect; Events > Gateway > Resuming"
+DOCS_INVALID_SESSION = "Events > Gateway Events > Invalid Session"
+DOCS_CLOSE_CODES = "Topics > Opcodes and Status Codes > Gateway Close Event Codes"
+DOCS_DISCONNECT = "Events > Gateway > Resuming (Handling a Disconnect)"
+DOCS_ZOMBIE = "Events > Gateway > Sending Heartbeats (zombied or failed connections)"
+DOCS_HEARTBEAT_REQUEST = "Events > Gateway > Sending Heartbeats (Heartbeat Requests)"
+DOCS_HEARTBEAT_INTERVAL = "Events > Gateway > Sending Heartbeats (Heartbeat Interval)"
+DOCS_RATE_LIMIT = "Events > Gateway > Rate Limiting"
+DOCS_RATE_LIMITED = "Events > Gateway Events > Rate Limited"
+DOCS_RESUME_URL = "Events > Gateway > Resuming (Preparing to Resume); Change Log 2022-08-09"
+DOCS_RESUME_QUERY = "Events > Gateway > Resuming (Preparing to Resume: same query parameters)"
+DOCS_CACHED_URL = "Events > Gateway > Connection Lifecycle (reconnect to the cached gateway URL)"
+DOCS_STALL = "Events > Gateway > Connection Lifecycle"
+
+
+class Result(enum.StrEnum):
+    PASS = "PASS"
+    NON_STRICT = "NON-STRICT"  # a SHOULD not met, or a documented timing exceeded
+    FAIL = "FAIL"  # a MUST not met
+    NOT_FIRED = "NOT FIRED"  # the fault never happened: nothing was judged
+
+    def ok(self, strict: bool = False) -> bool:
+        """Whether this result lets a run pass (``strict``: NON-STRICT does not)."""
+        return self is Result.PASS or (self is Result.NON_STRICT and not strict)
+
 
 class Expect(enum.Enum):
     RESUME = "a new connection that RESUMEs the session with the last seq received"
@@ -34,6 +75,20 @@ class Expect(enum.Enum):
     BACK_OFF = "no repeat of the rate-limited request before retry_after"
 
 
+# Expectations that an IDENTIFY or a RESUME settles: one reaction, one fault.
+_RECONNECTS = frozenset(
+    {
+        Expect.RESUME,
+        Expect.RESUME_ANY,
+        Expect.IDENTIFY,
+        Expect.RECONNECT,
+        Expect.REIDENTIFY,
+        Expect.NO_RECONNECT,
+        Expect.ZOMBIE,
+    }
+)
+
+
 @dataclass
 class Verdict:
     """One judged expectation, as the table and the JSON report show it."""
@@ -41,16 +96,24 @@ class Verdict:
     name: str
     expected: str
     observed: str = "nothing yet"
-    passed: bool | None = None  # None: still open
+    result: Result | None = None  # None: still open
+    docs: str = ""
     t_fault_ms: float | None = None
     reaction_ms: float | None = None
     connection: int | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def passed(self) -> bool | None:
+        """PASS or NON-STRICT; None while open. ``result`` tells them apart."""
+        return None if self.result is None else self.result.ok()
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "result": str(self.result) if self.result is not None else None,
             "passed": bool(self.passed),
+            "docs": self.docs,
             "expected": self.expected,
             "observed": self.observed,
             "t_fault_ms": self.t_fault_ms,
@@ -58,6 +121,20 @@ class Verdict:
             "connection": self.connection,
             "notes": self.notes,
         }
+
+
+def all_ok(verdicts: list[Verdict], strict: bool = False) -> bool:
+    """Whether a run passes: no FAIL, no NOT FIRED (``strict``: no NON-STRICT either)."""
+    return all(v.result is not None and v.result.ok(strict) for v in verdicts)
+
+
+def summary(verdicts: list[Verdict]) -> str:
+    """``3 passed, 1 non-strict, 0 failed, 1 not fired``."""
+    counts = {r: sum(1 for v in verdicts if v.result is r) for r in Result}
+    return (
+        f"{counts[Result.PASS]} passed, {counts[Result.NON_STRICT]} non-strict, "
+        f"{counts[Result.FAIL]} failed, {counts[Result.NOT_FIRED]} not fired"
+    )
 
 
 @dataclass
@@ -68,8 +145,7 @@ class _Open:
     t_ns: int
     deadline_ns: int
     conn: int
-    session_id: str | None
-    seq: int
+    newer_than: int = 0  # a reaction on another connection must be on a later one
     op: int | None = None  # BACK_OFF: the opcode to hold back
     closed_code: int | None = None  # ZOMBIE: how the client closed
     closed: bool = False
@@ -78,9 +154,32 @@ class _Open:
 @dataclass
 class _ConnWatch:
     opened_ns: int
+    url_key: int | None = None  # None: the gateway URL; k: the resume URL of session k
+    query: tuple[object, ...] | None = None  # (v, encoding, compress) of its URL
+    session_id: str | None = None  # the session it is in (IDENTIFY or RESUME)
+    shard: object = None
+    last_s: int = 0  # the last s sent on this connection
     heartbeats: list[int] = field(default_factory=list)
     payloads: list[int] = field(default_factory=list)
     closed_ns: int | None = None
+
+
+@dataclass
+class _SessionInfo:
+    url_key: int  # the k of its resume URL
+    query: tuple[object, ...] | None  # of the connection that IDENTIFYed it
+
+
+@dataclass
+class _UrlRule:
+    """A standing rule over every connection that did what it judges."""
+
+    name: str
+    expected: str
+    docs: str
+    breach: Result
+    judged: int = 0
+    breaches: list[str] = field(default_factory=list)
 
 
 class Judge:
@@ -92,31 +191,96 @@ class Judge:
         self.verdicts: list[Verdict] = []
         self._open: list[_Open] = []
         self._conns: dict[int, _ConnWatch] = {}
+        self._sessions: dict[str, _SessionInfo] = {}
         self._t0_ns: int | None = None
+        self._resume_url = _UrlRule(
+            "RESUMEs on resume_gateway_url",
+            "every RESUME on the resume_gateway_url READY gave its session",
+            DOCS_RESUME_URL,
+            Result.NON_STRICT,
+        )
+        self._resume_query = _UrlRule(
+            "RESUMEs keep the query",
+            "every resumed connection with the v, encoding and compress of the session's first",
+            DOCS_RESUME_QUERY,
+            Result.FAIL,
+        )
+        self._identify_url = _UrlRule(
+            "new sessions on the gateway URL",
+            "every IDENTIFY on the cached gateway URL, not on a resume_gateway_url",
+            DOCS_CACHED_URL,
+            Result.NON_STRICT,
+        )
 
     def _ms(self, t_ns: int) -> float:
         return round((t_ns - (self._t0_ns or 0)) / NS_PER_MS, 1)
 
     # --- observations ------------------------------------------------------------------
 
-    def connection_opened(self, conn: int, now_ns: int) -> None:
+    def connection_opened(
+        self,
+        conn: int,
+        now_ns: int,
+        *,
+        url_key: int | None = None,
+        query: tuple[object, ...] | None = None,
+    ) -> None:
+        """Connection ``conn`` opened, on the gateway URL (``url_key`` None) or on the
+        resume URL of session number ``url_key``; ``query`` is its (v, encoding, compress)."""
         if self._t0_ns is None:
             self._t0_ns = now_ns
-        self._conns[conn] = _ConnWatch(now_ns)
+        self._conns[conn] = _ConnWatch(now_ns, url_key, query)
 
-    def fault_injected(
-        self, fault: Fault, conn: int, session_id: str | None, seq: int, now_ns: int
+    def session_started(
+        self, conn: int, session_id: str, url_key: int, shard: object = None
     ) -> None:
-        """A fault just went out on ``conn``; ``seq`` is the last s the client was sent."""
+        """``conn`` IDENTIFYed and got session ``session_id`` (resume URL number ``url_key``)."""
+        watch = self._conns.get(conn)
+        if watch is None:
+            return
+        watch.session_id, watch.shard, watch.last_s = session_id, shard, 0
+        self._sessions[session_id] = _SessionInfo(url_key, watch.query)
+        rule = self._identify_url
+        rule.judged += 1
+        if watch.url_key is not None:
+            rule.breaches.append(f"connection {conn} IDENTIFYed on a resume_gateway_url")
+
+    def session_resumed(self, conn: int, session_id: str, seq: int) -> None:
+        """``conn`` RESUMEd ``session_id`` from ``seq`` (the server accepted it)."""
+        watch = self._conns.get(conn)
+        info = self._sessions.get(session_id)
+        if watch is None or info is None:
+            return
+        watch.session_id, watch.last_s = session_id, seq
+        self._resume_url.judged += 1
+        if watch.url_key != info.url_key:
+            where = "the gateway URL" if watch.url_key is None else "another session's resume URL"
+            self._resume_url.breaches.append(f"connection {conn} RESUMEd on {where}")
+        self._resume_query.judged += 1
+        if info.query is not None and watch.query is not None and watch.query != info.query:
+            self._resume_query.breaches.append(
+                f"connection {conn} RESUMEd with v/encoding/compress {_query(watch.query)}, "
+                f"the session began with {_query(info.query)}"
+            )
+
+    def dispatched(self, conn: int, s: int) -> None:
+        """A dispatch with sequence number ``s`` went out on ``conn``."""
+        watch = self._conns.get(conn)
+        if watch is not None:
+            watch.last_s = s
+
+    def fault_injected(self, fault: Fault, conn: int, now_ns: int) -> None:
+        """A fault just went out on ``conn``."""
         expect = _expectation(fault)
+        expected = expect.value
+        watch = self._conns.get(conn)
+        if watch is not None and expect in (Expect.RESUME, Expect.RESUME_ANY, Expect.ZOMBIE):
+            # What the connection had so far; settled when the client reacts.
+            expected += f" (session {watch.session_id}, seq {watch.last_s})"
         verdict = Verdict(
             name=fault.describe(),
-            expected=expect.value
-            + (
-                f" (session {session_id}, seq {seq})"
-                if expect in (Expect.RESUME, Expect.RESUME_ANY, Expect.ZOMBIE)
-                else ""
-            ),
+            expected=expected,
+            docs=_docs(fault),
             t_fault_ms=self._ms(now_ns),
             connection=conn,
         )
@@ -138,9 +302,20 @@ class Judge:
                 now_ns,
                 now_ns + window,
                 conn,
-                session_id,
-                seq,
+                newer_than=max(self._conns, default=0),
                 op=fault.trigger.client_op or Opcode.REQUEST_GUILD_MEMBERS,
+            )
+        )
+
+    def not_fired(self, fault: Fault, why: str) -> None:
+        """A planned fault that never happened: a verdict of its own, never a pass."""
+        self.verdicts.append(
+            Verdict(
+                name=fault.describe(),
+                expected=_expectation(fault).value,
+                observed=why,
+                result=Result.NOT_FIRED,
+                docs=_docs(fault),
             )
         )
 
@@ -151,10 +326,15 @@ class Judge:
             if op == Opcode.HEARTBEAT:
                 watch.heartbeats.append(now_ns)
         self._expire(now_ns)
+        data = d if isinstance(d, dict) else {}
+        if op in (Opcode.IDENTIFY, Opcode.RESUME):
+            for item in self._answered_by(op, data):
+                if now_ns >= item.t_ns and self._judge_reconnect(item, conn, op, data, now_ns):
+                    break  # one reaction settles one fault
+            return
         for item in list(self._open):
-            if now_ns < item.t_ns:
-                continue
-            self._judge_payload(item, conn, op, d if isinstance(d, dict) else {}, now_ns)
+            if now_ns >= item.t_ns and item.expect not in _RECONNECTS:
+                self._judge_other(item, conn, op, now_ns)
 
     def client_closed(self, conn: int, code: int | None, now_ns: int) -> None:
         watch = self._conns.get(conn)
@@ -167,7 +347,23 @@ class Judge:
             item.closed = True
             item.closed_code = code
             if item.expect is Expect.STAY:
-                self._decide(item, False, f"the client closed ({code}) during the stall", now_ns)
+                if item.fault.duration_ms * NS_PER_MS <= self.heartbeat_interval_ns:
+                    self._decide(
+                        item, Result.FAIL, f"the client closed ({code}) during the stall", now_ns
+                    )
+                    continue
+                # The stall held an ACK back past a heartbeat: to the client it is a zombie
+                # connection, and closing it, then resuming, is right too.
+                item.expect = Expect.ZOMBIE
+                item.verdict.expected = f"{Expect.STAY.value}, or {Expect.ZOMBIE.value}"
+                item.deadline_ns = max(item.deadline_ns, now_ns + self.window_ns)
+                if client_close_ends_session(code):
+                    self._decide(
+                        item,
+                        Result.FAIL,
+                        f"closed with {code}, which ends the session: it cannot resume",
+                        now_ns,
+                    )
             elif (
                 item.expect is Expect.ZOMBIE
                 and code is not None
@@ -175,14 +371,13 @@ class Judge:
             ):
                 self._decide(
                     item,
-                    False,
+                    Result.FAIL,
                     f"closed with {code}, which ends the session: it cannot resume",
                     now_ns,
                 )
 
     def connection_ended(self, conn: int, now_ns: int) -> None:
-        """The server closed or dropped ``conn``: its heartbeats are judged up to here.
-        (Added with a fix: nothing about the client's own reaction is judged here.)"""
+        """The server closed or dropped ``conn``: its heartbeats are judged up to here."""
         watch = self._conns.get(conn)
         if watch is not None and watch.closed_ns is None:
             watch.closed_ns = now_ns
@@ -203,12 +398,27 @@ class Judge:
             self._timeout(item, now_ns, ended=True)
         self._heartbeat_verdict(now_ns)
         self._rate_verdict()
+        for rule in (self._resume_url, self._resume_query, self._identify_url):
+            if rule.judged:
+                self.verdicts.append(
+                    Verdict(
+                        name=rule.name,
+                        expected=rule.expected,
+                        observed=(
+                            "; ".join(rule.breaches)
+                            if rule.breaches
+                            else f"{rule.judged} of {rule.judged} did"
+                        ),
+                        result=rule.breach if rule.breaches else Result.PASS,
+                        docs=rule.docs,
+                    )
+                )
         return self.verdicts
 
     # --- judging -----------------------------------------------------------------------
 
-    def _decide(self, item: _Open, passed: bool, observed: str, now_ns: int) -> None:
-        item.verdict.passed = passed
+    def _decide(self, item: _Open, result: Result, observed: str, now_ns: int) -> None:
+        item.verdict.result = result
         item.verdict.observed = observed
         item.verdict.reaction_ms = round((now_ns - item.t_ns) / NS_PER_MS, 1)
         if item in self._open:
@@ -229,111 +439,134 @@ class Judge:
                 if early
                 else f"within {window_s:.1f} s"
             )
-            self._decide(item, True, f"no reconnect {when}", min(now_ns, item.deadline_ns))
+            self._decide(item, Result.PASS, f"no reconnect {when}", min(now_ns, item.deadline_ns))
         elif item.expect is Expect.STAY:
-            self._decide(item, True, "stayed connected", item.deadline_ns)
+            self._decide(item, Result.PASS, "stayed connected", item.deadline_ns)
         elif item.expect is Expect.BACK_OFF:
             self._decide(
-                item, True, f"no repeat within {item.fault.retry_after_s:g} s", item.deadline_ns
+                item,
+                Result.PASS,
+                f"no repeat within {item.fault.retry_after_s:g} s",
+                item.deadline_ns,
             )
         else:
-            when = (
-                "before the replay ended"
-                if ended and now_ns < item.deadline_ns
-                else f"within {window_s:.1f} s"
-            )
+            when = "before the replay ended" if early else f"within {window_s:.1f} s"
             self._decide(
                 item,
-                False,
+                Result.FAIL,
                 f"nothing {when}" + (" (the client closed)" if item.closed else ""),
                 now_ns,
             )
             item.verdict.reaction_ms = None
 
-    def _judge_payload(
+    def _answered_by(self, op: int, d: dict[str, Any]) -> list[_Open]:
+        """The open reconnect faults an IDENTIFY or RESUME may answer, best match first:
+        for a RESUME those whose connection was in the session it names, for an IDENTIFY
+        those of its shard; then the rest, oldest first."""
+        items = [item for item in self._open if item.expect in _RECONNECTS]
+
+        def matches(item: _Open) -> bool:
+            watch = self._conns.get(item.conn)
+            if watch is None:
+                return False
+            if op == Opcode.RESUME:
+                return watch.session_id is not None and watch.session_id == d.get("session_id")
+            return watch.shard is not None and watch.shard == d.get("shard")
+
+        return sorted(items, key=lambda item: not matches(item))
+
+    def _judge_other(self, item: _Open, conn: int, op: int, now_ns: int) -> None:
+        if item.expect is Expect.HEARTBEAT:
+            if conn == item.conn and op == Opcode.HEARTBEAT:
+                self._decide(item, Result.PASS, "HEARTBEAT sent", now_ns)
+        elif item.expect is Expect.BACK_OFF and op == item.op:
+            self._decide(item, Result.FAIL, f"sent op {op} again before retry_after", now_ns)
+
+    def _judge_reconnect(
         self, item: _Open, conn: int, op: int, d: dict[str, Any], now_ns: int
-    ) -> None:
+    ) -> bool:
+        """Judge an IDENTIFY or RESUME against ``item``; True if it settled it."""
         expect = item.expect
         new_conn = conn != item.conn
-        if expect is Expect.HEARTBEAT:
-            if conn == item.conn and op == Opcode.HEARTBEAT:
-                self._decide(item, True, "HEARTBEAT sent", now_ns)
-            return
-        if expect is Expect.BACK_OFF:
-            if op == item.op:
-                self._decide(item, False, f"sent op {op} again before retry_after", now_ns)
-            return
-        if expect is Expect.STAY or op not in (Opcode.IDENTIFY, Opcode.RESUME):
-            return
+        if new_conn and conn <= item.newer_than:
+            return False  # that connection was open before the fault: not a reaction to it
+        name = Opcode(op).name
         if expect is Expect.NO_RECONNECT:
             self._decide(
-                item, False, f"reconnected and sent {Opcode(op).name} after a fatal close", now_ns
+                item, Result.FAIL, f"reconnected and sent {name} after a fatal close", now_ns
             )
-            return
+            return True
         if expect is Expect.IDENTIFY:
             if op == Opcode.IDENTIFY:
-                self._decide(
-                    item, True, "IDENTIFY" + (" on a new connection" if new_conn else ""), now_ns
-                )
+                on = " on a new connection" if new_conn else ""
+                self._decide(item, Result.PASS, f"IDENTIFY{on}", now_ns)
             else:
                 self._decide(
-                    item, False, f"RESUMEd session {d.get('session_id')!r}, which is gone", now_ns
+                    item,
+                    Result.FAIL,
+                    f"RESUMEd session {d.get('session_id')!r}, which is gone",
+                    now_ns,
                 )
-            return
+            return True
         if expect in (Expect.RECONNECT, Expect.REIDENTIFY):
             if not new_conn:
-                return
-            needs_identify = item.fault.code is not None and _needs_new_session(item.fault.code)
-            if needs_identify and op == Opcode.RESUME:
+                return False
+            if expect is Expect.REIDENTIFY and op == Opcode.RESUME:
                 self._decide(
-                    item, False, f"RESUMEd after {item.fault.code}, which ends the session", now_ns
+                    item,
+                    Result.FAIL,
+                    f"RESUMEd after {item.fault.code}, which ends the session",
+                    now_ns,
                 )
             else:
-                self._decide(item, True, f"{Opcode(op).name} on a new connection", now_ns)
-            return
-        # RESUME, RESUME_ANY, ZOMBIE
-        if expect is Expect.RESUME and not new_conn:
-            return
-        if expect is Expect.ZOMBIE:
-            if not new_conn:
-                return
-            if not item.closed:
-                item.verdict.notes.append(
-                    "the zombie connection was not closed before reconnecting"
-                )
+                self._decide(item, Result.PASS, f"{name} on a new connection", now_ns)
+            return True
+        # RESUME, RESUME_ANY, ZOMBIE: the session and last seq of the connection it left.
+        if expect in (Expect.RESUME, Expect.ZOMBIE) and not new_conn:
+            return False
+        watch = self._conns.get(item.conn)
+        session_id = watch.session_id if watch is not None else None
+        seq = watch.last_s if watch is not None else 0
+        item.verdict.expected = f"{expect.value} (session {session_id}, seq {seq})"
         if op == Opcode.IDENTIFY:
             self._decide(
                 item,
-                False,
+                Result.FAIL,
                 "IDENTIFY instead of RESUME: the session and missed events are lost",
                 now_ns,
             )
-            return
-        session_id, seq = d.get("session_id"), d.get("seq")
-        if session_id != item.session_id:
+            return True
+        given_session, given_seq = d.get("session_id"), d.get("seq")
+        if given_session != session_id:
             self._decide(
                 item,
-                False,
-                f"RESUME with session_id {session_id!r}, expected {item.session_id!r}",
+                Result.FAIL,
+                f"RESUME with session_id {given_session!r}, expected {session_id!r}",
                 now_ns,
             )
-        elif seq != item.seq:
-            self._decide(
-                item, False, f"RESUME with seq {seq}, but the last seq sent was {item.seq}", now_ns
-            )
-        else:
-            how = (
-                f"closed with {item.closed_code}, then "
-                if expect is Expect.ZOMBIE and item.closed
-                else ""
-            )
+            return True
+        if given_seq != seq:
             self._decide(
                 item,
-                True,
-                f"{how}RESUME (session {session_id}, seq {seq})"
-                + (" on a new connection" if new_conn else " on the same connection"),
+                Result.FAIL,
+                f"RESUME with seq {given_seq}, but the last seq sent was {seq}",
                 now_ns,
             )
+            return True
+        on = " on a new connection" if new_conn else " on the same connection"
+        resumed = f"RESUME (session {given_session}, seq {given_seq}){on}"
+        if expect is Expect.ZOMBIE and not item.closed:
+            # The docs: close the zombied connection with a non-1000/1001 code, then resume.
+            self._decide(
+                item,
+                Result.NON_STRICT,
+                f"{resumed}, but the zombie connection was left open",
+                now_ns,
+            )
+            return True
+        how = f"closed with {item.closed_code}, then " if expect is Expect.ZOMBIE else ""
+        self._decide(item, Result.PASS, how + resumed, now_ns)
+        return True
 
     def _heartbeat_verdict(self, now_ns: int) -> None:
         """Gateway > Sending Heartbeats: one every heartbeat_interval (the first after
@@ -354,13 +587,13 @@ class Judge:
         if not judged:
             return
         interval_s = self.heartbeat_interval_ns / 1e9
-        passed = worst <= limit
         self.verdicts.append(
             Verdict(
                 name="heartbeats on schedule",
                 expected=f"a HEARTBEAT at least every {interval_s:g} s (+25 %)",
                 observed=f"longest gap {worst / 1e9:.1f} s ({where})",
-                passed=passed,
+                result=Result.PASS if worst <= limit else Result.FAIL,
+                docs=DOCS_HEARTBEAT_INTERVAL,
             )
         )
 
@@ -382,9 +615,14 @@ class Judge:
                 name="payload rate",
                 expected=f"at most {RATE_LIMIT_EVENTS} payloads per 60 s per connection",
                 observed=f"at most {worst} in any 60 s" + (f" ({where})" if where else ""),
-                passed=worst <= RATE_LIMIT_EVENTS,
+                result=Result.PASS if worst <= RATE_LIMIT_EVENTS else Result.FAIL,
+                docs=DOCS_RATE_LIMIT,
             )
         )
+
+
+def _query(query: tuple[object, ...]) -> str:
+    return "/".join(str(part) for part in query)
 
 
 def _needs_new_session(code: int) -> bool:
@@ -419,4 +657,25 @@ def _expectation(fault: Fault) -> Expect:
             return Expect.BACK_OFF
         case FaultKind.REJECT_RESUME:
             return Expect.IDENTIFY
+    raise AssertionError(fault.kind)
+
+
+def _docs(fault: Fault) -> str:
+    match fault.kind:
+        case FaultKind.RECONNECT:
+            return DOCS_RECONNECT
+        case FaultKind.INVALID_SESSION | FaultKind.REJECT_RESUME:
+            return DOCS_INVALID_SESSION
+        case FaultKind.CLOSE:
+            return DOCS_CLOSE_CODES
+        case FaultKind.DROP:
+            return DOCS_DISCONNECT
+        case FaultKind.ZOMBIE:
+            return DOCS_ZOMBIE
+        case FaultKind.HEARTBEAT:
+            return DOCS_HEARTBEAT_REQUEST
+        case FaultKind.STALL:
+            return DOCS_STALL
+        case FaultKind.RATE_LIMITED:
+            return DOCS_RATE_LIMITED
     raise AssertionError(fault.kind)

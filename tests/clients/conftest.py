@@ -639,6 +639,17 @@ def normalized(records: list[Record], urls: list[str]) -> dict[str, list[Record]
 
 # --- faults (tests/clients/test_faults_*.py) -------------------------------------------------
 
+# The whole-run checks the judge may add after the fault verdicts (verdicts.py).
+STANDING_RULES = frozenset(
+    {
+        "heartbeats on schedule",
+        "payload rate",
+        "RESUMEs on resume_gateway_url",
+        "RESUMEs keep the query",
+        "new sessions on the gateway URL",
+    }
+)
+
 FAULT_HEARTBEAT_MS = 1000  # a short interval: a zombie is noticed within seconds
 
 

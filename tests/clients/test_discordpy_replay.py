@@ -27,6 +27,7 @@ from replayer.archive.records import Closer, HttpRecord
 from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.server import ReplayServer
+from replayer.replay.verdicts import Result
 from tests.clients.conftest import (
     BOT_ID,
     COMPRESSIONS,
@@ -44,7 +45,9 @@ from tests.clients.conftest import (
     payload_json,
     replay,
     rich_scenario,
+    sample_scenario,
     transcript,
+    until_judged,
 )
 
 # GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT, as in the recordings: no member chunking.
@@ -191,8 +194,10 @@ async def test_ready_caches_and_messages(
     recorded messages in order, in their cached channels; the server saw the compression
     discord.py asked for, one IDENTIFY and nothing else but heartbeats."""
     scenario = make_scenario(scenario_name, tmp_path)
+    # The sample's recorded op 7 would replay as a fault: off, to see the plain stream.
+    options = ReplayOptions(speed=0, recorded_faults=False)
     async with (
-        replay(scenario, tmp_path) as server,
+        replay(scenario, tmp_path, options) as server,
         running(server, monkeypatch, len(scenario.messages)) as probe,
     ):
         await probe.wait(probe.ready)
@@ -268,7 +273,7 @@ async def test_resume_after_close_4000(
     )
     ready = payload_json(next(f for f in frames(records, 1, Direction.SERVER) if f.t == "READY"))
     assert ready["d"]["session_id"] == scenario.session_ids[0]
-    assert ready["d"]["resume_gateway_url"] == server.gateway_url
+    assert ready["d"]["resume_gateway_url"] == server.gateway_url + "resume/1"
 
     assert frames(records, 2, Direction.SERVER)[0].op == 10  # HELLO first
     assert client_ops(records, 2) == [6]  # RESUME, no IDENTIFY (heartbeats may precede it)
@@ -282,6 +287,33 @@ async def test_resume_after_close_4000(
     ws = probe.client.ws
     assert ws is not None
     assert (ws.session_id, ws.sequence) == (scenario.session_ids[0], last + 1)
+
+
+async def test_a_recorded_reconnect_replays_and_is_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sample archive holds a real op 7 (and the RESUME that followed it): replayed
+    at its recorded point, discord.py RESUMEs on the session's resume URL, and the
+    recorded incident gets its verdict like an injected fault."""
+    scenario = sample_scenario()
+    async with (
+        replay(scenario, tmp_path) as server,
+        running(server, monkeypatch, len(scenario.messages)) as probe,
+    ):
+        await probe.wait(probe.resumed)
+        await probe.wait(probe.all_messages)
+        await until_judged(server, 1)
+    verdicts = {v.name: v for v in server.verdicts()}
+    records = transcript(server)
+    _, second = connections(records)
+    assert second.url.startswith(server.gateway_url + "resume/1?")
+    assert client_ops(records, 2) == [6]
+    recorded = [v for name, v in verdicts.items() if name.startswith("recorded reconnect")]
+    assert [(v.result, v.observed) for v in recorded] == [
+        (Result.PASS, f"RESUME (session {scenario.session_ids[0]}, seq 7) on a new connection")
+    ]  # after MESSAGE_REACTION_ADD s=7, 60 s into the recording
+    assert verdicts["RESUMEs on resume_gateway_url"].result is Result.PASS
+    assert seen(probe.messages) == scenario.messages  # none lost, none twice
 
 
 async def test_two_runs_same_transcript(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

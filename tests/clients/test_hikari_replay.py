@@ -155,7 +155,7 @@ async def test_start_guilds_and_messages(
         (ready,) = probe.ready
         assert ready.my_user.id == BOT_ID
         assert ready.session_id == scenario.session_ids[0]
-        assert ready.resume_gateway_url == server.gateway_url
+        assert ready.resume_gateway_url == server.gateway_url + "resume/1"
         assert probe.guilds == scenario.guilds
         assert set(probe.bot.cache.get_guilds_view()) == set(scenario.guilds)
         assert seen(probe.messages) == scenario.messages

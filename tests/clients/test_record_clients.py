@@ -359,7 +359,10 @@ async def test_record_session_and_resume(
     # The archive keeps READY as the upstream sent it, flagged as rewritten for the client.
     (ready,) = [f for f in frames if f.t == "READY"]
     assert ready.flags & FrameFlag.REWRITTEN
-    assert json.loads(ready.payload)["d"]["resume_gateway_url"] == rig.upstream.gateway_url
+    assert (
+        json.loads(ready.payload)["d"]["resume_gateway_url"]
+        == rig.upstream.gateway_url + "resume/1"
+    )
     infos = [r for r in archive if isinstance(r, ConnectionInfoRecord)]
     assert [(r.conn_id, r.resumes) for r in infos if r.resumes is not None] == [(2, 1)]
     session_id = rig.scenario.session_ids[0]
@@ -432,7 +435,7 @@ async def test_client_keeps_its_traffic_when_the_recorder_fails(
         await rig.settled()
         errors = rig.proxy.addon.errors
     assert_client_saw_the_session(seen, rig.scenario)
-    assert seen.resume_url == rig.upstream.gateway_url
+    assert seen.resume_url == rig.upstream.gateway_url + "resume/1"
 
     archive = read_records(rig.archive)[1]
     assert rig.upstream.transcript_path is not None

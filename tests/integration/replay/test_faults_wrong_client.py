@@ -71,11 +71,15 @@ MISTAKES = (
 class Bot:
     """A scripted gateway client. Counts what it did, for the tests to wait on."""
 
-    def __init__(self, url: str, mistake: str | None = None, flood: int = 0) -> None:
+    def __init__(
+        self, url: str, mistake: str | None = None, flood: int = 0, request_members: bool = False
+    ) -> None:
         assert mistake is None or mistake in MISTAKES, mistake
-        self.url = url + "?v=10&encoding=json"
+        self.gateway_url = url
+        self.resume_url: str | None = None  # READY's resume_gateway_url
         self.mistake = mistake
         self.flood = flood  # presence updates to send right after READY
+        self.request_members = request_members  # one REQUEST_GUILD_MEMBERS after READY
         self.session_id: str | None = None
         self.seq: int | None = None
         self.ws: ClientConnection | None = None
@@ -102,9 +106,15 @@ class Bot:
         await ws.send(json.dumps({"op": op, "d": d}))
 
     async def _connection(self, how: str) -> str:
-        """One connection; returns what comes next: "resume", "identify" or "stop"."""
+        """One connection; returns what comes next: "resume", "identify" or "stop".
+        RESUMEs go to READY's resume_gateway_url, new sessions to the gateway URL."""
+        base = self.resume_url if how == "resume" and self.resume_url else self.gateway_url
         async with connect(
-            self.url, compression=None, max_size=None, ping_interval=None, close_timeout=TIMEOUT
+            base + "?v=10&encoding=json",
+            compression=None,
+            max_size=None,
+            ping_interval=None,
+            close_timeout=TIMEOUT,
         ) as ws:
             self.ws = ws
             hello = json.loads(await ws.recv())
@@ -167,8 +177,13 @@ class Bot:
                 self.seq = obj["s"]
                 if obj["t"] == "READY":
                     self.session_id = d["session_id"]
+                    self.resume_url = d["resume_gateway_url"]
                     if self.flood and not self.flooded:
                         await self._flood(ws)
+                    if self.request_members:
+                        self.request_members = False
+                        guild = {"guild_id": "1", "query": "", "limit": 0, "nonce": "n1"}
+                        await self._send(ws, 8, guild)
             elif op == 11:
                 self._acked = True
                 self.heartbeats_acked += 1
@@ -183,7 +198,7 @@ class Bot:
                 await ws.close(4000)
                 if d is True or self.mistake == "resume-after-invalid":
                     return "resume"
-                self.session_id = self.seq = None
+                self.session_id = self.seq = self.resume_url = None
                 return "identify"
 
     def _after_close(self, closed: ConnectionClosed) -> str:

@@ -166,4 +166,4 @@ async def test_sample_archive_serves(tmp_path: Path) -> None:
             await ws.send(etf_encode({"op": 2, "d": {"token": "x"}}))
             ready = etf_decode(await asyncio.wait_for(ws.recv(), TIMEOUT))  # type: ignore[arg-type]
             assert ready["t"] == "READY"
-            assert ready["d"]["resume_gateway_url"] == server.gateway_url
+            assert ready["d"]["resume_gateway_url"] == server.gateway_url + "resume/1"

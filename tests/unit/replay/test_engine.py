@@ -56,7 +56,7 @@ def test_identify_streams_the_session_as_fast_as_possible(harness: Callable[...,
         ("MESSAGE_CREATE", 4), ("MESSAGE_CREATE", 5), ("MESSAGE_CREATE", 6),
     ]  # fmt: skip
     ready = out[0]["d"]
-    assert ready["resume_gateway_url"] == "ws://replayer.test/"
+    assert ready["resume_gateway_url"] == "ws://replayer.test/resume/1"
     assert ready["session_id"] == "sess1"
     assert "shard" not in ready
     assert out[1]["d"] == {"id": "1", "name": "g"}
@@ -183,7 +183,7 @@ def test_bad_resume_gets_invalid_session_false(
     ], why
 
 
-def test_member_chunks_wait_for_the_request_and_echo_its_nonce(
+def test_member_chunks_go_out_only_when_asked_for_and_echo_its_nonce(
     harness: Callable[..., Harness],
 ) -> None:
     extra = [
@@ -191,24 +191,28 @@ def test_member_chunks_wait_for_the_request_and_echo_its_nonce(
         {"kind": "frame", "conn": 1, "dir": "server", "t_ms": 401, "payload": {"op": 0, "s": 7, "t": "GUILD_MEMBERS_CHUNK", "d": {"guild_id": "1", "nonce": "rec", "members": []}}},
         {"kind": "frame", "conn": 1, "dir": "server", "t_ms": 402, "payload": {"op": 0, "s": 8, "t": "MESSAGE_CREATE", "d": {"content": "after"}}},
     ]  # fmt: skip
-    h = harness(session_lines(extra=extra), speed=0, request_wait_ms=50)
+    h = harness(session_lines(extra=extra), speed=0)
     conn = h.connect()
     conn.start(0)
     out = sent(identify(conn) + drain(conn, 0))
-    assert out[-1]["t"] == "MESSAGE_CREATE"
-    assert out[-1]["s"] == 6
-    assert conn.next_wakeup_ns() == 50 * MS  # waiting for the client's request
+    # Not asked for: the chunk is held back, and the stream does not wait for it.
+    assert [(p["t"], p["s"]) for p in out[-2:]] == [("MESSAGE_CREATE", 6), ("MESSAGE_CREATE", 7)]
+    assert conn.next_wakeup_ns() is None
+    # Asked for later: it goes out at once, with the client's nonce.
     out = sent(conn.receive(msg(8, {"guild_id": "1", "nonce": "mine"}), 10 * MS))
     assert [(p["t"], p["s"], p["d"].get("nonce")) for p in out] == [
-        ("GUILD_MEMBERS_CHUNK", 7, "mine"), ("MESSAGE_CREATE", 8, None),
+        ("GUILD_MEMBERS_CHUNK", 8, "mine"),
     ]  # fmt: skip
-    # Without a request, the chunk is dropped after request_wait_ms and the stream goes on.
-    quiet = h.connect()
-    quiet.start(0)
-    identify(quiet)
-    drain(quiet, 0)
-    assert sent(quiet.tick(49 * MS)) == []
-    assert [(p["t"], p["s"]) for p in sent(quiet.tick(50 * MS))] == [("MESSAGE_CREATE", 7)]
+    # Asked for before the stream reaches it: it goes out in its recorded place.
+    eager = harness(session_lines(extra=extra), speed=1).connect()
+    eager.start(0)
+    identify(eager)
+    out = sent(
+        eager.receive(msg(8, {"guild_id": "1", "nonce": "early"}), 0) + drain(eager, 1000 * MS)
+    )
+    assert [(p["t"], p["s"], p["d"].get("nonce")) for p in out[-2:]] == [
+        ("GUILD_MEMBERS_CHUNK", 7, "early"), ("MESSAGE_CREATE", 8, None),
+    ]  # fmt: skip
 
 
 def test_close_at_end(harness: Callable[..., Harness]) -> None:

@@ -19,7 +19,9 @@ def run(
 ) -> Verdict:
     judge = Judge(heartbeat_interval_ms=interval_ms, window_ms=10_000)
     judge.connection_opened(1, 0)
-    judge.fault_injected(parse_fault(fault), 1, "sess", 7, 1 * S)
+    judge.session_started(1, "sess", 1)
+    judge.dispatched(1, 7)
+    judge.fault_injected(parse_fault(fault), 1, 1 * S)
     for kind, args in events:
         getattr(judge, kind)(*args)
     return judge.finish(int(end_s * S))[0]
@@ -113,7 +115,27 @@ OPEN_2 = ("connection_opened", (2, 2 * S))
         ),
         ("heartbeat@dispatch=1", [], False, "nothing within 2.0 s"),
         ("stall:2s@dispatch=1", [], True, "stayed connected"),
-        ("stall:2s@dispatch=1", [("client_closed", (1, 4000, 2 * S))], False, "during the stall"),
+        # Shorter than the heartbeat interval (1 s): no ACK was missed, closing is wrong.
+        (
+            "stall:800ms@dispatch=1",
+            [("client_closed", (1, 4000, 1.5 * S))],
+            False,
+            "during the stall",
+        ),
+        # Longer: an ACK was held back past a heartbeat, so the client may take it for a
+        # zombie connection: closing with 4000, then resuming, is right too.
+        (
+            "stall:2s@dispatch=1",
+            [("client_closed", (1, 4000, 2 * S)), OPEN_2, RESUME_OK],
+            True,
+            "closed with 4000, then RESUME (session sess, seq 7) on a new connection",
+        ),
+        (
+            "stall:2s@dispatch=1",
+            [("client_closed", (1, 1000, 2 * S))],
+            False,
+            "which ends the session",
+        ),
         (
             "rate-limited:3s@client-op=8",
             [("client_payload", (1, 8, {}, 2 * S))],
