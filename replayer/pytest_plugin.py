@@ -4,17 +4,19 @@
     async def test_my_bot_resumes(replayer_gateway):
         bot = make_bot(rest=replayer_gateway.rest_base, gateway=replayer_gateway.gateway_url)
         ...
-        verdicts = replayer_gateway.verdicts()   # after the bot has reacted
-        assert all(v.passed for v in verdicts), replayer_gateway.report()
+        replayer_gateway.wait_for_verdicts(timeout=30)  # every planned fault judged
+        assert replayer_gateway.passed, replayer_gateway.report()
 
 The server runs on its own event loop in a background thread, bound to 127.0.0.1 on a
-free port, so the fixture works the same for sync tests, pytest-asyncio and anyio.
+free port, so the fixture works the same for sync tests, pytest-asyncio and anyio. A
+failed test that used the fixture gets the verdict table as a report section.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -27,9 +29,10 @@ from replayer.archive.reader import read_records
 from replayer.archive.records import Record
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.faults import FaultPlan, combine, load_plan, parse_fault
+from replayer.replay.reachability import check_reachable
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
-from replayer.replay.verdicts import Verdict
+from replayer.replay.verdicts import Verdict, all_ok, summary
 
 MARKER = "replayer"
 
@@ -37,7 +40,8 @@ MARKER = "replayer"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(archive, faults=(), plan=None, speed=0, token=None, at_end=None): "
+        f"{MARKER}(archive, faults=(), plan=None, speed=0, token=None, at_end=None, "
+        "heartbeat_interval_ms=None, recorded_faults=True, allow_unfired=False, strict=False): "
         "the archive and faults the replayer_gateway fixture serves",
     )
 
@@ -51,6 +55,10 @@ class GatewaySettings:
     token: str | None = None
     at_end: int | None = None  # close code after the last dispatch; None: stay
     verdict_window_ms: int = 15_000
+    heartbeat_interval_ms: int | None = None  # HELLO's interval; None: the recorded one
+    recorded_faults: bool = True  # replay the archive's own op 7 / op 9 / closes / drops
+    allow_unfired: bool = False  # serve a plan whose triggers cannot all come
+    strict: bool = False  # NON-STRICT verdicts fail ``passed`` too
 
 
 @dataclass
@@ -62,11 +70,35 @@ class ReplayerGateway:
     transcript_path: Path
     _server: ReplayServer
     _loop: asyncio.AbstractEventLoop
+    strict: bool = False
     _verdicts: list[Verdict] | None = field(default=None)
 
-    def _call(self, coro: Any) -> Any:
+    def _call(self, coro: Any, timeout: float = 60.0) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result(timeout=60)
+        return future.result(timeout=timeout)
+
+    def wait_for_verdicts(self, timeout: float = 30.0) -> list[Verdict]:
+        """Wait until every planned fault has fired and its reaction has been judged (or
+        ``timeout`` seconds), then judge the run: a fault still unfired is NOT FIRED, a
+        reaction still awaited FAILs. Calling :meth:`verdicts` early locks in those."""
+        if self._verdicts is None:
+
+            async def settled() -> None:
+                replay = self._server.replay
+                assert replay is not None
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    replay.judge.tick(self._server.now_ns())
+                    if not (
+                        replay.injector.pending
+                        or replay.rejected_resumes
+                        or replay.judge.open_expectations
+                    ):
+                        return
+                    await asyncio.sleep(0.05)
+
+            self._call(settled(), timeout + 10)
+        return self.verdicts()
 
     def verdicts(self) -> list[Verdict]:
         """Judge the run so far (once; later calls return the same verdicts)."""
@@ -78,12 +110,21 @@ class ReplayerGateway:
             self._verdicts = self._call(judge())
         return self._verdicts
 
+    @property
+    def passed(self) -> bool:
+        """No FAIL and no NOT FIRED (with ``strict``, no NON-STRICT either)."""
+        return all_ok(self.verdicts(), self.strict)
+
     def report(self) -> str:
-        """The verdicts as text, for assertion messages."""
+        """The verdicts as text, for assertion messages and the failed test's report."""
         lines = []
         for v in self.verdicts():
-            mark = "PASS" if v.passed else "FAIL"
-            lines.append(f"{mark} {v.name}: expected {v.expected}; observed {v.observed}")
+            lines.append(
+                f"{v.result} {v.name}: expected {v.expected}; observed {v.observed}"
+                + "".join(f"; {note}" for note in v.notes)
+                + (f" [{v.docs}]" if v.docs else "")
+            )
+        lines.append(summary(self.verdicts()))
         return "\n".join(lines)
 
     def transcript(self) -> list[Record]:
@@ -124,15 +165,20 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     if settings.plan is not None:
         plans.append(load_plan(settings.plan))
     script = load_script(settings.archive)
+    plan = combine(plans)
+    if not settings.allow_unfired:
+        check_reachable(plan, script)
     options = ReplayOptions(
         speed=settings.speed,
         token=settings.token,
         close_at_end=settings.at_end,
         verdict_window_ms=settings.verdict_window_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        recorded_faults=settings.recorded_faults,
     )
     transcript = tmp_path / "replayer-transcript.rpl"
     loop = asyncio.new_event_loop()
-    server = ReplayServer(script, options, transcript=transcript, plan=combine(plans))
+    server = ReplayServer(script, options, transcript=transcript, plan=plan)
     ready = threading.Event()
     stop: asyncio.Event | None = None
     failure: list[BaseException] = []
@@ -157,7 +203,9 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     ready.wait(timeout=30)
     if failure:
         raise failure[0]
-    gateway = ReplayerGateway(server.rest_base, server.gateway_url, transcript, server, loop)
+    gateway = ReplayerGateway(
+        server.rest_base, server.gateway_url, transcript, server, loop, settings.strict
+    )
     try:
         yield gateway
     finally:
@@ -165,3 +213,19 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
             loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=30)
         loop.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used ``replayer_gateway`` gets the verdict table in its report."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    gateway = getattr(item, "funcargs", {}).get("replayer_gateway")
+    if isinstance(gateway, ReplayerGateway):
+        try:
+            text = gateway.report()
+        except Exception as exc:  # the server itself broke: say so, keep the failure
+            text = f"no verdicts: {exc!r}"
+        report.sections.append(("replayer verdicts", text))

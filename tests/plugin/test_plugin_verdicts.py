@@ -1,0 +1,102 @@
+"""The plugin's verdict API in a pytest run of its own (pytester): a failed test carries
+the verdict table as a report section, ``wait_for_verdicts`` returns once every planned
+fault is judged, and a fault that can never fire is one clear error before the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SAMPLE = Path(__file__).parents[2] / "recordings" / "small-bot.rpl"
+
+# A sync test with a scripted client that ignores op 7 (the verdict must FAIL), or obeys.
+CLIENT = """
+import json
+import pytest
+from websockets.sync.client import connect
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # connect() unmanaged
+
+def identify(url):
+    ws = connect(url + "?v=10&encoding=json", compression=None, max_size=None)
+    assert json.loads(ws.recv())["op"] == 10
+    ws.send(json.dumps({"op": 2, "d": {"token": "t", "properties": {}, "intents": 513}}))
+    return ws
+
+def until_op(ws, op):
+    while True:
+        payload = json.loads(ws.recv())
+        if payload["op"] == op:
+            return payload
+        if payload.get("t") == "READY":
+            session = payload["d"]["session_id"], payload["d"]["resume_gateway_url"]
+            until_op.session = session
+        if payload["op"] == 0:
+            until_op.seq = payload["s"]
+
+@pytest.mark.replayer(archive=ARCHIVE, faults=["reconnect@dispatch=3"], verdict_window_ms=500,
+                      heartbeat_interval_ms=60000)
+def test_a_client(replayer_gateway):
+    ws = identify(replayer_gateway.gateway_url)
+    until_op(ws, 7)
+    if OBEY:
+        ws.close(4000)
+        session_id, resume_url = until_op.session
+        again = connect(resume_url + "?v=10&encoding=json", compression=None, max_size=None)
+        again.recv()
+        again.send(json.dumps({"op": 6, "d": {"token": "t", "session_id": session_id, "seq": until_op.seq}}))
+        verdicts = replayer_gateway.wait_for_verdicts(timeout=20)
+        again.close(4000)
+    else:
+        verdicts = replayer_gateway.wait_for_verdicts(timeout=20)
+        ws.close(4000)
+    assert verdicts[0].result is not None
+    assert replayer_gateway.passed, replayer_gateway.report()
+"""
+
+
+def write_test(pytester: pytest.Pytester, obey: bool) -> None:
+    pytester.makepyfile(CLIENT.replace("ARCHIVE", repr(str(SAMPLE))).replace("OBEY", repr(obey)))
+
+
+def test_a_failed_test_carries_the_verdict_table(pytester: pytest.Pytester) -> None:
+    write_test(pytester, obey=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- replayer verdicts -*",
+            "FAIL reconnect after dispatch 3: expected a new connection that RESUMEs*"
+            "observed nothing within 0.5 s*[Events > Gateway Events > Reconnect*",
+            "2 passed, 0 non-strict, 1 failed, 0 not fired",
+        ]
+    )
+
+
+def test_wait_for_verdicts_returns_once_the_reaction_is_judged(
+    pytester: pytest.Pytester,
+) -> None:
+    write_test(pytester, obey=True)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "replayer verdicts" not in result.stdout.str()
+
+
+def test_a_fault_that_cannot_fire_is_refused_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        f"""
+import pytest
+
+@pytest.mark.replayer(archive={str(SAMPLE)!r}, faults=["reconnect@event=READDY"])
+def test_typo(replayer_gateway):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*FaultPlanError: fault 'reconnect@event=READDY': field 'event': READDY never occurs*"]
+    )
