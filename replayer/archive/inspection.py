@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from replayer.archive.records import (
+    Closer,
     CloseRecord,
     ConnectionInfoRecord,
     ConnectionRecord,
@@ -65,6 +66,9 @@ class ArchiveStats:
     by_op: Counter[str] = field(default_factory=Counter)
     by_event: Counter[str] = field(default_factory=Counter)
     connections: dict[int, ConnectionSummary] = field(default_factory=dict)
+    # Server-side incidents (op 7, op 9, a close or drop by the server): the replay
+    # repeats those of the replayed sessions as faults.
+    incidents: int = 0
 
     def add(self, record: Record) -> None:
         self.last_t_ns = max(self.last_t_ns, record.t_ns)
@@ -74,6 +78,8 @@ class ArchiveStats:
                 self.payload_bytes += len(record.payload)
                 self.wire_bytes += record.wire_size
                 self.by_op[f"{record.direction.label} {opcode_name(record.op)}"] += 1
+                if record.direction == Direction.SERVER and record.op in (7, 9):
+                    self.incidents += 1
                 if record.t is not None:
                     self.by_event[record.t] += 1
                 summary = self.connections.get(record.conn_id)
@@ -95,6 +101,8 @@ class ArchiveStats:
                     )
                     summary.session_id = record.session_id or summary.session_id
             case CloseRecord():
+                if record.closed_by is Closer.SERVER:
+                    self.incidents += 1
                 summary = self.connections.get(record.conn_id)
                 if summary is not None:
                     summary.close = record

@@ -236,6 +236,34 @@ def print_stats(path: Path, reader: ArchiveReader, s: ArchiveStats) -> None:
             close,
         )
     out.print(conns)
+    if s.incidents:
+        _print_incidents(path)
+
+
+def _print_incidents(path: Path) -> None:
+    """The recorded incidents ``replayer replay`` repeats as faults (docs/faults.md)."""
+    from replayer.replay.script import load_script
+
+    try:
+        script = load_script(path)
+    except ArchiveError:
+        return  # nothing to replay: nothing is repeated
+    incidents = Table(
+        "shard",
+        "after dispatch",
+        "at",
+        "incident",
+        title="replayed as faults",
+        title_justify="left",
+    )
+    for shard_id, shard in sorted(script.shards.items()):
+        for position, (t_ns, fault) in sorted(shard.incidents.items()):
+            incidents.add_row(
+                str(shard_id), str(position), fmt_offset(t_ns).strip(), fault.describe()
+            )
+    if incidents.row_count:
+        out.print(incidents)
+        out.print("(replayer replay --no-recorded-faults leaves them out)", markup=False)
 
 
 @app.command()

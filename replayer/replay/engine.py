@@ -16,7 +16,7 @@ import enum
 from array import array
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from replayer.archive.records import FrameRecord
@@ -25,7 +25,7 @@ from replayer.gateway.close_codes import CloseCode, client_close_ends_session, m
 from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
 from replayer.gateway.opcodes import Direction, Opcode, as_opcode
 from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_payload
-from replayer.replay.faults import Fault, FaultKind, FaultPlan
+from replayer.replay.faults import Fault, FaultKind, FaultPlan, Phase
 from replayer.replay.injector import FaultInjector
 from replayer.replay.script import ReplayScript, ShardScript
 from replayer.replay.verdicts import Judge, Verdict
@@ -43,11 +43,15 @@ class Send:
     s: int | None = None
     t: str | None = None
     injected: bool = False
+    # How the shell puts it on the wire: "" (one message), "fragment" (one message over
+    # several WebSocket frames), "split" (a zlib-stream message over several messages),
+    # "corrupt-stream" (bytes that break the connection's compression context).
+    mode: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Close the WebSocket with this code (a close frame)."""
+    """Close the WebSocket with this code (a close frame; 1005: one without a status)."""
 
     code: int
     reason: str = ""
@@ -186,8 +190,14 @@ SENDS_AWAY = frozenset(
         FaultKind.CLOSE,
         FaultKind.DROP,
         FaultKind.ZOMBIE,
+        FaultKind.WITHHOLD,
+        FaultKind.CLOSE_NO_STATUS,
+        FaultKind.CORRUPT,
+        FaultKind.CORRUPT_STREAM,
+        FaultKind.DEAF,
     }
 )
+NO_STATUS = 1005  # RFC 6455: "no status code was present" (never sent as a code itself)
 
 
 def _payload(op: int, d: Any = None, s: int | None = None, t: str | None = None) -> dict[str, Any]:
@@ -211,6 +221,7 @@ class GatewayConnection:
         self.payloads = payloads
         self.url_key = resume_key(path)  # None: connected to the gateway URL
         self.query = query  # (v, encoding, compress) as the client asked
+        self.zlib_stream = query is not None and query[2] == "zlib-stream"
         self.state = State.AWAIT_IDENTIFY
         self.session: SessionState | None = None
         self._wakeup_ns: int | None = None
@@ -222,6 +233,8 @@ class GatewayConnection:
         self.stall_until_ns: int | None = None
         self.deferred_acks = 0
         self.sent_away_by: Fault | None = None  # the fault that told the client to go
+        self.withheld: Phase | None = None  # a handshake step left unanswered (withhold)
+        self.next_mode: tuple[str, Fault] | None = None  # fragment / split the next dispatch
 
     # --- events ------------------------------------------------------------------------
 
@@ -231,6 +244,10 @@ class GatewayConnection:
         self.replay.judge.connection_opened(
             self.number, now_ns, url_key=self.url_key, query=self.query
         )
+        # Gateway Events > Reconnect: op 7 may come "even before/in place of" HELLO.
+        out = self._phase(Phase.HELLO, now_ns)
+        if out is not None:
+            return out
         interval = self.replay.heartbeat_interval_ms
         return [self._send(_payload(Opcode.HELLO, {"heartbeat_interval": interval}))]
 
@@ -250,6 +267,12 @@ class GatewayConnection:
         if op not in _CLIENT_OPS:
             return self._close(CloseCode.UNKNOWN_OPCODE, f"unknown opcode {payload.op}")
         self.replay.judge.client_payload(self.number, int(op), payload.d, now_ns)
+        # A withheld step stays unanswered: without HELLO nothing is, after IDENTIFY or
+        # RESUME only heartbeats are (the client must give up and reconnect).
+        if self.withheld is not None and (
+            self.withheld is Phase.HELLO or op is not Opcode.HEARTBEAT
+        ):
+            return []
         self.client_ops[int(op)] += 1
         faults = self.replay.injector.after_client_payload(
             self.number, int(op), self.client_ops[int(op)]
@@ -395,7 +418,13 @@ class GatewayConnection:
     ) -> list[Command]:
         """Send stream item ``index`` as the session's next dispatch, and whatever faults
         that dispatch triggers."""
-        out: list[Command] = [self._dispatch(session, index, nonce=nonce, answers=answers)]
+        send = self._dispatch(session, index, nonce=nonce, answers=answers)
+        if self.next_mode is not None:
+            mode, fault = self.next_mode
+            self.next_mode = None
+            send = replace(send, mode=mode, injected=True)
+            self.replay.judge.fault_injected(fault, self.number, now_ns, s=send.s)
+        out: list[Command] = [send]
         session.sent.append(index)
         session.dispatches += 1
         for fault in self.replay.injector.after_dispatch(
@@ -462,6 +491,11 @@ class GatewayConnection:
         script = self.replay.script.shards.get(shard_id)
         if script is None:
             return self._close(CloseCode.INVALID_SHARD, f"the archive has no shard {shard_id}")
+        # Gateway Events > Invalid Session: "the gateway could not initialize a session
+        # after receiving an Opcode 2 Identify"; close codes 4004, 4010-4014 come here too.
+        answer = self._phase(Phase.IDENTIFY, now_ns)
+        if answer is not None:
+            return answer
         ready = self.payloads.frame(script.offsets[0])
         recorded = decode_payload(ready.payload, script.encoding)
         recorded_id = (
@@ -490,6 +524,11 @@ class GatewayConnection:
             or not 0 <= seq <= session.seq
         ):
             return [self._send(_payload(Opcode.INVALID_SESSION, False))]
+        self.session = session  # what a fault in answer to this RESUME acts on
+        self.replay.judge.resume_attempted(self.number, session.session_id, seq)
+        answer = self._phase(Phase.RESUME, now_ns)
+        if answer is not None:
+            return answer
         if self.replay.rejected_resumes:  # a reject-resume fault is armed: this is its moment
             fault = self.replay.rejected_resumes.pop(0)
             session.resumable = False
@@ -529,6 +568,16 @@ class GatewayConnection:
 
     # --- faults --------------------------------------------------------------------------
 
+    def _phase(self, phase: Phase, now_ns: int) -> list[Command] | None:
+        """The faults that answer this handshake step instead, carried out; None if none."""
+        faults = self.replay.injector.at_phase(phase, self.number)
+        if not faults:
+            return None
+        out: list[Command] = []
+        for fault in faults:  # the first is carried out; the others are superseded
+            out += self._inject(fault, now_ns)
+        return out
+
     def _stopped(self) -> bool:
         """No more stream on this connection (closed, dropped, or told to reconnect)."""
         return self.state is State.CLOSED or self.faulted
@@ -538,6 +587,15 @@ class GatewayConnection:
         session = self.session
         if fault.kind is FaultKind.REJECT_RESUME:
             self.replay.rejected_resumes.append(fault)  # judged when a RESUME comes
+            return []
+        if fault.kind in (FaultKind.FRAGMENT, FaultKind.SPLIT):
+            # Judged when the next dispatch goes out that way.
+            if fault.kind is FaultKind.SPLIT and not self.zlib_stream:
+                self.replay.judge.not_fired(
+                    fault, f"connection {self.number} has no zlib-stream to split"
+                )
+            else:
+                self.next_mode = (str(fault.kind), fault)
             return []
         if fault.kind in SENDS_AWAY:
             # One reaction settles one fault (verdicts.py): a connection already told to go
@@ -579,6 +637,21 @@ class GatewayConnection:
                 return [Abort()]
             case FaultKind.ZOMBIE:
                 self.zombie = True
+                return []
+            case FaultKind.WITHHOLD:
+                self.withheld = fault.trigger.phase
+                return []
+            case FaultKind.CLOSE_NO_STATUS:
+                return self._close(NO_STATUS, "")
+            case FaultKind.CORRUPT:
+                self.faulted = True
+                garbage = b"\x83garbage" if self.encoding is Encoding.ETF else b'{"op": 0, "d'
+                return [Send(garbage, Opcode.DISPATCH, injected=True)]
+            case FaultKind.CORRUPT_STREAM:
+                self.faulted = True
+                return [Send(b"", Opcode.DISPATCH, injected=True, mode="corrupt-stream")]
+            case FaultKind.DEAF:
+                self.faulted = True  # the stream stops; heartbeats are still ACKed
                 return []
             case FaultKind.HEARTBEAT:
                 return [self._send(_payload(Opcode.HEARTBEAT), injected=True)]

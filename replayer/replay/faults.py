@@ -16,6 +16,15 @@ Short syntax, one fault per ``--fault``::
     reject-resume@conn=1                  answer the next RESUME with op 9 d=false
     reconnect@dispatch=5,times=3,every=5     at the 5th, 10th and 15th dispatch
 
+Handshake faults answer a step of the handshake instead of the gateway's usual answer:
+
+    reconnect@phase=hello                 op 7 instead of HELLO on the first connection
+    withhold@phase=hello,conn=2           no HELLO at all on the second connection
+    invalid-session:false@phase=identify  op 9 in answer to the first IDENTIFY
+    close:4014@phase=identify             close 4014 in answer to IDENTIFY
+    withhold@phase=identify#2             READY withheld after the second IDENTIFY
+    close:4000@phase=resume               a close as the first answer to a RESUME
+
 Triggers combine with ``conn=N`` (only on the N-th connection). ``times`` (default 1)
 and ``every`` (default: the trigger's own count) repeat a fault.
 """
@@ -50,6 +59,36 @@ class FaultKind(enum.StrEnum):
     STALL = "stall"  # send nothing for a while
     RATE_LIMITED = "rate-limited"  # a RATE_LIMITED dispatch
     REJECT_RESUME = "reject-resume"  # the next RESUME gets op 9 d=false
+    WITHHOLD = "withhold"  # a handshake step goes unanswered (phase=...)
+    # Transport faults.
+    REFUSE = "refuse"  # the upgrade request gets its TCP connection closed (phase=upgrade)
+    BLACKHOLE = "blackhole"  # the upgrade request is never answered (phase=upgrade)
+    HTTP = "http"  # the upgrade is answered with an HTTP status, http:503 (phase=upgrade)
+    CLOSE_NO_STATUS = "close-no-status"  # a close frame without a status code (1005)
+    CORRUPT = "corrupt"  # a payload that is not valid JSON / ETF
+    CORRUPT_STREAM = "corrupt-stream"  # bytes that break the zlib / zstd context
+    DEAF = "deaf"  # dispatches stop, heartbeat ACKs go on
+    FRAGMENT = "fragment"  # the next dispatch over several WebSocket frames
+    SPLIT = "split"  # the next zlib-stream message over several WebSocket messages
+
+
+class Phase(enum.StrEnum):
+    """A step of the handshake a fault can answer (Events > Gateway > Connection Lifecycle)."""
+
+    HELLO = "hello"  # instead of HELLO, when the connection opens
+    IDENTIFY = "identify"  # instead of READY, in answer to IDENTIFY
+    RESUME = "resume"  # instead of the replay and RESUMED, in answer to RESUME
+    UPGRADE = "upgrade"  # a connection attempt, before the WebSocket upgrade is answered
+    RESUME_UPGRADE = "resume-upgrade"  # an attempt on a resume_gateway_url
+
+
+# What a handshake fault may be (anything that ends or holds up the handshake).
+PHASE_KINDS = frozenset(
+    {"reconnect", "invalid-session", "close", "drop", "withhold", "close-no-status", "corrupt",
+     "corrupt-stream"}
+)  # fmt: skip
+# What may answer an upgrade attempt, and nothing else may.
+UPGRADE_KINDS = frozenset({"refuse", "blackhole", "http"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +102,7 @@ class Trigger:
     client_op: int | None = None  # after the client's nth payload of this opcode
     nth: int = 1
     t_ms: int | None = None  # this long after the replay started
+    phase: Phase | None = None  # the nth time the handshake reaches this step
     conn: int | None = None  # only on the conn-th connection (1-based)
 
     def describe(self) -> str:
@@ -77,6 +117,11 @@ class Trigger:
             parts.append(f"after the client's op {self.client_op} #{self.nth}")
         if self.t_ms is not None:
             parts.append(f"at {self.t_ms} ms")
+        if self.phase is not None:
+            step = {"hello": "instead of HELLO", "identify": "in answer to IDENTIFY",
+                    "resume": "in answer to RESUME", "upgrade": "on connection attempt",
+                    "resume-upgrade": "on resume URL attempt"}[self.phase]  # fmt: skip
+            parts.append(f"{step} #{self.nth}")
         if self.conn is not None:
             parts.append(f"on connection {self.conn}")
         return ", ".join(parts)
@@ -104,6 +149,8 @@ class Fault:
             arg = f" d={str(self.resumable).lower()}"
         elif self.kind is FaultKind.STALL:
             arg = f" {self.duration_ms} ms"
+        elif self.kind is FaultKind.HTTP:
+            arg = f" {self.code}"
         recorded = "recorded " if self.recorded else ""
         return f"{recorded}{self.kind}{arg} {self.trigger.describe()}"
 
@@ -117,7 +164,7 @@ class Fault:
             t = replace(t, dispatch=t.dispatch + k * (step or t.dispatch))
         elif t.seq is not None:
             t = replace(t, seq=t.seq + k * (step or t.seq))
-        elif t.event is not None or t.client_op is not None:
+        elif t.event is not None or t.client_op is not None or t.phase is not None:
             t = replace(t, nth=t.nth + k * (step or t.nth))
         elif t.t_ms is not None:
             t = replace(t, t_ms=t.t_ms + k * (step or t.t_ms))
@@ -139,8 +186,8 @@ class FaultPlan:
 # --- parsing -------------------------------------------------------------------------------
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(ms|s|m)?\s*$")
-_KEYS = {"dispatch", "event", "seq", "client-op", "t", "conn", "times", "every", "code", "reason",
-         "resumable", "duration", "retry-after"}  # fmt: skip
+_KEYS = {"dispatch", "event", "seq", "client-op", "t", "phase", "conn", "times", "every", "code",
+         "reason", "resumable", "duration", "retry-after"}  # fmt: skip
 
 
 def _ms(text: str, where: str) -> int:
@@ -210,6 +257,13 @@ def fault_from_mapping(spec: Mapping[str, Any], where: str, source: str = "") ->
         fields["resumable"] = _bool(
             spec.get("resumable", arg if arg is not None else False), f"{where}: field 'resumable'"
         )
+    elif kind is FaultKind.HTTP:
+        code = spec.get("code", arg)
+        if code is None:
+            raise FaultPlanError(f"{where}: field 'code': an http fault needs a status (http:503)")
+        fields["code"] = _int(code, f"{where}: field 'code'", 100)
+        if not 100 <= fields["code"] <= 599 or fields["code"] == 101:
+            raise FaultPlanError(f"{where}: field 'code': {fields['code']} is not an HTTP error")
     elif kind is FaultKind.STALL:
         duration = spec.get("duration", arg)
         if duration is None:
@@ -243,15 +297,42 @@ def fault_from_mapping(spec: Mapping[str, Any], where: str, source: str = "") ->
         trigger["nth"] = nth
     if "t" in spec:
         trigger["t_ms"] = _ms(str(spec["t"]), f"{where}: field 't'")
+    if "phase" in spec:
+        name, nth = _counted(spec["phase"], f"{where}: field 'phase'")
+        try:
+            trigger["phase"] = Phase(name.strip().lower())
+        except ValueError:
+            phases = ", ".join(p.value for p in Phase)
+            raise FaultPlanError(
+                f"{where}: field 'phase': {name!r} is not one of {phases}"
+            ) from None
+        trigger["nth"] = nth
+        upgrade = trigger["phase"] in (Phase.UPGRADE, Phase.RESUME_UPGRADE)
+        allowed = UPGRADE_KINDS if upgrade else PHASE_KINDS
+        if kind not in allowed:
+            what = "a connection attempt" if upgrade else "a handshake step"
+            raise FaultPlanError(
+                f"{where}: field 'phase': a {kind} cannot answer {what} "
+                f"(only {', '.join(sorted(allowed))})"
+            )
+    elif kind is FaultKind.WITHHOLD:
+        raise FaultPlanError(f"{where}: withhold needs a handshake step (phase=hello, ...)")
+    elif kind in UPGRADE_KINDS:
+        raise FaultPlanError(
+            f"{where}: {kind} answers a connection attempt: phase=upgrade or phase=resume-upgrade"
+        )
     if "conn" in spec:
         trigger["conn"] = _int(spec["conn"], f"{where}: field 'conn'")
-    points = [k for k in ("dispatch", "event", "seq", "client_op", "t_ms") if k in trigger]
+    points = [k for k in ("dispatch", "event", "seq", "client_op", "t_ms", "phase") if k in trigger]
     if len(points) > 1:
         raise FaultPlanError(
-            f"{where}: give one of dispatch, event, seq, client-op, t (got {', '.join(points)})"
+            f"{where}: give one of dispatch, event, seq, client-op, t, phase "
+            f"(got {', '.join(points)})"
         )
     if not points and "conn" not in trigger:
-        raise FaultPlanError(f"{where}: say when: dispatch=, event=, seq=, client-op=, t= or conn=")
+        raise FaultPlanError(
+            f"{where}: say when: dispatch=, event=, seq=, client-op=, t=, phase= or conn="
+        )
     times = _int(spec.get("times", 1), f"{where}: field 'times'")
     every = _int(spec["every"], f"{where}: field 'every'") if "every" in spec else None
     return Fault(
@@ -349,5 +430,5 @@ def combine(plans: Iterable[FaultPlan]) -> FaultPlan:
     return FaultPlan(tuple(faults), seed)
 
 
-__all__ = ["Fault", "FaultKind", "FaultPlan", "FaultPlanError", "Trigger", "chaos_plan", "combine",
-           "load_plan", "parse_fault"]  # fmt: skip
+__all__ = ["Fault", "FaultKind", "FaultPlan", "FaultPlanError", "Phase", "Trigger", "chaos_plan",
+           "combine", "load_plan", "parse_fault"]  # fmt: skip

@@ -15,6 +15,7 @@ class FaultInjector:
         self.fired: list[Fault] = []
         self._events: Counter[tuple[str, str]] = Counter()  # (session_id, event) -> sent
         self._t0_ns: int | None = None
+        self._phases: Counter[tuple[str, int | None]] = Counter()  # (step, conn) -> reached
 
     def _take(self, due: list[Fault]) -> list[Fault]:
         for fault in due:
@@ -68,6 +69,22 @@ class FaultInjector:
             and f.trigger.event is None
             and f.trigger.client_op is None
             and f.trigger.t_ms is None
+            and f.trigger.phase is None
+        ]
+        return self._take(due)
+
+    def at_phase(self, phase: str, conn: int) -> list[Fault]:
+        """The handshake reached ``phase`` (hello, identify, resume) on ``conn``: the
+        faults that answer it instead. ``phase=identify#2`` counts over the whole replay;
+        with ``conn=N``, on that connection."""
+        self._phases[(phase, None)] += 1
+        self._phases[(phase, conn)] += 1
+        due = [
+            f
+            for f in self.pending
+            if f.trigger.phase == phase
+            and (f.trigger.conn is None or f.trigger.conn == conn)
+            and f.trigger.nth == self._phases[(phase, f.trigger.conn)]
         ]
         return self._take(due)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -36,6 +37,7 @@ from replayer.gateway.encoding import Encoding
 from replayer.gateway.opcodes import Direction
 from replayer.gateway.url import GatewayQuery
 from replayer.replay.engine import (
+    NO_STATUS,
     Abort,
     Close,
     Command,
@@ -44,8 +46,9 @@ from replayer.replay.engine import (
     ReplayOptions,
     Send,
     State,
+    resume_key,
 )
-from replayer.replay.faults import FaultPlan
+from replayer.replay.faults import FaultKind, FaultPlan, Phase
 from replayer.replay.rest import RestRouter
 from replayer.replay.script import ArchivePayloads, ReplayScript
 from replayer.replay.verdicts import Verdict
@@ -97,6 +100,8 @@ class ReplayServer:
         self._runner: web.AppRunner | None = None
         self._transcript: Transcript | None = None
         self._pokes: dict[GatewayConnection, asyncio.Event] = {}
+        self._attempts = 0  # WebSocket upgrade requests so far
+        self._stopping = asyncio.Event()  # ends black-holed requests
         self._t0_ns = time.monotonic_ns()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -123,6 +128,7 @@ class ReplayServer:
         return self.replay.finish(self._now())
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -170,6 +176,9 @@ class ReplayServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            refused = await self._upgrade_fault(request)
+            if refused is not None:
+                return refused
             return await self._gateway(request)
         assert self.router is not None
         answer = self.router.handle(
@@ -193,6 +202,36 @@ class ReplayServer:
         return web.Response(
             status=answer.status, body=answer.body, headers={"Content-Type": answer.content_type}
         )
+
+    # --- transport faults --------------------------------------------------------------
+
+    async def _upgrade_fault(self, request: web.Request) -> web.StreamResponse | None:
+        """A planned refusal of this connection attempt (phase=upgrade / resume-upgrade),
+        carried out; None to go on with the upgrade."""
+        assert self.replay is not None
+        self._attempts += 1
+        injector = self.replay.injector
+        faults = injector.at_phase(Phase.UPGRADE, self._attempts)
+        if resume_key(request.path) is not None:
+            faults += injector.at_phase(Phase.RESUME_UPGRADE, self._attempts)
+        if not faults:
+            return None
+        fault, *superseded = faults
+        judge = self.replay.judge
+        now = self._now()
+        for other in superseded:
+            judge.not_fired(other, f"superseded: attempt {self._attempts} met {fault.describe()}")
+        judge.attempt_refused(now)
+        judge.fault_injected(fault, 0, now)
+        if fault.kind is FaultKind.HTTP:
+            status = fault.code or 503
+            return web.Response(status=status, text=f"{status}: replayer fault\n")
+        if fault.kind is FaultKind.BLACKHOLE:
+            await self._stopping.wait()  # never answered, until the server stops
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        return web.Response(status=503)  # never sent: the connection is gone
 
     # --- gateway -----------------------------------------------------------------------
 
@@ -310,14 +349,22 @@ class ReplayServer:
     ) -> None:
         for command in commands:
             if isinstance(command, Send):
-                frame, binary = link.encoder.encode_raw(command.raw)
-                if binary:
-                    assert isinstance(frame, bytes)
-                    await link.ws.send_bytes(frame)
+                if command.mode == "corrupt-stream":
+                    frame: bytes | str = _CORRUPT_STREAM
+                    binary = True
+                    await link.ws.send_bytes(_CORRUPT_STREAM)
                 else:
-                    assert isinstance(frame, str)
-                    await link.ws.send_str(frame)
+                    frame, binary = link.encoder.encode_raw(command.raw)
+                    await _send(link, frame, binary, command.mode)
                 self._record_server(link, command, frame, binary)
+            elif isinstance(command, Close) and command.code == NO_STATUS:
+                # A close frame with no status code: the client sees 1005.
+                link.aborted = True
+                transport = link.request.transport
+                if transport is not None:
+                    transport.write(_ws_frame(0x8, b"", fin=True))
+                    transport.close()
+                self._record_close(link, NO_STATUS, Closer.SERVER, True)
             elif isinstance(command, Close):
                 await self._close(link.ws, link.conn_id, command)
             elif isinstance(command, Abort):
@@ -397,6 +444,57 @@ class ReplayServer:
             self._transcript.writer.write(
                 CloseRecord(link.conn_id, self._transcript.now(), code, "", by, clean)
             )
+
+
+# Not a continuation of any zlib or zstd stream (and not JSON): what breaks a context.
+_CORRUPT_STREAM = b"\xff\xfe\xfdreplayer: not a compressed stream\x00\x00\xff\xff"
+
+
+def _ws_frame(opcode: int, payload: bytes, *, fin: bool) -> bytes:
+    """One unmasked WebSocket frame, as a server sends it (RFC 6455 section 5.2)."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([n])
+    elif n < 1 << 16:
+        head += bytes([126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([127]) + n.to_bytes(8, "big")
+    return head + payload
+
+
+def _pieces(data: bytes) -> list[bytes]:
+    """``data`` in three pieces cut at odd offsets (one piece if it is too short)."""
+    if len(data) < 3:
+        return [data]
+    first = max(1, len(data) // 3) | 1
+    second = max(first + 1, (2 * len(data)) // 3) | 1
+    cuts = sorted({min(first, len(data) - 1), min(second, len(data) - 1)})
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+async def _send(link: _Link, frame: bytes | str, binary: bool, mode: str) -> None:
+    """One message: whole, over several WebSocket frames (fragment), or, for zlib-stream,
+    over several messages (split: the client buffers until the 00 00 ff ff suffix)."""
+    data = frame if isinstance(frame, bytes) else frame.encode()
+    if mode == "fragment":
+        transport = link.request.transport
+        if transport is not None:
+            pieces = _pieces(data)
+            for i, piece in enumerate(pieces):
+                opcode = (0x2 if binary else 0x1) if i == 0 else 0x0
+                transport.write(_ws_frame(opcode, piece, fin=i == len(pieces) - 1))
+            return
+    if mode == "split" and binary:
+        for piece in _pieces(data):
+            await link.ws.send_bytes(piece)
+        return
+    if binary:
+        await link.ws.send_bytes(data)
+    else:
+        assert isinstance(frame, str)
+        await link.ws.send_str(frame)
 
 
 class _Link:

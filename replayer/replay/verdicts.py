@@ -28,7 +28,7 @@ from typing import Any
 
 from replayer.gateway.close_codes import CloseCode, client_close_ends_session, may_reconnect
 from replayer.gateway.opcodes import Opcode
-from replayer.replay.faults import Fault, FaultKind
+from replayer.replay.faults import Fault, FaultKind, Phase
 
 NS_PER_MS = 1_000_000
 # Discord docs, Events > Gateway > Rate Limiting: 120 events per 60 seconds.
@@ -49,6 +49,10 @@ DOCS_RESUME_URL = "Events > Gateway > Resuming (Preparing to Resume); Change Log
 DOCS_RESUME_QUERY = "Events > Gateway > Resuming (Preparing to Resume: same query parameters)"
 DOCS_CACHED_URL = "Events > Gateway > Connection Lifecycle (reconnect to the cached gateway URL)"
 DOCS_STALL = "Events > Gateway > Connection Lifecycle"
+DOCS_COMPRESSION = "Events > Gateway > Encoding and Compression (Transport Compression)"
+DOCS_BACKOFF = "Events > Gateway > Identifying (Session Start Limit); Connection Lifecycle"
+DOCS_HELLO = "Events > Gateway Events > Reconnect (may come before or in place of Hello)"
+DOCS_WITHHOLD = "Events > Gateway > Connection Lifecycle (Hello, Ready)"
 
 
 class Result(enum.StrEnum):
@@ -73,7 +77,18 @@ class Expect(enum.Enum):
     HEARTBEAT = "a HEARTBEAT right away"
     STAY = "the connection stays up through the stall"
     BACK_OFF = "no repeat of the rate-limited request before retry_after"
+    COPE = "the client reads it and stays: its next HEARTBEAT carries this s or later"
+    DEAF = "a RESUME once the client notices no dispatch comes (or it stays: NON-STRICT)"
+    RETRY = "another connection attempt"
 
+
+# Events > Gateway Events > Invalid Session: wait a random 1-5 s before a fresh IDENTIFY.
+INVALID_SESSION_WAIT_NS = 1_000 * NS_PER_MS
+# Reconnect back-off: failed connection attempts (no READY or RESUMED on them) may come at
+# most this many in any STORM_WINDOW, and a run of them should wait longer and longer.
+STORM_ATTEMPTS = 5
+STORM_WINDOW_NS = 5_000 * NS_PER_MS
+BACKOFF_RUN = 3  # failed attempts in a row before the delays are judged
 
 # Expectations that an IDENTIFY or a RESUME settles: one reaction, one fault.
 _RECONNECTS = frozenset(
@@ -85,6 +100,7 @@ _RECONNECTS = frozenset(
         Expect.REIDENTIFY,
         Expect.NO_RECONNECT,
         Expect.ZOMBIE,
+        Expect.DEAF,
     }
 )
 
@@ -146,6 +162,7 @@ class _Open:
     deadline_ns: int
     conn: int
     newer_than: int = 0  # a reaction on another connection must be on a later one
+    s: int | None = None  # COPE: the s of the dispatch sent in pieces
     op: int | None = None  # BACK_OFF: the opcode to hold back
     closed_code: int | None = None  # ZOMBIE: how the client closed
     closed: bool = False
@@ -159,6 +176,7 @@ class _ConnWatch:
     session_id: str | None = None  # the session it is in (IDENTIFY or RESUME)
     shard: object = None
     last_s: int = 0  # the last s sent on this connection
+    handshaken: bool = False  # got READY or RESUMED
     heartbeats: list[int] = field(default_factory=list)
     payloads: list[int] = field(default_factory=list)
     closed_ns: int | None = None
@@ -193,6 +211,7 @@ class Judge:
         self._conns: dict[int, _ConnWatch] = {}
         self._sessions: dict[str, _SessionInfo] = {}
         self._t0_ns: int | None = None
+        self._refused: list[int] = []  # connection attempts refused before the WebSocket
         self._resume_url = _UrlRule(
             "RESUMEs on resume_gateway_url",
             "every RESUME on the resume_gateway_url READY gave its session",
@@ -229,7 +248,23 @@ class Judge:
         resume URL of session number ``url_key``; ``query`` is its (v, encoding, compress)."""
         if self._t0_ns is None:
             self._t0_ns = now_ns
+        self._retried(now_ns)
         self._conns[conn] = _ConnWatch(now_ns, url_key, query)
+
+    def attempt_refused(self, now_ns: int) -> None:
+        """A connection attempt the server refused before it became a WebSocket (a
+        transport fault): a failed attempt for the back-off rule."""
+        if self._t0_ns is None:
+            self._t0_ns = now_ns
+        self._retried(now_ns)
+        self._refused.append(now_ns)
+
+    def _retried(self, now_ns: int) -> None:
+        """A connection attempt: the reaction to refused ones before it."""
+        for item in list(self._open):
+            if item.expect is Expect.RETRY and now_ns > item.t_ns:
+                seconds = (now_ns - item.t_ns) / 1e9
+                self._decide(item, Result.PASS, f"tried again after {seconds:.1f} s", now_ns)
 
     def session_started(
         self, conn: int, session_id: str, url_key: int, shard: object = None
@@ -239,6 +274,7 @@ class Judge:
         if watch is None:
             return
         watch.session_id, watch.shard, watch.last_s = session_id, shard, 0
+        watch.handshaken = True
         self._sessions[session_id] = _SessionInfo(url_key, watch.query)
         rule = self._identify_url
         rule.judged += 1
@@ -252,6 +288,7 @@ class Judge:
         if watch is None or info is None:
             return
         watch.session_id, watch.last_s = session_id, seq
+        watch.handshaken = True
         self._resume_url.judged += 1
         if watch.url_key != info.url_key:
             where = "the gateway URL" if watch.url_key is None else "another session's resume URL"
@@ -263,14 +300,21 @@ class Judge:
                 f"the session began with {_query(info.query)}"
             )
 
+    def resume_attempted(self, conn: int, session_id: str, seq: int) -> None:
+        """``conn`` sent a RESUME of a session the server knows (before it is answered)."""
+        watch = self._conns.get(conn)
+        if watch is not None:
+            watch.session_id, watch.last_s = session_id, seq
+
     def dispatched(self, conn: int, s: int) -> None:
         """A dispatch with sequence number ``s`` went out on ``conn``."""
         watch = self._conns.get(conn)
         if watch is not None:
             watch.last_s = s
 
-    def fault_injected(self, fault: Fault, conn: int, now_ns: int) -> None:
-        """A fault just went out on ``conn``."""
+    def fault_injected(self, fault: Fault, conn: int, now_ns: int, s: int | None = None) -> None:
+        """A fault just went out on ``conn`` (0: a refused connection attempt); ``s``:
+        the dispatch it sent in pieces (fragment, split)."""
         expect = _expectation(fault)
         expected = expect.value
         watch = self._conns.get(conn)
@@ -294,6 +338,10 @@ class Judge:
             window = fault.duration_ms * NS_PER_MS + 1_000 * NS_PER_MS
         elif expect is Expect.BACK_OFF:
             window = int(fault.retry_after_s * 1e9)
+        elif expect is Expect.COPE:
+            window = max(window, 2 * self.heartbeat_interval_ns)
+        elif expect is Expect.DEAF:
+            window = max(window, 3 * self.heartbeat_interval_ns)
         self._open.append(
             _Open(
                 verdict,
@@ -303,6 +351,7 @@ class Judge:
                 now_ns + window,
                 conn,
                 newer_than=max(self._conns, default=0),
+                s=s,
                 op=fault.trigger.client_op or Opcode.REQUEST_GUILD_MEMBERS,
             )
         )
@@ -334,7 +383,7 @@ class Judge:
             return
         for item in list(self._open):
             if now_ns >= item.t_ns and item.expect not in _RECONNECTS:
-                self._judge_other(item, conn, op, now_ns)
+                self._judge_other(item, conn, op, d, now_ns)
 
     def client_closed(self, conn: int, code: int | None, now_ns: int) -> None:
         watch = self._conns.get(conn)
@@ -346,6 +395,15 @@ class Judge:
                 continue
             item.closed = True
             item.closed_code = code
+            if item.expect is Expect.COPE:
+                self._decide(
+                    item,
+                    Result.FAIL,
+                    f"the client closed ({code}) after the dispatch in pieces: it could not "
+                    "read it",
+                    now_ns,
+                )
+                continue
             if item.expect is Expect.STAY:
                 if item.fault.duration_ms * NS_PER_MS <= self.heartbeat_interval_ns:
                     self._decide(
@@ -398,6 +456,7 @@ class Judge:
             self._timeout(item, now_ns, ended=True)
         self._heartbeat_verdict(now_ns)
         self._rate_verdict()
+        self._backoff_verdict()
         for rule in (self._resume_url, self._resume_query, self._identify_url):
             if rule.judged:
                 self.verdicts.append(
@@ -449,6 +508,24 @@ class Judge:
                 f"no repeat within {item.fault.retry_after_s:g} s",
                 item.deadline_ns,
             )
+        elif item.fault.kind is FaultKind.WITHHOLD and not item.closed:
+            # The docs set no timeout for HELLO or READY: waiting forever is not a MUST
+            # broken, but a client stuck there (discord.js#9275) should give up and retry.
+            self._decide(
+                item,
+                Result.NON_STRICT,
+                f"still waiting after {window_s:.1f} s: never gave up and reconnected",
+                item.deadline_ns,
+            )
+            item.verdict.reaction_ms = None
+        elif item.expect is Expect.DEAF and not item.closed:
+            self._decide(
+                item,
+                Result.NON_STRICT,
+                f"stayed {window_s:.1f} s on a connection that sent no dispatch",
+                item.deadline_ns,
+            )
+            item.verdict.reaction_ms = None
         else:
             when = "before the replay ended" if early else f"within {window_s:.1f} s"
             self._decide(
@@ -475,8 +552,12 @@ class Judge:
 
         return sorted(items, key=lambda item: not matches(item))
 
-    def _judge_other(self, item: _Open, conn: int, op: int, now_ns: int) -> None:
-        if item.expect is Expect.HEARTBEAT:
+    def _judge_other(self, item: _Open, conn: int, op: int, d: Any, now_ns: int) -> None:
+        if item.expect is Expect.COPE:
+            read = type(d) is int and item.s is not None and d >= item.s
+            if conn == item.conn and op == Opcode.HEARTBEAT and read:
+                self._decide(item, Result.PASS, f"read it: HEARTBEAT with s={d}", now_ns)
+        elif item.expect is Expect.HEARTBEAT:
             if conn == item.conn and op == Opcode.HEARTBEAT:
                 self._decide(item, Result.PASS, "HEARTBEAT sent", now_ns)
         elif item.expect is Expect.BACK_OFF and op == item.op:
@@ -499,7 +580,19 @@ class Judge:
         if expect is Expect.IDENTIFY:
             if op == Opcode.IDENTIFY:
                 on = " on a new connection" if new_conn else ""
-                self._decide(item, Result.PASS, f"IDENTIFY{on}", now_ns)
+                waited_ns = now_ns - item.t_ns
+                if item.fault.kind in (FaultKind.INVALID_SESSION, FaultKind.REJECT_RESUME) and (
+                    waited_ns < INVALID_SESSION_WAIT_NS
+                ):
+                    self._decide(
+                        item,
+                        Result.NON_STRICT,
+                        f"IDENTIFY{on} {waited_ns / 1e9:.1f} s after op 9; the docs ask for "
+                        "a random 1-5 s wait first",
+                        now_ns,
+                    )
+                else:
+                    self._decide(item, Result.PASS, f"IDENTIFY{on}", now_ns)
             else:
                 self._decide(
                     item,
@@ -521,8 +614,8 @@ class Judge:
             else:
                 self._decide(item, Result.PASS, f"{name} on a new connection", now_ns)
             return True
-        # RESUME, RESUME_ANY, ZOMBIE: the session and last seq of the connection it left.
-        if expect in (Expect.RESUME, Expect.ZOMBIE) and not new_conn:
+        # RESUME, RESUME_ANY, ZOMBIE, DEAF: the session and last seq of the connection left.
+        if expect in (Expect.RESUME, Expect.ZOMBIE, Expect.DEAF) and not new_conn:
             return False
         watch = self._conns.get(item.conn)
         session_id = watch.session_id if watch is not None else None
@@ -620,6 +713,56 @@ class Judge:
             )
         )
 
+    def _backoff_verdict(self) -> None:
+        """No reconnect storm: failed attempts (connections that got no READY or RESUMED,
+        and refused ones) at most STORM_ATTEMPTS in any STORM_WINDOW (FAIL), and a run of
+        BACKOFF_RUN or more should wait longer between tries (NON-STRICT; serenity#1433)."""
+        attempts = sorted(
+            [(w.opened_ns, w.handshaken) for w in self._conns.values()]
+            + [(t, False) for t in self._refused]
+        )
+        failed = [t for t, ok in attempts if not ok]
+        if len(failed) < BACKOFF_RUN:
+            return
+        worst = 0
+        start = 0
+        for end, t in enumerate(failed):
+            while t - failed[start] >= STORM_WINDOW_NS:
+                start += 1
+            worst = max(worst, end - start + 1)
+        runs: list[list[int]] = [[]]
+        for t, ok in attempts:
+            if ok:
+                runs.append([])
+            else:
+                runs[-1].append(t)
+        flat = []
+        for run in runs:
+            gaps = [b - a for a, b in itertools.pairwise(run)]
+            if len(run) >= BACKOFF_RUN and max(gaps[1:]) <= gaps[0]:
+                flat.append(", ".join(f"{gap / 1e9:.1f} s" for gap in gaps))
+        window_s = STORM_WINDOW_NS / 1e9
+        observed = f"{len(failed)} failed attempts, at most {worst} in {window_s:g} s"
+        if worst > STORM_ATTEMPTS:
+            result = Result.FAIL
+        elif flat:
+            result = Result.NON_STRICT
+            observed += f"; the delays did not grow: {'; '.join(flat)}"
+        else:
+            result = Result.PASS
+        self.verdicts.append(
+            Verdict(
+                name="reconnect back-off",
+                expected=(
+                    f"at most {STORM_ATTEMPTS} failed attempts in {window_s:g} s, "
+                    "with growing delays"
+                ),
+                observed=observed,
+                result=result,
+                docs=DOCS_BACKOFF,
+            )
+        )
+
 
 def _query(query: tuple[object, ...]) -> str:
     return "/".join(str(part) for part in query)
@@ -633,6 +776,21 @@ def _needs_new_session(code: int) -> bool:
 
 
 def _expectation(fault: Fault) -> Expect:
+    expect = _base_expectation(fault)
+    phase = fault.trigger.phase
+    if phase in (Phase.HELLO, Phase.IDENTIFY) and expect in (
+        Expect.RESUME,
+        Expect.RESUME_ANY,
+    ):
+        # No session was made on this connection: any reconnect will do, and in answer to
+        # IDENTIFY an op 9 asks for a fresh IDENTIFY whatever its d.
+        if phase is Phase.IDENTIFY and fault.kind is FaultKind.INVALID_SESSION:
+            return Expect.IDENTIFY
+        return Expect.RECONNECT
+    return expect
+
+
+def _base_expectation(fault: Fault) -> Expect:
     match fault.kind:
         case FaultKind.RECONNECT | FaultKind.DROP:
             return Expect.RESUME
@@ -657,10 +815,22 @@ def _expectation(fault: Fault) -> Expect:
             return Expect.BACK_OFF
         case FaultKind.REJECT_RESUME:
             return Expect.IDENTIFY
+        case FaultKind.WITHHOLD:
+            return Expect.RESUME  # in answer to RESUME; RECONNECT before (see _expectation)
+        case FaultKind.CLOSE_NO_STATUS | FaultKind.CORRUPT | FaultKind.CORRUPT_STREAM:
+            return Expect.RESUME  # the session survives what the transport did
+        case FaultKind.DEAF:
+            return Expect.DEAF
+        case FaultKind.FRAGMENT | FaultKind.SPLIT:
+            return Expect.COPE
+        case FaultKind.REFUSE | FaultKind.BLACKHOLE | FaultKind.HTTP:
+            return Expect.RETRY
     raise AssertionError(fault.kind)
 
 
 def _docs(fault: Fault) -> str:
+    if fault.trigger.phase is Phase.HELLO and fault.kind is FaultKind.RECONNECT:
+        return DOCS_HELLO
     match fault.kind:
         case FaultKind.RECONNECT:
             return DOCS_RECONNECT
@@ -678,4 +848,12 @@ def _docs(fault: Fault) -> str:
             return DOCS_STALL
         case FaultKind.RATE_LIMITED:
             return DOCS_RATE_LIMITED
+        case FaultKind.WITHHOLD:
+            return DOCS_WITHHOLD
+        case FaultKind.CLOSE_NO_STATUS | FaultKind.DEAF | FaultKind.CORRUPT:
+            return DOCS_DISCONNECT
+        case FaultKind.CORRUPT_STREAM | FaultKind.FRAGMENT | FaultKind.SPLIT:
+            return DOCS_COMPRESSION
+        case FaultKind.REFUSE | FaultKind.BLACKHOLE | FaultKind.HTTP:
+            return DOCS_BACKOFF
     raise AssertionError(fault.kind)

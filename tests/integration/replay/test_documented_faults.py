@@ -35,7 +35,12 @@ _FAULT = re.compile(r"(?<![\w-])([a-z]+(?:-[a-z]+)*(?::[\w.]+)?@[\w=#,.-]+)")
 KINDS = ("reconnect", "invalid-session", "close", "drop", "zombie", "heartbeat", "stall",
          "rate-limited", "reject-resume")  # fmt: skip
 # Faults that only fire once the client comes back (a RESUME, a second connection).
-COMPANIONS = {"reject-resume": "reconnect@dispatch=2", "conn=2": "reconnect@dispatch=3"}
+COMPANIONS = {
+    "reject-resume": "reconnect@dispatch=2",
+    "conn=2": "reconnect@dispatch=3",
+    "phase=resume": "reconnect@dispatch=3",
+    "phase=identify#2": "invalid-session:false@dispatch=3",
+}
 
 
 def documented_faults() -> list[str]:

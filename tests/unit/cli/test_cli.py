@@ -173,3 +173,13 @@ def test_usage_errors_exit_2() -> None:
     result = run("inspect", GOLDEN, "--op", "NOT_AN_OPCODE")
     assert result.returncode == 2
     assert "unknown opcode" in result.stderr
+
+
+def test_inspect_stats_lists_the_incidents_a_replay_repeats() -> None:
+    sample = Path(__file__).parents[3] / "recordings" / "sample-small.rpl"
+    result = run("inspect", sample, "--stats")
+    assert result.returncode == 0, result.stderr
+    assert "replayed as faults" in result.stdout
+    assert "recorded reconnect after dispatch 7" in result.stdout
+    plain = run("inspect", Path(__file__).parents[3] / "recordings" / "small-bot.rpl", "--stats")
+    assert "replayed as faults" not in plain.stdout

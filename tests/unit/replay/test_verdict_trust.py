@@ -9,6 +9,7 @@ MESSAGE_CREATE s=4..6 at 130, 230 and 330 ms; heartbeat_interval 1000 ms.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -413,3 +414,114 @@ def test_the_replay_is_the_whole_run_of_one_plan(harness: Callable[..., Harness]
     names = [v.name for v in h.replay.finish(2 * S)]
     assert names[0] == "heartbeat after dispatch 1"
     assert isinstance(h.replay, Replay)
+
+
+# --- handshake faults ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("withhold@dispatch=2", "withhold needs a handshake step (phase=hello, ...)"),
+        ("zombie@phase=hello", "a zombie cannot answer a handshake step"),
+        ("reconnect@phase=ready", "'ready' is not one of hello, identify, resume"),
+        ("reconnect@phase=hello,dispatch=2", "give one of dispatch, event, seq, client-op, t, phase"),
+    ],
+)  # fmt: skip
+def test_handshake_fault_syntax_errors(text: str, says: str) -> None:
+    with pytest.raises(FaultPlanError, match=re.escape(says)):
+        parse_fault(text)
+
+
+def test_handshake_fault_syntax() -> None:
+    fault = parse_fault("withhold@phase=identify#2,conn=3")
+    assert (fault.kind, fault.trigger.phase, fault.trigger.nth, fault.trigger.conn) == (
+        "withhold", "identify", 2, 3,
+    )  # fmt: skip
+    assert fault.describe() == "withhold in answer to IDENTIFY #2, on connection 3"
+    assert parse_fault("reconnect@phase=hello").describe() == "reconnect instead of HELLO #1"
+
+
+def test_op7_instead_of_hello(harness: Callable[..., Harness]) -> None:
+    h = faulty(harness, "reconnect@phase=hello", speed=0)
+    first = h.connect()
+    assert view(first.start(0)) == [("send", 7, None, None, None, True)]
+    first.client_closed(4000, 1 * S)
+    second = started(h, 1 * S)  # HELLO this time
+    identify(second, 1 * S)
+    verdict = verdicts(h)["reconnect instead of HELLO #1"]
+    assert (verdict.result, verdict.observed) == (Result.PASS, "IDENTIFY on a new connection")
+    assert verdict.docs.startswith("Events > Gateway Events > Reconnect")
+
+
+def test_hello_withheld(harness: Callable[..., Harness]) -> None:
+    h = faulty(harness, "withhold@phase=hello", speed=0)
+    first = h.connect()
+    assert first.start(0) == []
+    assert heartbeat(first, 1) == []  # nothing is answered
+    assert identify(first, 2) == []
+    first.client_closed(4000, 5 * S)
+    identify(started(h, 5 * S), 5 * S)
+    verdict = verdicts(h)["withhold instead of HELLO #1"]
+    assert verdict.result is Result.PASS
+
+
+@pytest.mark.parametrize("resumable", [False, True])
+def test_op9_in_answer_to_identify(harness: Callable[..., Harness], resumable: bool) -> None:
+    h = faulty(harness, f"invalid-session:{str(resumable).lower()}@phase=identify", speed=0)
+    conn = started(h)
+    assert view(identify(conn)) == [("send", 9, None, None, resumable, True)]
+    out = view(identify(conn, 2 * S))  # again, on the same connection: READY this time
+    assert out[0][1:4] == (0, 1, "READY")
+    verdict = verdicts(h)[f"invalid-session d={str(resumable).lower()} in answer to IDENTIFY #1"]
+    assert (verdict.result, verdict.observed) == (Result.PASS, "IDENTIFY")
+
+
+def test_a_fatal_close_in_answer_to_identify(harness: Callable[..., Harness]) -> None:
+    h = faulty(harness, "close:4014@phase=identify", speed=0)
+    conn = started(h)
+    assert view(identify(conn)) == [("close", 4014, "injected close 4014")]
+    verdict = verdicts(h)["close 4014 in answer to IDENTIFY #1"]
+    assert verdict.result is Result.PASS
+    h2 = faulty(harness, "close:4014@phase=identify", speed=0)
+    identify(started(h2))
+    identify(started(h2, 1 * S), 1 * S)  # it came back: 4014 is fatal
+    verdict = verdicts(h2)["close 4014 in answer to IDENTIFY #1"]
+    assert (verdict.result, verdict.observed) == (
+        Result.FAIL,
+        "reconnected and sent IDENTIFY after a fatal close",
+    )
+
+
+def test_ready_withheld(harness: Callable[..., Harness]) -> None:
+    """discord.js: "a READY timeout still requests reconnection"."""
+    h = faulty(harness, "withhold@phase=identify", speed=0)
+    conn = started(h)
+    assert identify(conn) == []
+    assert view(heartbeat(conn, 1 * S)) == [("send", 11, None, None, None, False)]
+    conn.client_closed(4000, 3 * S)
+    identify(started(h, 3 * S), 3 * S)
+    verdict = verdicts(h)["withhold in answer to IDENTIFY #1"]
+    assert (verdict.result, verdict.observed) == (Result.PASS, "IDENTIFY on a new connection")
+
+
+@pytest.mark.parametrize("kind", ["close:4000", "withhold", "reconnect", "drop"])
+def test_a_fault_in_answer_to_resume_expects_the_resume_again(
+    harness: Callable[..., Harness], kind: str
+) -> None:
+    """twilight PR #1973: reconnect, send RESUME, and be disconnected again at once."""
+    h = faulty(harness, f"{kind}@phase=resume", speed=0)
+    first = started(h)
+    identify(first)
+    first.client_closed(4000, 1 * S)
+    second = started(h, 1 * S)
+    out = view(resume(second, 6, 1 * S))
+    assert [c for c in out if c[0] == "send" and c[1] == 0] == []  # no RESUMED
+    second.client_closed(4000, 2 * S)
+    out = view(resume(started(h, 2 * S), 6, 2 * S))
+    assert (0, 7, "RESUMED") in [c[1:4] for c in out]
+    verdict = verdicts(h)[f"{parse_fault(kind + '@phase=resume').describe()}"]
+    assert (verdict.result, verdict.observed) == (
+        Result.PASS,
+        "RESUME (session sess1, seq 6) on a new connection",
+    )

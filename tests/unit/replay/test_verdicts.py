@@ -185,3 +185,67 @@ def test_heartbeat_schedule_and_rate() -> None:
     assert "longest gap 4.0 s" in verdicts["heartbeats on schedule"].observed
     assert not verdicts["payload rate"].passed
     assert "132" in verdicts["payload rate"].observed
+
+
+@pytest.mark.parametrize(
+    ("opened_s", "result", "observed"),
+    [
+        ([0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "FAIL", "7 failed attempts, at most 7 in 5 s"),
+        ([0, 1, 2, 3], "NON-STRICT", "4 failed attempts, at most 4 in 5 s; the delays did not grow: 1.0 s, 1.0 s, 1.0 s"),
+        ([0, 0.5, 1.5, 3.5], "PASS", "4 failed attempts, at most 4 in 5 s"),
+    ],
+)  # fmt: skip
+def test_reconnect_back_off(opened_s: list[float], result: str, observed: str) -> None:
+    """Connections that never got READY or RESUMED are failed attempts (serenity#1433)."""
+    judge = Judge(heartbeat_interval_ms=1000)
+    for conn, t in enumerate(opened_s, start=1):
+        judge.connection_opened(conn, int(t * S))
+    [verdict] = [v for v in judge.finish(10 * S) if v.name == "reconnect back-off"]
+    assert (str(verdict.result), verdict.observed) == (result, observed)
+
+
+def test_successful_connections_are_no_failed_attempts() -> None:
+    judge = Judge(heartbeat_interval_ms=1000)
+    for conn in range(1, 8):
+        judge.connection_opened(conn, conn * S // 10)
+        judge.session_started(conn, f"s{conn}", conn)
+    assert "reconnect back-off" not in [v.name for v in judge.finish(10 * S)]
+
+
+def judged(
+    fault: str, events: list[tuple[str, tuple[object, ...]]], s: int | None = None
+) -> Verdict:
+    judge = Judge(heartbeat_interval_ms=1000, window_ms=3000)
+    judge.connection_opened(1, 0)
+    judge.session_started(1, "sess", 1)
+    judge.dispatched(1, 7)
+    judge.fault_injected(parse_fault(fault), 1 if "upgrade" not in fault else 0, 1 * S, s=s)
+    for kind, args in events:
+        getattr(judge, kind)(*args)
+    return judge.finish(60 * S)[0]
+
+
+@pytest.mark.parametrize(
+    ("fault", "events", "s", "result", "observed"),
+    [
+        ("withhold@phase=identify", [], None, "NON-STRICT", "still waiting after 3.0 s: never gave up and reconnected"),
+        ("withhold@phase=identify", [("client_closed", (1, 4000, 2 * S)), OPEN_2, ("client_payload", (2, Opcode.IDENTIFY, {}, 3 * S))], None, "PASS", "IDENTIFY on a new connection"),
+        ("deaf@dispatch=1", [], None, "NON-STRICT", "stayed 3.0 s on a connection that sent no dispatch"),
+        ("deaf@dispatch=1", [("client_closed", (1, 4000, 2 * S)), OPEN_2, RESUME_OK], None, "PASS", "RESUME (session sess, seq 7) on a new connection"),
+        ("fragment@dispatch=1", [("client_payload", (1, Opcode.HEARTBEAT, 8, 2 * S))], 8, "PASS", "read it: HEARTBEAT with s=8"),
+        ("fragment@dispatch=1", [("client_payload", (1, Opcode.HEARTBEAT, 7, 2 * S))], 8, "FAIL", "nothing within 3.0 s"),
+        ("fragment@dispatch=1", [("client_closed", (1, 1006, 2 * S))], 8, "FAIL", "the client closed (1006) after the dispatch in pieces: it could not read it"),
+        ("refuse@phase=upgrade", [OPEN_2], None, "PASS", "tried again after 1.0 s"),
+        ("http:503@phase=upgrade", [], None, "FAIL", "nothing within 3.0 s"),
+        ("corrupt@dispatch=1", [OPEN_2, ("client_payload", (2, Opcode.IDENTIFY, {}, 3 * S))], None, "FAIL", "IDENTIFY instead of RESUME: the session and missed events are lost"),
+    ],
+)  # fmt: skip
+def test_transport_fault_verdicts(
+    fault: str,
+    events: list[tuple[str, tuple[object, ...]]],
+    s: int | None,
+    result: str,
+    observed: str,
+) -> None:
+    verdict = judged(fault, events, s)
+    assert (str(verdict.result), verdict.observed) == (result, observed)
