@@ -51,9 +51,14 @@ Faults (--fault, repeatable): KIND[:ARG]@KEY=VALUE[,KEY=VALUE...]
   rate-limited@client-op=8             a RATE_LIMITED dispatch after the client's op 8
   reject-resume@conn=1                 answer the next RESUME with op 9 d=false
   reconnect@dispatch=5,times=3,every=5
+  reconnect@phase=hello                op 7 instead of HELLO
+  withhold@phase=identify              READY never comes
+  http:503@phase=upgrade,times=2       the next two connection attempts get HTTP 503
+  close-no-status@dispatch=4           a close frame without a status code (1005)
 \b
 Triggers: dispatch=K, event=NAME[#K], seq=S, client-op=OP[#K], t=TIME, conn=N (only on the
-N-th connection; alone: right after its handshake). Repeats: times=N, every=M.
+N-th connection; alone: right after its handshake), phase=hello|identify|resume|upgrade[#K].
+Repeats: times=N, every=M.
 A TOML plan (--plan) has [[fault]] tables with the same keys. docs/faults.md has it all.
 """
 

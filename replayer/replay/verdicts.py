@@ -816,7 +816,10 @@ def _base_expectation(fault: Fault) -> Expect:
         case FaultKind.REJECT_RESUME:
             return Expect.IDENTIFY
         case FaultKind.WITHHOLD:
-            return Expect.RESUME  # in answer to RESUME; RECONNECT before (see _expectation)
+            # The client gives up on the step and tries again: what it sends then is judged
+            # by the rules that apply anyway (the fault that sent it there, the standing
+            # rules), so a withheld step takes no reaction away from another fault.
+            return Expect.RETRY
         case FaultKind.CLOSE_NO_STATUS | FaultKind.CORRUPT | FaultKind.CORRUPT_STREAM:
             return Expect.RESUME  # the session survives what the transport did
         case FaultKind.DEAF:

@@ -123,3 +123,16 @@ async def test_library_through_fault(
     result = await run(library, fault, tmp_path, monkeypatch)
     expected = OBSERVED[fault][0 if library == "discord.py" else 1]
     assert result is expected
+
+
+def test_docs_faults_md_shows_what_the_runs_show() -> None:
+    """docs/faults.md's table of library behaviour agrees with OBSERVED, cell by cell."""
+    docs = (Path(__file__).parents[2] / "docs" / "faults.md").read_text()
+    section = docs[docs.index("## What the libraries do") :]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    for fault, results in OBSERVED.items():
+        name = fault if "phase=" in fault else fault.split("@")[0]
+        [row] = [r for r in rows if f"`{name}`" in r.split("|")[1]]
+        cells = [cell.strip() for cell in row.split("|")[2:4]]
+        for cell, result in zip(cells, results, strict=True):
+            assert cell.startswith(str(result)), (fault, cell, result)

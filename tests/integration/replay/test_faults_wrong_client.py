@@ -13,6 +13,7 @@ under the clients' TIMEOUT (``REPLAYER_TIMEOUT_FACTOR``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -238,7 +239,9 @@ class Bot:
                     if self.request_members:
                         self.request_members = False
                         guild = {"guild_id": "1", "query": "", "limit": 0, "nonce": "n1"}
-                        await self._send(ws, 8, guild)
+                        # Closed meanwhile: read what came before the close first.
+                        with contextlib.suppress(ConnectionClosed):
+                            await self._send(ws, 8, guild)
             elif op == 11:
                 self._acked = True
                 self.heartbeats_acked += 1

@@ -335,14 +335,15 @@ def test_reject_resume_answers_the_next_resume_with_op9_false(
     assert view(resume(second, 3, 2)) == [op9(False)]
     assert second.state is State.AWAIT_IDENTIFY
     # Only the next RESUME: a fresh session on the same socket, then RESUMEs work again.
-    assert view(identify(second, 3) + drain(second, 3)) == dispatched(1, 6)
-    second.client_closed(4000, 4)
-    third = started(h, 5)
-    out = view(third.receive(msg(6, {"token": "t", "session_id": "sess1-2", "seq": 6}), 5))
-    assert out == [("send", 0, 7, "RESUMED", {}, False)]
+    later = 2 + 1_500 * MS  # the docs: wait 1-5 s after op 9 before a fresh IDENTIFY
+    assert view(identify(second, later) + drain(second, later)) == dispatched(1, 6)
+    second.client_closed(4000, later + 1)
+    third = started(h, later + 2)
+    resumed = msg(6, {"token": "t", "session_id": "sess1-2", "seq": 6})
+    assert view(third.receive(resumed, later + 2)) == [("send", 0, 7, "RESUMED", {}, False)]
     # The rejected session stays gone.
-    fourth = started(h, 6)
-    assert view(resume(fourth, 3, 6)) == [op9(False, injected=False)]
+    fourth = started(h, later + 3)
+    assert view(resume(fourth, 3, later + 3)) == [op9(False, injected=False)]
     names = [(v.name, v.passed, v.observed) for v in h.replay.judge.verdicts]
     assert names == [
         ("reconnect after dispatch 3", True, "RESUME (session sess1, seq 3) on a new connection"),

@@ -502,10 +502,10 @@ def test_ready_withheld(harness: Callable[..., Harness]) -> None:
     conn.client_closed(4000, 3 * S)
     identify(started(h, 3 * S), 3 * S)
     verdict = verdicts(h)["withhold in answer to IDENTIFY #1"]
-    assert (verdict.result, verdict.observed) == (Result.PASS, "IDENTIFY on a new connection")
+    assert (verdict.result, verdict.observed) == (Result.PASS, "tried again after 3.0 s")
 
 
-@pytest.mark.parametrize("kind", ["close:4000", "withhold", "reconnect", "drop"])
+@pytest.mark.parametrize("kind", ["close:4000", "reconnect", "drop"])
 def test_a_fault_in_answer_to_resume_expects_the_resume_again(
     harness: Callable[..., Harness], kind: str
 ) -> None:

@@ -229,7 +229,7 @@ def judged(
     ("fault", "events", "s", "result", "observed"),
     [
         ("withhold@phase=identify", [], None, "NON-STRICT", "still waiting after 3.0 s: never gave up and reconnected"),
-        ("withhold@phase=identify", [("client_closed", (1, 4000, 2 * S)), OPEN_2, ("client_payload", (2, Opcode.IDENTIFY, {}, 3 * S))], None, "PASS", "IDENTIFY on a new connection"),
+        ("withhold@phase=identify", [("client_closed", (1, 4000, 2 * S)), OPEN_2, ("client_payload", (2, Opcode.IDENTIFY, {}, 3 * S))], None, "PASS", "tried again after 1.0 s"),
         ("deaf@dispatch=1", [], None, "NON-STRICT", "stayed 3.0 s on a connection that sent no dispatch"),
         ("deaf@dispatch=1", [("client_closed", (1, 4000, 2 * S)), OPEN_2, RESUME_OK], None, "PASS", "RESUME (session sess, seq 7) on a new connection"),
         ("fragment@dispatch=1", [("client_payload", (1, Opcode.HEARTBEAT, 8, 2 * S))], 8, "PASS", "read it: HEARTBEAT with s=8"),
