@@ -235,6 +235,7 @@ class GatewayConnection:
         self.sent_away_by: Fault | None = None  # the fault that told the client to go
         self.withheld: Phase | None = None  # a handshake step left unanswered (withhold)
         self.next_mode: tuple[str, Fault] | None = None  # fragment / split the next dispatch
+        self.latency: tuple[int, int] | None = None  # (delay, jitter) of every frame, ms
 
     # --- events ------------------------------------------------------------------------
 
@@ -650,6 +651,9 @@ class GatewayConnection:
             case FaultKind.CORRUPT_STREAM:
                 self.faulted = True
                 return [Send(b"", Opcode.DISPATCH, injected=True, mode="corrupt-stream")]
+            case FaultKind.LATENCY:
+                self.latency = (fault.duration_ms, fault.jitter_ms)
+                return []
             case FaultKind.DEAF:
                 self.faulted = True  # the stream stops; heartbeats are still ACKed
                 return []

@@ -70,6 +70,7 @@ class FaultKind(enum.StrEnum):
     DEAF = "deaf"  # dispatches stop, heartbeat ACKs go on
     FRAGMENT = "fragment"  # the next dispatch over several WebSocket frames
     SPLIT = "split"  # the next zlib-stream message over several WebSocket messages
+    LATENCY = "latency"  # every frame from here on late by latency:200ms (jitter=50ms)
 
 
 class Phase(enum.StrEnum):
@@ -134,7 +135,8 @@ class Fault:
     code: int | None = None  # close
     reason: str = ""
     resumable: bool = False  # invalid-session
-    duration_ms: int = 0  # stall
+    duration_ms: int = 0  # stall; latency
+    jitter_ms: int = 0  # latency: each frame's delay is duration +- jitter
     retry_after_s: float = 5.0  # rate-limited
     times: int = 1
     every: int | None = None  # repeat period in the trigger's unit
@@ -149,6 +151,8 @@ class Fault:
             arg = f" d={str(self.resumable).lower()}"
         elif self.kind is FaultKind.STALL:
             arg = f" {self.duration_ms} ms"
+        elif self.kind is FaultKind.LATENCY:
+            arg = f" {self.duration_ms} ms" + (f" +- {self.jitter_ms} ms" if self.jitter_ms else "")
         elif self.kind is FaultKind.HTTP:
             arg = f" {self.code}"
         recorded = "recorded " if self.recorded else ""
@@ -187,7 +191,7 @@ class FaultPlan:
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(ms|s|m)?\s*$")
 _KEYS = {"dispatch", "event", "seq", "client-op", "t", "phase", "conn", "times", "every", "code",
-         "reason", "resumable", "duration", "retry-after"}  # fmt: skip
+         "reason", "resumable", "duration", "retry-after", "jitter"}  # fmt: skip
 
 
 def _ms(text: str, where: str) -> int:
@@ -264,6 +268,15 @@ def fault_from_mapping(spec: Mapping[str, Any], where: str, source: str = "") ->
         fields["code"] = _int(code, f"{where}: field 'code'", 100)
         if not 100 <= fields["code"] <= 599 or fields["code"] == 101:
             raise FaultPlanError(f"{where}: field 'code': {fields['code']} is not an HTTP error")
+    elif kind is FaultKind.LATENCY:
+        delay = spec.get("duration", arg)
+        if delay is None:
+            raise FaultPlanError(f"{where}: field 'duration': a latency needs one (latency:200ms)")
+        fields["duration_ms"] = _ms(str(delay), f"{where}: field 'duration'")
+        if "jitter" in spec:
+            fields["jitter_ms"] = _ms(str(spec["jitter"]), f"{where}: field 'jitter'")
+            if fields["jitter_ms"] > fields["duration_ms"]:
+                raise FaultPlanError(f"{where}: field 'jitter': more than the latency itself")
     elif kind is FaultKind.STALL:
         duration = spec.get("duration", arg)
         if duration is None:

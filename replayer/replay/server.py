@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -221,7 +222,7 @@ class ReplayServer:
         now = self._now()
         for other in superseded:
             judge.not_fired(other, f"superseded: attempt {self._attempts} met {fault.describe()}")
-        judge.attempt_refused(now)
+        judge.attempt_refused(now, resume_url=resume_key(request.path) is not None)
         judge.fault_injected(fault, 0, now)
         if fault.kind is FaultKind.HTTP:
             status = fault.code or 503
@@ -348,6 +349,13 @@ class ReplayServer:
         self, conn: GatewayConnection, link: _Link, commands: Iterable[Command]
     ) -> None:
         for command in commands:
+            if conn.latency is not None and isinstance(command, Send):
+                # Each frame leaves delay +- jitter after it was due, in order: latency,
+                # not a slower link (a burst is not spread out).
+                delay_ms, jitter_ms = conn.latency
+                jitter = link.rng.randint(-jitter_ms, jitter_ms)
+                link.release_at = max(link.release_at, time.monotonic() + (delay_ms + jitter) / 1e3)
+                await asyncio.sleep(max(0.0, link.release_at - time.monotonic()))
             if isinstance(command, Send):
                 if command.mode == "corrupt-stream":
                     frame: bytes | str = _CORRUPT_STREAM
@@ -500,7 +508,10 @@ async def _send(link: _Link, frame: bytes | str, binary: bool, mode: str) -> Non
 class _Link:
     """What the shell needs to talk to one client."""
 
-    __slots__ = ("aborted", "conn_id", "decoder", "encoder", "encoding", "request", "ws")
+    __slots__ = (
+        "aborted", "conn_id", "decoder", "encoder", "encoding", "release_at", "request", "rng",
+        "ws",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -516,5 +527,7 @@ class _Link:
         self.conn_id = conn_id
         self.encoding = encoding
         self.aborted = False  # the TCP connection was dropped on purpose (a fault)
+        self.rng = random.Random(conn_id)  # latency jitter, the same on every run
+        self.release_at = 0.0  # monotonic time the last delayed frame leaves (latency)
         # For the transcript: clients never compress (Events > Gateway > Encoding and Compression).
         self.decoder = FrameDecoder(encoding, Compression.NONE, inflate_payloads=False)

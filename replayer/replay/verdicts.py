@@ -89,6 +89,7 @@ INVALID_SESSION_WAIT_NS = 1_000 * NS_PER_MS
 STORM_ATTEMPTS = 5
 STORM_WINDOW_NS = 5_000 * NS_PER_MS
 BACKOFF_RUN = 3  # failed attempts in a row before the delays are judged
+FALLBACK_AFTER = 3  # refused resume-URL attempts in a row before the gateway URL is due
 
 # Expectations that an IDENTIFY or a RESUME settles: one reaction, one fault.
 _RECONNECTS = frozenset(
@@ -212,6 +213,7 @@ class Judge:
         self._sessions: dict[str, _SessionInfo] = {}
         self._t0_ns: int | None = None
         self._refused: list[int] = []  # connection attempts refused before the WebSocket
+        self._refused_resume: list[int] = []  # ... of them, those on a resume URL
         self._resume_url = _UrlRule(
             "RESUMEs on resume_gateway_url",
             "every RESUME on the resume_gateway_url READY gave its session",
@@ -251,13 +253,16 @@ class Judge:
         self._retried(now_ns)
         self._conns[conn] = _ConnWatch(now_ns, url_key, query)
 
-    def attempt_refused(self, now_ns: int) -> None:
+    def attempt_refused(self, now_ns: int, *, resume_url: bool = False) -> None:
         """A connection attempt the server refused before it became a WebSocket (a
-        transport fault): a failed attempt for the back-off rule."""
+        transport fault): a failed attempt for the back-off rule; on a resume URL, a
+        failed resume for the fall-back rule."""
         if self._t0_ns is None:
             self._t0_ns = now_ns
         self._retried(now_ns)
         self._refused.append(now_ns)
+        if resume_url:
+            self._refused_resume.append(now_ns)
 
     def _retried(self, now_ns: int) -> None:
         """A connection attempt: the reaction to refused ones before it."""
@@ -317,6 +322,8 @@ class Judge:
         the dispatch it sent in pieces (fragment, split)."""
         expect = _expectation(fault)
         expected = expect.value
+        if fault.kind is FaultKind.LATENCY:
+            expected = "the connection stays up through the latency (ACKs come late)"
         watch = self._conns.get(conn)
         if watch is not None and expect in (Expect.RESUME, Expect.RESUME_ANY, Expect.ZOMBIE):
             # What the connection had so far; settled when the client reacts.
@@ -334,6 +341,8 @@ class Judge:
             window = max(window, 3 * self.heartbeat_interval_ns)
         elif expect is Expect.HEARTBEAT:
             window = 2_000 * NS_PER_MS
+        elif expect is Expect.STAY and fault.kind is FaultKind.LATENCY:
+            window = max(window, 2 * self.heartbeat_interval_ns)
         elif expect is Expect.STAY:
             window = fault.duration_ms * NS_PER_MS + 1_000 * NS_PER_MS
         elif expect is Expect.BACK_OFF:
@@ -457,6 +466,7 @@ class Judge:
         self._heartbeat_verdict(now_ns)
         self._rate_verdict()
         self._backoff_verdict()
+        self._fallback_verdict()
         for rule in (self._resume_url, self._resume_query, self._identify_url):
             if rule.judged:
                 self.verdicts.append(
@@ -508,7 +518,7 @@ class Judge:
                 f"no repeat within {item.fault.retry_after_s:g} s",
                 item.deadline_ns,
             )
-        elif item.fault.kind is FaultKind.WITHHOLD and not item.closed:
+        elif item.fault.kind in (FaultKind.WITHHOLD, FaultKind.BLACKHOLE) and not item.closed:
             # The docs set no timeout for HELLO or READY: waiting forever is not a MUST
             # broken, but a client stuck there (discord.js#9275) should give up and retry.
             self._decide(
@@ -763,6 +773,35 @@ class Judge:
             )
         )
 
+    def _fallback_verdict(self) -> None:
+        """Back to the gateway URL: after resume-URL attempts keep failing, the client
+        should connect to the cached gateway URL (and IDENTIFY) rather than retry the
+        resume URL forever (Gateway > Resuming; discord.py#10511). NON-STRICT beyond
+        FALLBACK_AFTER refused resume-URL attempts in a row."""
+        if not self._refused_resume:
+            return
+        attempts = sorted(
+            [(w.opened_ns, w.url_key is not None) for w in self._conns.values()]
+            + [(t, True) for t in self._refused_resume]
+        )
+        refused = set(self._refused_resume)
+        longest = run = 0
+        for t, on_resume_url in attempts:
+            run = run + 1 if on_resume_url and t in refused else 0
+            longest = max(longest, run)
+        self.verdicts.append(
+            Verdict(
+                name="back to the gateway URL",
+                expected=(
+                    f"at most {FALLBACK_AFTER} refused resume URL attempts in a row, then the "
+                    "cached gateway URL"
+                ),
+                observed=f"{longest} refused resume URL attempts in a row",
+                result=Result.PASS if longest <= FALLBACK_AFTER else Result.NON_STRICT,
+                docs=DOCS_CACHED_URL,
+            )
+        )
+
 
 def _query(query: tuple[object, ...]) -> str:
     return "/".join(str(part) for part in query)
@@ -809,7 +848,7 @@ def _base_expectation(fault: Fault) -> Expect:
             return Expect.ZOMBIE
         case FaultKind.HEARTBEAT:
             return Expect.HEARTBEAT
-        case FaultKind.STALL:
+        case FaultKind.STALL | FaultKind.LATENCY:
             return Expect.STAY
         case FaultKind.RATE_LIMITED:
             return Expect.BACK_OFF
@@ -847,7 +886,7 @@ def _docs(fault: Fault) -> str:
             return DOCS_ZOMBIE
         case FaultKind.HEARTBEAT:
             return DOCS_HEARTBEAT_REQUEST
-        case FaultKind.STALL:
+        case FaultKind.STALL | FaultKind.LATENCY:
             return DOCS_STALL
         case FaultKind.RATE_LIMITED:
             return DOCS_RATE_LIMITED

@@ -525,3 +525,13 @@ def test_a_fault_in_answer_to_resume_expects_the_resume_again(
         Result.PASS,
         "RESUME (session sess1, seq 6) on a new connection",
     )
+
+
+def test_latency_syntax() -> None:
+    fault = parse_fault("latency:200ms@dispatch=2,jitter=50ms")
+    assert (fault.duration_ms, fault.jitter_ms) == (200, 50)
+    assert fault.describe() == "latency 200 ms +- 50 ms after dispatch 2"
+    with pytest.raises(FaultPlanError, match="more than the latency itself"):
+        parse_fault("latency:20ms@dispatch=2,jitter=50ms")
+    with pytest.raises(FaultPlanError, match="a latency needs one"):
+        parse_fault("latency@dispatch=2")

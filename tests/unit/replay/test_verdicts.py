@@ -249,3 +249,33 @@ def test_transport_fault_verdicts(
 ) -> None:
     verdict = judged(fault, events, s)
     assert (str(verdict.result), verdict.observed) == (result, observed)
+
+
+@pytest.mark.parametrize(
+    ("refused", "opened", "result", "observed"),
+    [
+        ([1, 2, 3], [(4, None)], "PASS", "3 refused resume URL attempts in a row"),
+        ([1, 2, 3, 4, 5], [(6, 1)], "NON-STRICT", "5 refused resume URL attempts in a row"),
+        ([1, 2, 4, 5], [(3, None), (6, 1)], "PASS", "2 refused resume URL attempts in a row"),
+    ],
+)
+def test_back_to_the_gateway_url(
+    refused: list[int], opened: list[tuple[int, int | None]], result: str, observed: str
+) -> None:
+    """discord.py#10511: a resume URL that answers 503, retried forever."""
+    judge = Judge(heartbeat_interval_ms=1000)
+    for t in refused:
+        judge.attempt_refused(t * S, resume_url=True)
+    for conn, (t, key) in enumerate(opened, start=1):
+        judge.connection_opened(conn, t * S, url_key=key)
+    [verdict] = [v for v in judge.finish(10 * S) if v.name == "back to the gateway URL"]
+    assert (str(verdict.result), verdict.observed) == (result, observed)
+
+
+def test_latency_is_a_stay_verdict() -> None:
+    assert judged("latency:300ms@dispatch=1", []).observed == "stayed connected"
+    closed = judged("latency:300ms@dispatch=1", [("client_closed", (1, 4000, 2 * S))])
+    assert (str(closed.result), closed.observed) == (
+        "FAIL",
+        "the client closed (4000) during the stall",
+    )
