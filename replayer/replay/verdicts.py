@@ -89,6 +89,7 @@ INVALID_SESSION_WAIT_NS = 1_000 * NS_PER_MS
 STORM_ATTEMPTS = 5
 STORM_WINDOW_NS = 5_000 * NS_PER_MS
 BACKOFF_RUN = 3  # failed attempts in a row before the delays are judged
+BACKOFF_GROWTH_NS = 100 * NS_PER_MS
 FALLBACK_AFTER = 3  # refused resume-URL attempts in a row before the gateway URL is due
 
 # Expectations that an IDENTIFY or a RESUME settles: one reaction, one fault.
@@ -749,7 +750,10 @@ class Judge:
         flat = []
         for run in runs:
             gaps = [b - a for a, b in itertools.pairwise(run)]
-            if len(run) >= BACKOFF_RUN and max(gaps[1:]) <= gaps[0]:
+            # Grown: the last delay half as long again as the first, and 100 ms longer at
+            # least (scheduling jitter alone does neither).
+            grown = gaps and gaps[-1] >= 1.5 * gaps[0] and gaps[-1] - gaps[0] >= BACKOFF_GROWTH_NS
+            if len(run) >= BACKOFF_RUN and not grown:
                 flat.append(", ".join(f"{gap / 1e9:.1f} s" for gap in gaps))
         window_s = STORM_WINDOW_NS / 1e9
         observed = f"{len(failed)} failed attempts, at most {worst} in {window_s:g} s"
