@@ -318,7 +318,7 @@ class GatewayConnection:
                 if self._streaming(session) and self.stall_until_ns is None:
                     # Answers the stream already passed go out now, with this nonce.
                     for index in session.parked.pop((int(op), len(requests) - 1), []):
-                        out += self._send_item(session, index, requests[-1], True, now_ns)
+                        self._send_item(out, session, index, requests[-1], True, now_ns)
                         if self._stopped():
                             return out
                 return out + self.tick(now_ns)
@@ -354,9 +354,13 @@ class GatewayConnection:
             return out
         script = session.script
         speed = self.replay.options.speed
+        answers = script.answers
+        # Recorded incidents are few: most streams have none, and skip the look-up.
+        incidents = script.incidents if self.replay.options.recorded_faults else None
+        length = len(script)
         while len(out) < MAX_BATCH:
             index = session.next_item
-            incident = self._incident(session, index)
+            incident = self._incident(session, index) if incidents else None
             if incident is not None:
                 due_t_ns, fault = incident
                 if speed > 0:
@@ -369,7 +373,7 @@ class GatewayConnection:
                 if self._stopped():
                     return out
                 continue
-            if index >= len(script):
+            if index >= length:
                 break
             if speed > 0:
                 due = session.base_now_ns + int((script.t_ns[index] - session.base_t_ns) / speed)
@@ -377,7 +381,7 @@ class GatewayConnection:
                     self._wakeup_ns = due
                     return out
             session.next_item += 1
-            answer = script.answers.get(index)
+            answer = answers.get(index) if answers else None
             nonce: str | None = None
             if answer is not None:
                 requests = session.requests.get(answer[0], [])
@@ -386,7 +390,7 @@ class GatewayConnection:
                     session.parked.setdefault(answer, []).append(index)
                     continue
                 nonce = requests[answer[1]]
-            out += self._send_item(session, index, nonce, answer is not None, now_ns)
+            self._send_item(out, session, index, nonce, answer is not None, now_ns)
             if self._stopped():
                 return out
             if self.stall_until_ns is not None:
@@ -415,28 +419,33 @@ class GatewayConnection:
         return incident
 
     def _send_item(
-        self, session: SessionState, index: int, nonce: str | None, answers: bool, now_ns: int
-    ) -> list[Command]:
+        self,
+        out: list[Command],
+        session: SessionState,
+        index: int,
+        nonce: str | None,
+        answers: bool,
+        now_ns: int,
+    ) -> None:
         """Send stream item ``index`` as the session's next dispatch, and whatever faults
-        that dispatch triggers."""
+        that dispatch triggers (appended to ``out``: this is the hot path)."""
         send = self._dispatch(session, index, nonce=nonce, answers=answers)
         if self.next_mode is not None:
             mode, fault = self.next_mode
             self.next_mode = None
             send = replace(send, mode=mode, injected=True)
             self.replay.judge.fault_injected(fault, self.number, now_ns, s=send.s)
-        out: list[Command] = [send]
+        out.append(send)
         session.sent.append(index)
         session.dispatches += 1
         for fault in self.replay.injector.after_dispatch(
             self.number,
             session.session_id,
             session.script.events[index],
-            session.seq,
+            len(session.sent),
             session.dispatches,
         ):
             out += self._inject(fault, now_ns)
-        return out
 
     def next_wakeup_ns(self) -> int | None:
         wake = self._wakeup_ns

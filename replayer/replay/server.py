@@ -363,7 +363,14 @@ class ReplayServer:
                     await link.ws.send_bytes(_CORRUPT_STREAM)
                 else:
                     frame, binary = link.encoder.encode_raw(command.raw)
-                    await _send(link, frame, binary, command.mode)
+                    if command.mode:
+                        await _send_in_pieces(link, frame, binary, command.mode)
+                    elif binary:  # the hot path: one message, as the encoder made it
+                        assert isinstance(frame, bytes)
+                        await link.ws.send_bytes(frame)
+                    else:
+                        assert isinstance(frame, str)
+                        await link.ws.send_str(frame)
                 self._record_server(link, command, frame, binary)
             elif isinstance(command, Close) and command.code == NO_STATUS:
                 # A close frame with no status code: the client sees 1005.
@@ -482,27 +489,23 @@ def _pieces(data: bytes) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
-async def _send(link: _Link, frame: bytes | str, binary: bool, mode: str) -> None:
-    """One message: whole, over several WebSocket frames (fragment), or, for zlib-stream,
-    over several messages (split: the client buffers until the 00 00 ff ff suffix)."""
+async def _send_in_pieces(link: _Link, frame: bytes | str, binary: bool, mode: str) -> None:
+    """One message over several WebSocket frames (fragment), or, for zlib-stream, over
+    several messages (split: the client buffers until the 00 00 ff ff suffix)."""
     data = frame if isinstance(frame, bytes) else frame.encode()
-    if mode == "fragment":
-        transport = link.request.transport
-        if transport is not None:
-            pieces = _pieces(data)
-            for i, piece in enumerate(pieces):
-                opcode = (0x2 if binary else 0x1) if i == 0 else 0x0
-                transport.write(_ws_frame(opcode, piece, fin=i == len(pieces) - 1))
-            return
-    if mode == "split" and binary:
+    transport = link.request.transport
+    if mode == "fragment" and transport is not None:
+        pieces = _pieces(data)
+        for i, piece in enumerate(pieces):
+            opcode = (0x2 if binary else 0x1) if i == 0 else 0x0
+            transport.write(_ws_frame(opcode, piece, fin=i == len(pieces) - 1))
+    elif mode == "split" and binary:
         for piece in _pieces(data):
             await link.ws.send_bytes(piece)
-        return
-    if binary:
+    elif binary:
         await link.ws.send_bytes(data)
     else:
-        assert isinstance(frame, str)
-        await link.ws.send_str(frame)
+        await link.ws.send_str(data.decode())
 
 
 class _Link:
