@@ -484,8 +484,8 @@ def synth_scenario(directory: Path, num_shards: int = 1) -> Scenario:
     """A ``replayer.synth`` session (several guilds, channels, members, presences, typing);
     its expectations are read back from the archive's own payloads.
 
-    No member-chunk requests: the clients here do not request members, and the replay
-    would hold each chunk ``request_wait_ms`` for a request that never comes."""
+    No member-chunk requests: the clients here do not request members, and chunks the
+    client never asks for are never sent (so the expectations would not match)."""
     from replayer.synth import SynthOptions, write_synth
 
     path = directory / f"synth-{num_shards}.rpl"
