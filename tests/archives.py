@@ -83,9 +83,9 @@ def session_lines(
     return lines + (extra or [])
 
 
-def write_archive(path: Path, lines: list[dict[str, Any]]) -> Path:
+def write_archive(path: Path, lines: list[dict[str, Any]], redact: bool = True) -> Path:
     importer = Importer()
-    with ArchiveWriter(path) as writer:
+    with ArchiveWriter(path, redact=redact) as writer:
         for obj in lines:
             writer.write(importer.record(obj))
     return path
