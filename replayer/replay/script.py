@@ -21,7 +21,7 @@ from typing import Any
 
 import msgpack
 
-from replayer.archive.reader import READ_CHUNK_BYTES, ArchiveReader
+from replayer.archive.reader import MAX_RECORD_BYTES, ArchiveReader
 from replayer.archive.records import (
     Closer,
     CloseRecord,
@@ -311,38 +311,86 @@ def _with_offsets(reader: ArchiveReader) -> Iterator[tuple[int, Any]]:
         start = reader.end_offset
 
 
-class ArchivePayloads:
-    """Reads the payload of one script item at a time, mostly sequentially.
-
-    Each replayed connection has its own reader (its own file position), so concurrent
-    shards never interfere and memory stays at one read buffer per connection.
-    """
+class ArchiveFile:
+    """One archive opened once for a whole replay: every connection reads from it with
+    positional reads (``os.pread``), so there is no shared file position and one file
+    descriptor serves any number of connections."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+
+    def read(self, offset: int, size: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+# A connection's read-ahead: the first read at a new place is small (the next frame of
+# this connection is often not adjacent: shards interleave), sequential reads grow.
+FIRST_READ_BYTES = 8 << 10
+MAX_READ_BYTES = 256 << 10
+
+
+class ArchivePayloads:
+    """Reads the payload of one script item at a time, mostly sequentially: one per
+    replayed connection, over the replay's shared :class:`ArchiveFile` (or, given a path,
+    over a file of its own). Memory: its read-ahead, at most one record plus
+    ``MAX_READ_BYTES``."""
+
+    def __init__(self, source: ArchiveFile | Path) -> None:
+        self._owned = not isinstance(source, ArchiveFile)
+        self._file = source if isinstance(source, ArchiveFile) else ArchiveFile(source)
         self._unpacker: msgpack.Unpacker | None = None
-        self._position = -1  # file offset the unpacker will read next
+        self._position = -1  # file offset of the next record the unpacker holds
         self._base = 0  # file offset where the unpacker started
+        self._read_at = 0  # file offset of the next read
+        self._read_bytes = FIRST_READ_BYTES
+
+    def _fill(self) -> bool:
+        assert self._unpacker is not None
+        data = self._file.read(self._read_at, self._read_bytes)
+        if not data:
+            return False
+        self._unpacker.feed(data)
+        self._read_at += len(data)
+        self._read_bytes = min(self._read_bytes * 2, MAX_READ_BYTES)
+        return True
 
     def frame(self, offset: int) -> FrameRecord:
         """The frame record at ``offset``."""
         if self._unpacker is None or offset != self._position:
-            self._file.seek(offset)
-            self._unpacker = msgpack.Unpacker(self._file, read_size=READ_CHUNK_BYTES, raw=False)
-            self._position = offset
-            self._base = offset
-        try:
-            row = self._unpacker.unpack()
-        except (msgpack.OutOfData, ValueError) as exc:
-            raise ArchiveError(
-                f"cannot read the frame at byte {offset}: {exc}", path=str(self._path)
-            ) from None
-        self._position = self._base + self._unpacker.tell()
+            self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_RECORD_BYTES)
+            self._base = self._read_at = offset
+            self._read_bytes = FIRST_READ_BYTES
+        unpacker = self._unpacker
+        while True:
+            try:
+                row = unpacker.unpack()
+                break
+            except msgpack.OutOfData:
+                if not self._fill():
+                    raise ArchiveError(
+                        f"cannot read the frame at byte {offset}: the file ends inside it",
+                        path=str(self._file.path),
+                    ) from None
+            except (ValueError, msgpack.BufferFull) as exc:
+                self._unpacker = None
+                raise ArchiveError(
+                    f"cannot read the frame at byte {offset}: {exc}", path=str(self._file.path)
+                ) from None
+        self._position = self._base + unpacker.tell()
         record = from_row(row)
         if not isinstance(record, FrameRecord):
-            raise ArchiveError(f"expected a frame record at byte {offset}", path=str(self._path))
+            raise ArchiveError(
+                f"expected a frame record at byte {offset}", path=str(self._file.path)
+            )
         return record
 
     def close(self) -> None:
-        self._file.close()
+        self._unpacker = None
+        if self._owned:
+            self._file.close()

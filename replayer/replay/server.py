@@ -51,7 +51,7 @@ from replayer.replay.engine import (
 )
 from replayer.replay.faults import FaultKind, FaultPlan, Phase
 from replayer.replay.rest import RestRouter
-from replayer.replay.script import ArchivePayloads, ReplayScript
+from replayer.replay.script import ArchiveFile, ArchivePayloads, ReplayScript
 from replayer.replay.verdicts import Verdict
 
 # Client payloads over 4096 bytes get 4002 from the engine; far larger ones are refused
@@ -100,6 +100,7 @@ class ReplayServer:
         self.changed = asyncio.Event()  # set whenever a connection opens or closes
         self._runner: web.AppRunner | None = None
         self._transcript: Transcript | None = None
+        self._archive: ArchiveFile | None = None  # shared by every connection
         self._pokes: dict[GatewayConnection, asyncio.Event] = {}
         self._attempts = 0  # WebSocket upgrade requests so far
         self._stopping = asyncio.Event()  # ends black-holed requests
@@ -108,6 +109,7 @@ class ReplayServer:
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._archive = ArchiveFile(self.script.path)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -136,6 +138,9 @@ class ReplayServer:
         if self._transcript is not None:
             self._transcript.close()
             self._transcript = None
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -270,7 +275,8 @@ class ReplayServer:
                 # Discord closes a connection whose query it cannot serve with 4002.
                 await self._close(ws, conn_id, Close(CloseCode.DECODE_ERROR, str(exc)[:120]))
                 return ws
-            payloads = ArchivePayloads(self.script.path)
+            assert self._archive is not None
+            payloads = ArchivePayloads(self._archive)
             conn = GatewayConnection(
                 self.replay,
                 encoding,

@@ -73,7 +73,8 @@ MISTAKES = (
 )
 OPEN_TIMEOUT_S = 2.0  # a black-holed upgrade is given up after this long
 READY_TIMEOUT_S = 1.5  # so is a connection whose HELLO, READY or RESUMED does not come
-BACKOFF_S = 0.1  # the right client waits 0.1, 0.2, 0.4, ... s after failed connections
+BACKOFF_S = 0.15  # the right client waits 0.15, 0.3, 0.6, ... s after failed connections
+# (0.15 s: the first two delays differ by 150 ms, clear of the rule's 100 ms of slack)
 INVALID_SESSION_WAIT_S = 1.0
 
 
