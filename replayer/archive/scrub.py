@@ -18,9 +18,9 @@ tell which real user, message or guild a pseudonym stands for:
   (at most 2000 for up to 2000): the length class survives, not the words. Mentions,
   channel links, custom emoji and ``<t:...>`` timestamps in it are kept, their ids
   and names mapped;
-* **URLs** of attachments and embeds keep Discord's hosts (others become
-  ``example.com``), their ids mapped and every other path segment renamed; the query
-  (CDN signatures) is dropped.
+* **URLs** of attachments and embeds keep Discord's hosts and route words (other hosts
+  become ``example.com``, their paths renamed), their ids mapped and the file name
+  renamed; the query (CDN signatures) is dropped.
 
 Protocol fields (``op``, ``s``, ``t``, ``session_id``, ``resume_gateway_url``,
 ``heartbeat_interval``, ``intents``, flags, permissions, types, timestamps) and
@@ -58,6 +58,7 @@ SNOWFLAKE_MIN = 10**14  # 15 digits
 SNOWFLAKE_LIMIT = 1 << 64
 _TIMESTAMP_SHIFT = 22  # the low 22 bits: worker, process, increment
 _LOW_MASK = (1 << _TIMESTAMP_SHIFT) - 1
+_DRAWS = 1000  # then a snowflake of another digit count will do
 MAX_CONTENT = 2000  # a message's content, at most (Discord docs: Resources > Message)
 
 PLACEHOLDER = b"[SCRUBBED]"
@@ -169,13 +170,17 @@ class Scrubber:
             return new
         high = old & ~_LOW_MASK
         data = old.to_bytes(8, "big")
+        digits = len(str(old))
         counter = 0
         while True:
             low = int.from_bytes(self._digest(b"id", data, counter)[:4], "big") & _LOW_MASK
             new = high | low
-            if new != old and new not in self._taken:
+            # Drawn again: a collision, or (near a power of ten) another digit count,
+            # unless the block holds no other id of old's length.
+            fresh = new != old and new not in self._taken
+            if fresh and (len(str(new)) == digits or counter >= _DRAWS):
                 break
-            counter += 1  # a collision: draw again
+            counter += 1
         self._ids[old] = new
         self._taken.add(new)
         self.stats.ids += 1
@@ -277,24 +282,24 @@ class Scrubber:
         return self.name(old)
 
     def url(self, old: str) -> str:
-        """Discord's hosts kept (others: example.com), ids mapped, other path segments
-        renamed, query and fragment dropped. Gateway URLs (ws://, wss://) only get their
-        ids mapped."""
+        """Discord's hosts and route words kept (others: example.com, every segment
+        renamed), ids mapped, the file name renamed, query and fragment dropped. Gateway
+        URLs (ws://, wss://) only get their ids mapped."""
         parts = urlsplit(old)
         if parts.scheme not in ("http", "https"):
             return self.ids_in(old)
         host = parts.netloc.lower()
         bare = host.rsplit("@", 1)[-1].split(":", 1)[0]
-        if not any(bare == d or bare.endswith("." + d) for d in DISCORD_HOSTS):
+        discord = any(bare == d or bare.endswith("." + d) for d in DISCORD_HOSTS)
+        if not discord:
             host = "example.com"
-        segments: list[str] = []
-        for segment in parts.path.split("/"):
-            if not segment:
-                segments.append(segment)
-            elif _SNOWFLAKE.fullmatch(segment) and int(segment) < SNOWFLAKE_LIMIT:
-                segments.append(self._snowflake_str(segment))
-            else:
-                segments.append(self.filename(segment))
+        segments = parts.path.split("/")
+        last = len(segments) - 1
+        for i, segment in enumerate(segments):
+            if _SNOWFLAKE.fullmatch(segment) and int(segment) < SNOWFLAKE_LIMIT:
+                segments[i] = self._snowflake_str(segment)
+            elif segment and (i == last or not discord):  # Discord's route words stay
+                segments[i] = self.filename(segment)
         return urlunsplit((parts.scheme, host, "/".join(segments), "", ""))
 
     def email(self, old: str) -> str:
