@@ -32,6 +32,16 @@ def scrub_key(key: str | None, option: str = "--key") -> tuple[bytes, bool]:
     return key.encode("utf-8", "surrogateescape"), True
 
 
+def scrub_key_text(key: str | None, option: str) -> str:
+    """``scrub_key`` for a key that travels as text (recording: mitmproxy's option, the
+    worker's environment): a random one is hex."""
+    if key is None:
+        return secrets.token_hex(32)
+    if not key:
+        fail(f"{option}: the key is empty")
+    return key
+
+
 def random_key_notice(option: str = "--key") -> str:
     return (
         f"no {option} (or {KEY_ENV}): a random key was used, so another run gives other "
