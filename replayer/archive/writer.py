@@ -14,7 +14,7 @@ instead of one per record.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -81,12 +81,16 @@ class ArchiveWriter:
         header: Header | None = None,
         fsync: bool = False,
         continue_fd: int | None = None,
+        transform: Callable[[Record], Record] | None = None,
     ) -> None:
         """``continue_fd``: append records to this open file descriptor of ``path``, whose
-        header another writer has already written (it is not written again)."""
+        header another writer has already written (it is not written again).
+        ``transform``: applied to each record after redaction (e.g. a
+        :class:`~replayer.archive.scrub.Scrubber`'s ``scrub``)."""
         self.path = Path(path)
         self.header = header or Header(metadata=dict(metadata or {}))
         self.redactor: Redactor | None = Redactor() if redact else None
+        self.transform = transform
         self.records_written = 0
         self._fsync = fsync
         self._packer = msgpack.Packer(use_bin_type=True)
@@ -120,9 +124,11 @@ class ArchiveWriter:
             os.fsync(self._fd)
 
     def write(self, record: Record) -> None:
-        """Redact (unless disabled), encode and append one record."""
+        """Redact (unless disabled), transform (if given), encode and append one record."""
         if self.redactor is not None:
             record = self.redactor.redact(record)
+        if self.transform is not None:
+            record = self.transform(record)
         if type(record) is FrameRecord and len(record.payload) >= WRITEV_BYTES:
             self._write_frame_vectored(record)
             return

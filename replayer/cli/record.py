@@ -11,6 +11,7 @@ from rich.table import Table
 
 from replayer.cli.output import err, fail, out, snippets
 from replayer.cli.root import app
+from replayer.cli.scrub import KEY_ENV, random_key_notice, scrub_key_text
 
 
 @app.command()
@@ -43,6 +44,17 @@ def record(
         bool, typer.Option(help="Scrub tokens before writing (strongly advised).")
     ] = True,
     rest: Annotated[bool, typer.Option(help="Record Discord REST calls (/api/...).")] = True,
+    scrub: Annotated[
+        bool, typer.Option(help="Pseudonymise ids, names and text (as replayer scrub).")
+    ] = False,
+    scrub_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar=KEY_ENV,
+            help="Key for --scrub: the same key, the same pseudonyms. Default: a random one.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Record a bot's gateway session through mitmproxy (in-process); Ctrl-C closes the archive."""
     import asyncio
@@ -55,9 +67,11 @@ def record(
 
     if mode not in ("reverse", "regular"):
         raise typer.BadParameter("expected 'reverse' or 'regular'", param_hint="--mode")
+    key = scrub_key_text(scrub_key, "--scrub-key") if scrub else None
     settings = RecordSettings(
         output=output, mode=mode, host=host, port=port, upstream=upstream,
         gateway_upstream=gateway_upstream, confdir=confdir, redact=redact, rest=rest,
+        scrub_key=key,
     )  # fmt: skip
 
     def table(proxy: RecordingProxy) -> Table:
@@ -98,6 +112,10 @@ def record(
         recorder = proxy.recorder
         archive = recorder.writer.path if recorder else output
         out.print(f"recording into {archive}", markup=False)
+        if scrub:
+            out.print("scrubbing: ids, names and text are pseudonymised", markup=False)
+            if scrub_key is None:
+                err.print(random_key_notice("--scrub-key"), markup=False)
         if mode == "reverse":
             out.print(f"REST base:   {proxy.rest_base}  (forwarded to {upstream})", markup=False)
             out.print(f"gateway URL: {proxy.gateway_url}", markup=False)

@@ -13,7 +13,8 @@ resumed connections, for reverse mode), ``gateway_upstream`` (where gateway upgr
 go in reverse mode; default: the ``url`` of the upstream's ``/gateway`` answer) and
 ``gateway_worker`` (decode and write in a child process, on by default; see
 :mod:`replayer.record.worker`; not with ``gateway_rewrite``, which needs the decoder
-in the proxy).
+in the proxy) and ``gateway_scrub_key`` (pseudonymise what is written with this key,
+:mod:`replayer.archive.scrub`; empty, the default: off).
 
 The addon is thin: every decision is in :mod:`replayer.record.recorder`. No exception leaves a
 hook: a failure is logged, the message is kept raw, and the proxied connection goes on.
@@ -35,6 +36,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 from mitmproxy.websocket import WebSocketMessage
 
+from replayer.archive.scrub import Scrubber
 from replayer.archive.writer import ArchiveWriter
 from replayer.errors import ReplayerError
 from replayer.record.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder
@@ -105,6 +107,12 @@ class GatewayRecorderAddon:
             "Decode and write in a child process, off the proxy's thread (not with "
             "gateway_rewrite).",
         )
+        loader.add_option(
+            "gateway_scrub_key",
+            str,
+            "",
+            "Pseudonymise ids, names and text before writing, with this key (empty: off).",
+        )
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
@@ -137,6 +145,9 @@ class GatewayRecorderAddon:
             "recorder": "addons/gateway_recorder.py",
             "rewrite": opts.gateway_rewrite or None,
         }
+        scrub_key: str = opts.gateway_scrub_key
+        if scrub_key:
+            metadata["scrubbed"] = True
         # A frozen mitmproxy (the standalone binaries) has no Python to start a worker with;
         # the worker needs POSIX pipes, fd passing and flock.
         frozen = getattr(sys, "frozen", False)
@@ -144,7 +155,9 @@ class GatewayRecorderAddon:
             from replayer.record.worker import WorkerRecorder
 
             try:
-                worker = WorkerRecorder(path, redact=opts.gateway_redact, metadata=metadata)
+                worker = WorkerRecorder(
+                    path, redact=opts.gateway_redact, metadata=metadata, scrub_key=scrub_key
+                )
             except OSError as exc:
                 raise exceptions.OptionsError(
                     f"gateway_record: cannot write {path}: {exc}"
@@ -152,7 +165,13 @@ class GatewayRecorderAddon:
             log.info("recording the Discord gateway into %s (worker pid %d)", path, worker.pid)
             return worker
         try:
-            writer = ArchiveWriter(path, redact=opts.gateway_redact, metadata=metadata)
+            transform = Scrubber(scrub_key.encode("utf-8", "surrogateescape")).scrub
+            writer = ArchiveWriter(
+                path,
+                redact=opts.gateway_redact,
+                metadata=metadata,
+                transform=transform if scrub_key else None,
+            )
         except (OSError, ReplayerError) as exc:
             raise exceptions.OptionsError(f"gateway_record: cannot write {path}: {exc}") from exc
         log.info("recording the Discord gateway into %s", path)

@@ -35,6 +35,7 @@ class RecordSettings:
     confdir: Path | None = None  # mitmproxy's CA and settings; default ~/.mitmproxy
     redact: bool = True
     rest: bool = True
+    scrub_key: str | None = None  # pseudonymise the archive with this key (None: off)
 
 
 class RecordingProxy:
@@ -91,6 +92,7 @@ class RecordingProxy:
             # In-process: the live table reads the recorder's counts, reverse mode
             # rewrites, and this lean master is fast enough on its own (bench/README.md).
             "gateway_worker": False,
+            "gateway_scrub_key": s.scrub_key or "",
         }
         if s.mode == "reverse":
             updates["gateway_rewrite"] = f"ws://{self.host_for_url}:{self.port}"

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from replayer.archive.records import Headers
+from replayer.archive.scrub import Scrubber
 from replayer.archive.writer import ArchiveWriter, write_all
 from replayer.malloc import tune_malloc_for_large_messages
 from replayer.record.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder, is_gateway, is_rest
@@ -58,6 +59,7 @@ _PIPE_BYTES = 1 << 20  # room for a burst (or one large message) without blockin
 _CALLS = frozenset({"open", "close", "http", "store_raw"})
 IDLE_S = 0.002  # how long the worker lets items gather in the pipe once it has caught up
 _IDLE_BELOW_BYTES = 64 << 10
+SCRUB_KEY_ENV = "REPLAYER_WORKER_SCRUB_KEY"  # the scrubbing key, parent to worker
 
 
 class WorkerRecorder:
@@ -70,7 +72,11 @@ class WorkerRecorder:
 
     rewrite_base: str | None = None
 
-    def __init__(self, path: Path, *, redact: bool, metadata: dict[str, Any]) -> None:
+    def __init__(
+        self, path: Path, *, redact: bool, metadata: dict[str, Any], scrub_key: str = ""
+    ) -> None:
+        """``scrub_key``: pseudonymise what is written (replayer.archive.scrub) with this
+        key; it reaches the worker in its environment, not its (visible) arguments."""
         self.path = path
         self.gateway_hosts: frozenset[str] = DEFAULT_GATEWAY_HOSTS
         self.record_rest = True
@@ -88,7 +94,11 @@ class WorkerRecorder:
             command = [sys.executable, "-m", "replayer.record.worker", str(path), str(fd), t0_ns]
             if not redact:
                 command.append("--no-redact")
-            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(fd,))
+            env = None
+            if scrub_key:
+                command.append("--scrub")
+                env = {**os.environ, SCRUB_KEY_ENV: scrub_key}
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(fd,), env=env)
         finally:
             os.close(fd)
         assert self.process.stdin is not None
@@ -306,15 +316,20 @@ def wait_until_written(path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m replayer.record.worker ARCHIVE FD T0_NS [--no-redact]``: started by
-    :class:`WorkerRecorder`, with the archive open (header written, flock held) as FD."""
+    """``python -m replayer.record.worker ARCHIVE FD T0_NS [--no-redact] [--scrub]``:
+    started by :class:`WorkerRecorder`, with the archive open (header written, flock
+    held) as FD; with ``--scrub``, the scrubbing key in ``$REPLAYER_WORKER_SCRUB_KEY``."""
     # Ctrl-C in a terminal reaches the whole process group: the worker ends when the
     # proxy closes the pipe (or dies), after writing everything, not on SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_malloc_for_large_messages()
     logging.basicConfig(format="gateway recorder worker: %(message)s")
     path, fd, t0_ns = Path(argv[0]), int(argv[1]), int(argv[2])
-    writer = ArchiveWriter(path, redact="--no-redact" not in argv[3:], continue_fd=fd)
+    key = os.environ.pop(SCRUB_KEY_ENV, "") if "--scrub" in argv[3:] else ""
+    transform = Scrubber(key.encode("utf-8", "surrogateescape")).scrub if key else None
+    writer = ArchiveWriter(
+        path, redact="--no-redact" not in argv[3:], continue_fd=fd, transform=transform
+    )
     serve(sys.stdin.fileno(), writer, t0_ns, on_error=log.error)
     return 0
 
