@@ -13,7 +13,8 @@ resumed connections, for reverse mode), ``gateway_upstream`` (where gateway upgr
 go in reverse mode; default: the ``url`` of the upstream's ``/gateway`` answer) and
 ``gateway_worker`` (decode and write in a child process, on by default; see
 :mod:`replayer.record.worker`; not with ``gateway_rewrite``, which needs the decoder
-in the proxy).
+in the proxy) and ``gateway_overwrite`` (replace an existing archive file; off: it is
+refused).
 
 The addon is thin: every decision is in :mod:`replayer.record.recorder`. No exception leaves a
 hook: a failure is logged, the message is kept raw, and the proxied connection goes on.
@@ -59,6 +60,15 @@ def _deliver(message: WebSocketMessage, replacement: bytes | None) -> None:
         message.content = replacement
 
 
+def _cannot_write(path: Path, exc: Exception) -> exceptions.OptionsError:
+    if isinstance(exc, FileExistsError):
+        return exceptions.OptionsError(
+            f"gateway_record: {path} already exists (gateway_overwrite=true replaces it)"
+        )
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return exceptions.OptionsError(f"gateway_record: cannot write {path}: {reason}")
+
+
 class GatewayRecorderAddon:
     """Hooks -> :class:`GatewayRecorder`."""
 
@@ -99,6 +109,12 @@ class GatewayRecorderAddon:
             "gateway_upstream", str, "", "Gateway upstream (ws:// or wss://) for reverse mode."
         )
         loader.add_option(
+            "gateway_overwrite",
+            bool,
+            False,
+            "Replace an existing gateway_record file (otherwise it is refused).",
+        )
+        loader.add_option(
             "gateway_worker",
             bool,
             True,
@@ -137,6 +153,7 @@ class GatewayRecorderAddon:
             "recorder": "addons/gateway_recorder.py",
             "rewrite": opts.gateway_rewrite or None,
         }
+        overwrite = opts.gateway_overwrite
         # A frozen mitmproxy (the standalone binaries) has no Python to start a worker with;
         # the worker needs POSIX pipes, fd passing and flock.
         frozen = getattr(sys, "frozen", False)
@@ -144,17 +161,19 @@ class GatewayRecorderAddon:
             from replayer.record.worker import WorkerRecorder
 
             try:
-                worker = WorkerRecorder(path, redact=opts.gateway_redact, metadata=metadata)
+                worker = WorkerRecorder(
+                    path, redact=opts.gateway_redact, metadata=metadata, overwrite=overwrite
+                )
             except OSError as exc:
-                raise exceptions.OptionsError(
-                    f"gateway_record: cannot write {path}: {exc}"
-                ) from exc
+                raise _cannot_write(path, exc) from exc
             log.info("recording the Discord gateway into %s (worker pid %d)", path, worker.pid)
             return worker
         try:
-            writer = ArchiveWriter(path, redact=opts.gateway_redact, metadata=metadata)
+            writer = ArchiveWriter(
+                path, redact=opts.gateway_redact, metadata=metadata, overwrite=overwrite
+            )
         except (OSError, ReplayerError) as exc:
-            raise exceptions.OptionsError(f"gateway_record: cannot write {path}: {exc}") from exc
+            raise _cannot_write(path, exc) from exc
         log.info("recording the Discord gateway into %s", path)
         return GatewayRecorder(writer, on_error=self._error)
 

@@ -120,14 +120,19 @@ def _apply(recorder: GatewayRecorder, event: _Event) -> None:
 
 
 def import_flows(
-    source: str | os.PathLike[str], output: str | os.PathLike[str], *, redact: bool = True
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    redact: bool = True,
+    overwrite: bool = False,
 ) -> ImportSummary:
-    """Write the gateway traffic in ``source`` into the archive ``output``."""
+    """Write the gateway traffic in ``source`` into the archive ``output`` (a file
+    already there is kept, :class:`FileExistsError`, unless ``overwrite``)."""
     events = _events(source)
     t0 = events[0].timestamp if events else 0.0
     now = [0]
     with ArchiveWriter(
-        Path(output), redact=redact, metadata={"imported_from": str(source)}
+        Path(output), redact=redact, metadata={"imported_from": str(source)}, overwrite=overwrite
     ) as writer:
         recorder = GatewayRecorder(writer, clock_ns=lambda: now[0])
         for event in events:

@@ -70,7 +70,9 @@ class WorkerRecorder:
 
     rewrite_base: str | None = None
 
-    def __init__(self, path: Path, *, redact: bool, metadata: dict[str, Any]) -> None:
+    def __init__(
+        self, path: Path, *, redact: bool, metadata: dict[str, Any], overwrite: bool = False
+    ) -> None:
         self.path = path
         self.gateway_hosts: frozenset[str] = DEFAULT_GATEWAY_HOSTS
         self.record_rest = True
@@ -80,7 +82,7 @@ class WorkerRecorder:
         # The header is written here, so that the archive is whole from the start and a
         # bad path fails in the proxy; the worker appends to the same descriptor, and
         # the exclusive flock taken here is the worker's until it exits.
-        writer = ArchiveWriter(path, redact=False, metadata=metadata)
+        writer = ArchiveWriter(path, redact=False, metadata=metadata, overwrite=overwrite)
         fd = writer.detach()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -291,8 +293,11 @@ def serve(fd: int, writer: ArchiveWriter, t0_ns: int, on_error: Callable[[str], 
         try:
             writer.flush()
         except OSError as exc:
-            on_error(f"cannot write items up to {items}: {exc!r}")
-    writer.close()
+            recorder.stop_writing(exc)
+    try:
+        writer.close()
+    except OSError as exc:
+        recorder.stop_writing(exc)
     return items
 
 
