@@ -44,7 +44,10 @@ if TYPE_CHECKING:
     from replayer.record.worker import WorkerRecorder
 
 log = logging.getLogger(__name__)
-WORKER_GONE_WAIT_S = 1.0  # how long a hook may wait for a worker whose pipe broke
+WORKER_GONE_WAIT_S = 1.0
+# Set in a flow's metadata (which flow files keep) once the addon has dropped its
+# messages: import-mitm then knows the flow file holds no session.
+TRIMMED = "replayer_trimmed"  # how long a hook may wait for a worker whose pipe broke
 
 
 def _headers(fields: http.Headers) -> tuple[tuple[str, str], ...]:
@@ -291,6 +294,7 @@ class GatewayRecorderAddon:
         finally:
             # mitmproxy keeps every message of a flow (mitmproxy#6620): keep only the last.
             del websocket.messages[:-1]
+            flow.metadata[TRIMMED] = True
 
     def _message_failed(self, key: str, message: WebSocketMessage, exc: Exception) -> None:
         """Recording ``message`` raised ``exc``: keep it raw, and make sure the client
@@ -332,3 +336,4 @@ class GatewayRecorderAddon:
             self._error(f"websocket_end failed: {exc!r}")
         finally:
             websocket.messages.clear()
+            flow.metadata[TRIMMED] = True
