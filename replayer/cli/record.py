@@ -198,6 +198,8 @@ def record(
                     await asyncio.wait_for(stop.wait(), 0.25)
                 live.update(table(proxy))
         await proxy.stop()
+        if not err.is_terminal:  # Live leaves its last table without a line end there
+            err.print()
         err.print(_closed_line(archive, recorder, proxy.addon.errors), markup=False)
 
     with _logs_on_stderr() as show_mitmproxy_logs:
