@@ -676,7 +676,9 @@ class OursSink(_Sink):
         self.redact = redact
 
     def open(self, path: Path) -> None:
-        self._writer = ArchiveWriter(path, redact=self.redact, header=bench_header())
+        self._writer = ArchiveWriter(
+            path, redact=self.redact, header=bench_header(), overwrite=True
+        )
 
     def write_batch(self, batch: list[FrameRecord]) -> None:
         write = self._writer.write

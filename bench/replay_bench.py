@@ -127,7 +127,7 @@ def ensure_archive(directory: Path, size_mb: float, seed: int) -> tuple[Path, bo
             last[0] = now
             print(f"  {n / MiB:,.0f} MiB, {n / MiB / (now - t0):.1f} MiB/s", flush=True)
 
-    write_synth(path, options, progress)
+    write_synth(path, options, progress, overwrite=True)
     print(
         f"  done in {time.perf_counter() - t0:.0f} s: {path.stat().st_size / MiB:,.0f} MiB file",
         flush=True,

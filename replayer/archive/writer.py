@@ -5,6 +5,12 @@ user-space buffer), so a process killed at any moment leaves every completed rec
 readable; only the record being written can be cut short, and the reader reports such a
 tail as truncated. ``fsync`` (against power loss, not process death) is opt-in.
 
+Nothing is overwritten by accident: a new archive is opened with ``O_EXCL`` unless the
+caller says ``overwrite=True``, and :func:`publish` moves a finished ``.partial`` file
+into place without replacing one that appeared meanwhile. A write that fails (a full
+disk: ``ENOSPC``, a file size limit: ``EFBIG``) cuts the file back to the end of the last
+complete record, so the archive stays readable, and the writer writes nothing more.
+
 A caller that already holds a batch of records somewhere safe (the recorder worker: they
 wait in a pipe that outlives the proxy) can :meth:`~ArchiveWriter.hold` them and
 :meth:`~ArchiveWriter.flush` the batch in one ``writev``: one system call per batch
@@ -13,6 +19,7 @@ instead of one per record.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,6 +67,25 @@ def _after(pieces: list[bytes | memoryview], written: int) -> list[bytes | memor
     return rest
 
 
+def publish(partial: Path, target: Path, *, overwrite: bool = False) -> None:
+    """Move the finished ``partial`` file to ``target``. Unless ``overwrite``, a file
+    already at ``target`` is kept and :class:`FileExistsError` raised (a hard link is
+    made and the partial name removed: the check and the move are one step)."""
+    if overwrite:
+        os.replace(partial, target)
+        return
+    try:
+        os.link(partial, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some network and FAT file systems)
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.replace(partial, target)
+        return
+    os.unlink(partial)
+
+
 def _bin_header(size: int) -> bytes:
     """The msgpack ``bin`` header for ``size`` bytes, as msgpack.Packer writes it."""
     if size < 1 << 8:
@@ -82,11 +108,13 @@ class ArchiveWriter:
         fsync: bool = False,
         continue_fd: int | None = None,
         transform: Callable[[Record], Record] | None = None,
+        overwrite: bool = False,
     ) -> None:
         """``continue_fd``: append records to this open file descriptor of ``path``, whose
         header another writer has already written (it is not written again).
         ``transform``: applied to each record after redaction (e.g. a
-        :class:`~replayer.archive.scrub.Scrubber`'s ``scrub``)."""
+        :class:`~replayer.archive.scrub.Scrubber`'s ``scrub``).
+        ``overwrite``: replace a file already at ``path`` (else :class:`FileExistsError`)."""
         self.path = Path(path)
         self.header = header or Header(metadata=dict(metadata or {}))
         self.redactor: Redactor | None = Redactor() if redact else None
@@ -96,11 +124,18 @@ class ArchiveWriter:
         self._packer = msgpack.Packer(use_bin_type=True)
         self._held: list[bytes] | None = None  # records packed but not yet written
         self._held_bytes = 0
+        self._held_sizes: list[int] = []
+        # Where the last complete record ends: a failed write cuts the file back to it.
+        self._end = 0
+        #: The write that failed (then nothing more is written), or None.
+        self.failure: OSError | None = None
         if continue_fd is not None:
             self._fd: int | None = continue_fd
+            self._end = os.lseek(continue_fd, 0, os.SEEK_CUR)
             return
+        replace = os.O_TRUNC if overwrite else os.O_EXCL
         self._fd = os.open(
-            self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644
+            self.path, os.O_WRONLY | os.O_CREAT | replace | getattr(os, "O_BINARY", 0), 0o644
         )
         try:
             self._put((self._pack(self.header.to_map(), "header"),))
@@ -116,12 +151,45 @@ class ArchiveWriter:
             self._packer.reset()
             raise ArchiveError(f"cannot encode {what}: {exc}", path=str(self.path)) from None
 
-    def _put(self, pieces: Sequence[bytes], skip: int = 0) -> None:
-        if self._fd is None:
+    def _put(self, pieces: Sequence[bytes | memoryview], skip: int = 0) -> None:
+        """Write one record's ``pieces`` (the first ``skip`` bytes are written)."""
+        fd = self._fd
+        if fd is None:
             raise ValueError(f"{self.path}: archive writer is closed")
-        write_all(self._fd, pieces, skip)
-        if self._fsync:
-            os.fsync(self._fd)
+        self._check()
+        try:
+            write_all(fd, pieces, skip)
+            if self._fsync:
+                os.fsync(fd)
+        except OSError as exc:
+            self._fail(fd, exc, ())
+            raise
+        self._end += sum(map(len, pieces))
+
+    def _check(self) -> None:
+        """Nothing is written after a failed write: it would leave a gap."""
+        failure = self.failure
+        if failure is not None:
+            raise OSError(
+                failure.errno, f"{failure.strerror} (nothing written since)", str(self.path)
+            )
+
+    def _fail(self, fd: int, exc: OSError, sizes: Sequence[int]) -> None:
+        """A write failed: remember it, and cut the file back to the end of the last
+        complete record (of those that ended at ``self._end + sizes[0] + ...``)."""
+        self.failure = exc
+        try:
+            reached = os.lseek(fd, 0, os.SEEK_CUR)
+            keep = self._end
+            for size in sizes:
+                if keep + size > reached:
+                    break
+                keep += size
+            os.ftruncate(fd, keep)
+            os.lseek(fd, keep, os.SEEK_SET)
+            self._end = keep
+        except OSError:
+            pass  # the reader reports the cut record as a truncated tail
 
     def write(self, record: Record) -> None:
         """Redact (unless disabled), transform (if given), encode and append one record."""
@@ -152,11 +220,17 @@ class ArchiveWriter:
         if self._held is not None:
             self._hold((data,), len(data))
             return
-        written = os.write(fd, data)  # one system call per record, as a rule
-        if written < len(data):
-            self._put((data,), written)
-        elif self._fsync:
-            os.fsync(fd)
+        if self.failure is not None:
+            self._check()
+        try:
+            written = os.write(fd, data)  # one system call per record, as a rule
+        except OSError as exc:
+            self._fail(fd, exc, ())
+            raise
+        if written < len(data) or self._fsync:
+            self._put((data,), written)  # the rest (a full disk fails here), and fsync
+        else:
+            self._end += written
         self.records_written += 1
 
     def _write_frame_vectored(self, record: FrameRecord) -> None:
@@ -197,10 +271,13 @@ class ArchiveWriter:
         if self._held is None:
             self._held = []
             self._held_bytes = 0
+            self._held_sizes = []
 
     def _hold(self, pieces: Sequence[bytes], size: int) -> None:
         assert self._held is not None
+        self._check()
         self._held.extend(pieces)
+        self._held_sizes.append(size)
         self._held_bytes += size
         self.records_written += 1
         if self._held_bytes >= HOLD_LIMIT_BYTES:
@@ -208,16 +285,25 @@ class ArchiveWriter:
 
     def flush(self) -> None:
         """Write the held records, if any, with as few system calls as it takes."""
-        held = self._held
-        if not held or self._fd is None:
+        held, fd = self._held, self._fd
+        if not held or fd is None:
             return
-        self._held, self._held_bytes = [], 0
-        write_all(self._fd, held)
-        if self._fsync:
-            os.fsync(self._fd)
+        sizes, size = self._held_sizes, self._held_bytes
+        self._held, self._held_bytes, self._held_sizes = [], 0, []
+        self._check()
+        try:
+            write_all(fd, held)
+            if self._fsync:
+                os.fsync(fd)
+        except OSError as exc:
+            self._fail(fd, exc, sizes)
+            raise
+        self._end += size
 
     def close(self) -> None:
         if self._fd is not None:
+            if self.failure is not None:
+                self._held, self._held_bytes, self._held_sizes = None, 0, []
             try:
                 self.flush()
             finally:

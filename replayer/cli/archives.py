@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,16 +25,19 @@ from replayer.archive.records import (
     Record,
 )
 from replayer.archive.verify import ArchiveChecker
-from replayer.archive.writer import ArchiveWriter
+from replayer.archive.writer import ArchiveWriter, publish
 from replayer.cli.output import (
     ArchivePath,
+    ForceOption,
     complete_records,
     duration_ns,
     err,
     fail,
     fmt_bytes,
     fmt_offset,
+    open_text_output,
     out,
+    output_file,
     progress_bar,
 )
 from replayer.cli.root import app
@@ -270,12 +272,20 @@ def _print_incidents(path: Path) -> None:
 def export(
     archive: ArchivePath,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write here instead of standard output (a directory: a new file in it).",
+        ),
     ] = None,
+    force: ForceOption = False,
 ) -> None:
     """Write an archive as JSON Lines, payloads decoded inline (lossless)."""
+    if output is not None:
+        output = output_file(output, force=force, suffix=".jsonl")
     with ArchiveReader(archive) as reader:
-        sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+        sink = open_text_output(output, force=force) if output else sys.stdout
         try:
             with progress_bar(f"exporting {archive}", reader.size if output else 0) as progress:
                 for n, line in enumerate(export_lines(reader.header, complete_records(reader))):
@@ -291,10 +301,16 @@ def export(
 @app.command("import")
 def import_(
     source: Annotated[Path, typer.Argument(help="JSON Lines file (from export, or hand-written).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write.")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Archive to write (a directory: a new file in it)."),
+    ],
     redact: Annotated[bool, typer.Option(help="Scrub tokens before writing.")] = True,
+    force: ForceOption = False,
 ) -> None:
-    """Build an archive from JSON Lines, so fixtures can be written by hand."""
+    """Build an archive from JSON Lines, so fixtures can be written by hand. An existing
+    archive is never replaced without --force."""
+    output = output_file(output, force=force)
     name = str(source)
     try:
         lines = open(source, encoding="utf-8")  # noqa: SIM115
@@ -314,10 +330,11 @@ def import_(
                     if writer is None:
                         if isinstance(obj, dict) and obj.get("kind") == "header":
                             writer = ArchiveWriter(
-                                partial, header=header_from_json(obj), redact=redact
-                            )
+                                partial, header=header_from_json(obj), redact=redact,
+                                overwrite=True,
+                            )  # fmt: skip
                             continue
-                        writer = ArchiveWriter(partial, redact=redact)
+                        writer = ArchiveWriter(partial, redact=redact, overwrite=True)
                     writer.write(importer.record(obj))
                     count += 1
                 except json.JSONDecodeError as exc:
@@ -329,9 +346,14 @@ def import_(
                 except LineError as exc:
                     raise ImportFormatError(str(exc), path=name, line=number) from None
             if writer is None:
-                writer = ArchiveWriter(partial, redact=redact)
+                writer = ArchiveWriter(partial, redact=redact, overwrite=True)
             writer.close()
-            os.replace(partial, output)
+            _publish(partial, output, force)
+        except OSError as exc:
+            if writer is not None:
+                writer.close()
+            partial.unlink(missing_ok=True)
+            fail(f"{output}: cannot write: {exc.strerror or exc}")
         except BaseException:
             if writer is not None:
                 writer.close()
@@ -343,23 +365,41 @@ def import_(
 @app.command("import-mitm")
 def import_mitm(
     flows: Annotated[Path, typer.Argument(help="mitmproxy flow file (mitmdump -w).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write.")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Archive to write (a directory: a new file in it)."),
+    ],
     redact: Annotated[bool, typer.Option(help="Scrub tokens before writing.")] = True,
+    force: ForceOption = False,
 ) -> None:
-    """Convert a mitmproxy flow file holding gateway WebSocket flows into an archive."""
+    """Convert a mitmproxy flow file holding gateway WebSocket flows into an archive. An
+    existing archive is never replaced without --force."""
     from replayer.record.import_mitm import import_flows
 
+    output = output_file(output, force=force)
     partial = output.with_name(output.name + ".partial")
     try:
-        summary = import_flows(flows, partial, redact=redact)
+        summary = import_flows(flows, partial, redact=redact, overwrite=True)
+        _publish(partial, output, force)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        fail(f"{output}: cannot write: {exc.strerror or exc}")
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    os.replace(partial, output)
     err.print(
         f"wrote {output}: {summary.connections} gateway connections, {summary.messages} messages, "
         f"{summary.http} HTTP exchanges from {summary.flows} flows"
     )
+
+
+def _publish(partial: Path, output: Path, force: bool) -> None:
+    """The finished ``partial`` becomes ``output``; one that appeared meanwhile is kept."""
+    try:
+        publish(partial, output, overwrite=force)
+    except FileExistsError:
+        partial.unlink(missing_ok=True)
+        fail(f"{output}: already exists (--force replaces it; a directory gets a new file)")
 
 
 @app.command()

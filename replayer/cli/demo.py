@@ -21,7 +21,14 @@ import typer
 from replayer.archive.inspection import ArchiveStats
 from replayer.archive.reader import ArchiveReader
 from replayer.cli.archives import print_stats
-from replayer.cli.output import complete_records, err, out, print_verdicts
+from replayer.cli.output import (
+    ForceOption,
+    complete_records,
+    err,
+    out,
+    output_file,
+    print_verdicts,
+)
 from replayer.cli.root import app
 from replayer.errors import ReplayerError
 from replayer.replay.faults import FaultPlan, parse_fault
@@ -52,6 +59,7 @@ async def run_demo(
     archive: Path = DEFAULT_ARCHIVE,
     faults: tuple[str, ...] = DEFAULT_FAULTS,
     say: Callable[[str], None] = print,
+    overwrite: bool = False,
 ) -> DemoResult:
     # mitmproxy and aiohttp load only when the demo runs, not at every command's start-up.
     from replayer.record.proxy import RecordingProxy, RecordSettings
@@ -80,8 +88,9 @@ async def run_demo(
         say(f"upstream: replaying {archive.name} at {upstream.gateway_url} with faults: "
             + "; ".join(f.describe() for f in plan.faults))  # fmt: skip
         settings = RecordSettings(
-            recorded, upstream=f"http://127.0.0.1:{upstream.port}", confdir=workdir / "mitmproxy"
-        )
+            recorded, upstream=f"http://127.0.0.1:{upstream.port}", confdir=workdir / "mitmproxy",
+            overwrite=overwrite,
+        )  # fmt: skip
         async with RecordingProxy(settings) as proxy:
             say(f"recorder: mitmproxy on {proxy.gateway_url}, writing {recorded}")
             discord.http.Route.BASE = proxy.rest_base
@@ -130,14 +139,22 @@ async def run_demo(
 @app.command()
 def demo(
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Keep the recorded archive here.")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Keep the recorded archive here (a directory: a new file in it)."
+        ),
     ] = None,
+    force: ForceOption = False,
 ) -> None:
     """Offline, no token: replay a bundled session, record a real discord.py bot through
     mitmproxy while a RECONNECT and an INVALID_SESSION hit it, and judge its reactions."""
     import asyncio
 
-    result = asyncio.run(run_demo(output, say=lambda line: err.print(line, markup=False)))
+    if output is not None:
+        output = output_file(output, force=force)
+    result = asyncio.run(
+        run_demo(output, say=lambda line: err.print(line, markup=False), overwrite=force)
+    )
     out.print()
     with ArchiveReader(result.archive) as reader:
         summary = ArchiveStats()

@@ -1,15 +1,18 @@
-"""What every command shares: the two consoles, the one-line error exit, the parsers of
-durations, the formatting of sizes and offsets, progress bars, the client snippets and
-the verdict table."""
+"""What every command shares: the two consoles, the one-line error exit, where output
+files go (never over an existing one without ``--force``), the parsers of durations, the
+formatting of sizes and offsets, progress bars, the client snippets and the verdict
+table."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import IO, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -34,6 +37,47 @@ def fail(message: str) -> NoReturn:
     """Print one error line and exit 1."""
     err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(1)
+
+
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Replace an output file that already exists.")
+]
+
+
+def output_file(path: Path, *, force: bool, option: str = "--output", suffix: str = ".rpl") -> Path:
+    """Where a command writes ``option``: ``path`` itself, refused (one line, exit 1) if
+    something is there and ``force`` is off; or, when ``path`` is a directory, a new
+    timestamped file in it (``replayer-20261204-175723.rpl``, ``-2`` etc. if taken), whose
+    name is printed. Called before anything starts, so a refusal touches nothing."""
+    if path.is_dir():
+        target = new_file_in(path, suffix)
+        err.print(f"{option}: writing {target}", markup=False)
+        return target
+    if not force and os.path.lexists(path):
+        fail(f"{path}: already exists (--force replaces it; a directory gets a new file)")
+    return path
+
+
+def new_file_in(directory: Path, suffix: str, now_s: float | None = None) -> Path:
+    """A name in ``directory`` that nothing holds yet, from the local time."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now_s))
+    candidate = directory / f"replayer-{stamp}{suffix}"
+    n = 1
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = directory / f"replayer-{stamp}-{n}{suffix}"
+    return candidate
+
+
+def open_text_output(path: Path, *, force: bool) -> IO[str]:
+    """``path`` opened for writing text, failing (one line) rather than replacing a file
+    that appeared since :func:`output_file` looked, unless ``force``."""
+    try:
+        return open(path, "w" if force else "x", encoding="utf-8")
+    except FileExistsError:
+        fail(f"{path}: already exists (--force replaces it; a directory gets a new file)")
+    except OSError as exc:
+        fail(f"{path}: cannot write: {exc.strerror or exc}")
 
 
 def duration_ns(text: str, option: str) -> int:

@@ -3,21 +3,81 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from replayer.cli.output import err, fail, out, snippets
+from replayer.archive.redaction import redact_url
+from replayer.cli.output import ForceOption, err, fail, out, output_file, snippets
 from replayer.cli.root import app
 from replayer.cli.scrub import KEY_ENV, random_key_notice, scrub_key_text
+
+if TYPE_CHECKING:
+    from replayer.record.recorder import GatewayRecorder
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL in it through ``redact_url`` (a gateway URL may carry a
+    token in its query, and stderr ends up in CI logs)."""
+    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+
+
+class _ConsoleLog(logging.Handler):
+    """The recorder's and mitmproxy's warnings and errors, one line each on stderr
+    (above the live table), URLs redacted. A logged exception adds its one-line repr,
+    not its traceback."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if not message.strip():
+                return
+            if record.exc_info and record.exc_info[1] is not None:
+                message += f": {record.exc_info[1]!r}"
+            level = "error" if record.levelno >= logging.ERROR else "warning"
+            style = "bold red" if level == "error" else "yellow"
+            err.print(f"[{style}]{level}:[/] {escape(redact_urls(message))}")
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _logs_on_stderr() -> Iterator[Callable[[], None]]:
+    """The recorder's warnings on stderr; mitmproxy's too once the returned function is
+    called (while it starts, what went wrong is said once, by ``record`` itself)."""
+    handler = _ConsoleLog(logging.WARNING)
+    loggers = [logging.getLogger("replayer")]
+
+    def also_mitmproxy() -> None:
+        loggers.append(logging.getLogger("mitmproxy"))
+        loggers[-1].addHandler(handler)
+
+    loggers[0].addHandler(handler)
+    try:
+        yield also_mitmproxy
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
 
 
 @app.command()
 def record(
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Archive to write (or a directory).")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Archive to write (refused if it exists, unless --force); a directory: "
+            "a new timestamped file in it.",
+        ),
     ],
     mode: Annotated[
         str,
@@ -55,23 +115,27 @@ def record(
             show_default=False,
         ),
     ] = None,
+    force: ForceOption = False,
 ) -> None:
-    """Record a bot's gateway session through mitmproxy (in-process); Ctrl-C closes the archive."""
+    """Record a bot's gateway session through mitmproxy (in-process); Ctrl-C closes the archive.
+    An existing archive is never replaced without --force. If the disk fills up, the
+    recording stops (said once, with the reason) and the bot's connections go on."""
     import asyncio
     import signal
 
     from rich.live import Live
 
     from replayer.malloc import tune_malloc_for_large_messages
-    from replayer.record.proxy import RecordingProxy, RecordSettings, ca_cert_path
+    from replayer.record.proxy import ListenError, RecordingProxy, RecordSettings, ca_cert_path
 
     if mode not in ("reverse", "regular"):
         raise typer.BadParameter("expected 'reverse' or 'regular'", param_hint="--mode")
     key = scrub_key_text(scrub_key, "--scrub-key") if scrub else None
+    output = output_file(output, force=force)
     settings = RecordSettings(
         output=output, mode=mode, host=host, port=port, upstream=upstream,
         gateway_upstream=gateway_upstream, confdir=confdir, redact=redact, rest=rest,
-        scrub_key=key,
+        scrub_key=key, overwrite=force,
     )  # fmt: skip
 
     def table(proxy: RecordingProxy) -> Table:
@@ -88,7 +152,7 @@ def record(
         for stats in recorder.stats.values() if recorder else []:
             t.add_row(
                 f"c{stats.conn_id}",
-                stats.url,
+                redact_url(stats.url),
                 str(stats.frames_in),
                 str(stats.frames_out),
                 stats.closed or "open",
@@ -102,13 +166,22 @@ def record(
             loop.add_signal_handler(sig, stop.set)
         tune_malloc_for_large_messages()
         proxy = RecordingProxy(settings)
-        try:
-            await proxy.start()
-        except OSError as exc:
-            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-        except Exception as exc:  # mitmproxy's own errors (bad options, ...)
+        starting = asyncio.ensure_future(proxy.start())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((starting, stopped), return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not starting.done():  # Ctrl-C while mitmproxy starts
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+            await proxy.stop()
+            fail("stopped before the proxy listened")
+        if isinstance(starting.exception(), ListenError):
+            fail(f"cannot listen on {starting.exception()}")
+        if (exc := starting.exception()) is not None:  # mitmproxy's own (bad options, ...)
             await proxy.stop()
             fail(f"mitmproxy could not start: {exc}")
+        show_mitmproxy_logs()
         recorder = proxy.recorder
         archive = recorder.writer.path if recorder else output
         out.print(f"recording into {archive}", markup=False)
@@ -117,9 +190,12 @@ def record(
             if scrub_key is None:
                 err.print(random_key_notice("--scrub-key"), markup=False)
         if mode == "reverse":
-            out.print(f"REST base:   {proxy.rest_base}  (forwarded to {upstream})", markup=False)
-            out.print(f"gateway URL: {proxy.gateway_url}", markup=False)
-            out.print(snippets(proxy.rest_base, proxy.gateway_url), markup=False)
+            rest_base, gateway_url = redact_url(proxy.rest_base), redact_url(proxy.gateway_url)
+            out.print(
+                f"REST base:   {rest_base}  (forwarded to {redact_url(upstream)})", markup=False
+            )
+            out.print(f"gateway URL: {gateway_url}", markup=False)
+            out.print(snippets(rest_base, gateway_url), markup=False)
         else:
             ca = ca_cert_path(confdir)
             proxy_url = f"http://{proxy.host_for_url}:{proxy.port}"
@@ -139,10 +215,25 @@ def record(
                     await asyncio.wait_for(stop.wait(), 0.25)
                 live.update(table(proxy))
         await proxy.stop()
-        errors = proxy.addon.errors
-        err.print(
-            f"closed {archive}"
-            + (f" ({errors} recorder errors: see the log above)" if errors else "")
-        )
+        if not err.is_terminal:  # Live leaves its last table without a line end there
+            err.print()
+        err.print(_closed_line(archive, recorder, proxy.addon.errors), markup=False)
 
-    asyncio.run(run())
+    with _logs_on_stderr() as show_mitmproxy_logs:
+        asyncio.run(run())
+
+
+def _closed_line(archive: Path, recorder: GatewayRecorder | None, errors: int) -> str:
+    """The last line: the archive, and what went wrong (each error was logged above)."""
+    failure = recorder.write_failure if recorder is not None else None
+    if failure is not None and recorder is not None:
+        return (
+            f"closed {archive}: recording stopped when a write failed "
+            f"({failure.strerror or failure}); "
+            f"{recorder.write_errors} records after it were not written, "
+            "every record before is readable"
+        )
+    plural = "s" if errors != 1 else ""
+    return f"closed {archive}" + (
+        f" ({errors} recorder error{plural}: see above)" if errors else ""
+    )

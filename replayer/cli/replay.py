@@ -12,11 +12,14 @@ import typer
 
 from replayer.cli.output import (
     ArchivePath,
+    ForceOption,
     duration_ns,
     err,
     fail,
     file_size,
+    open_text_output,
     out,
+    output_file,
     print_verdicts,
     progress_bar,
     snippets,
@@ -92,7 +95,10 @@ def replay(
     ] = "3s",
     transcript: Annotated[
         Path | None,
-        typer.Option(help="Record the replay itself (both directions) to this archive."),
+        typer.Option(
+            help="Record the replay itself (both directions) to this new archive "
+            "(a directory: a new file in it)."
+        ),
     ] = None,
     fault: Annotated[
         list[str] | None,
@@ -107,7 +113,10 @@ def replay(
     verdict_window: Annotated[
         str, typer.Option(help="How long to wait for the client's reaction to a fault.")
     ] = "15s",
-    report: Annotated[Path | None, typer.Option(help="Write the verdicts as JSON here.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write the verdicts as JSON to this new file (a directory: in it)."),
+    ] = None,
     check: Annotated[bool, typer.Option(help="Exit 1 on a FAIL or NOT FIRED verdict.")] = False,
     strict: Annotated[
         bool, typer.Option(help="With --check, NON-STRICT fails the run too.")
@@ -124,9 +133,11 @@ def replay(
         bool,
         typer.Option(help="Replay the recorded op 7, op 9, server closes and drops as faults."),
     ] = True,
+    force: ForceOption = False,
 ) -> None:
     """Serve an archive as a local fake gateway (WebSocket + REST) that real clients connect to,
-    optionally breaking it on cue and judging how the client reacts."""
+    optionally breaking it on cue and judging how the client reacts. --transcript and
+    --report never replace an existing file without --force."""
     import asyncio
     import signal
 
@@ -136,6 +147,11 @@ def replay(
     from replayer.replay.script import load_script
     from replayer.replay.server import ReplayServer
 
+    # Refused before anything starts: nothing is overwritten without --force.
+    if transcript is not None:
+        transcript = output_file(transcript, force=force, option="--transcript")
+    if report is not None:
+        report = output_file(report, force=force, option="--report", suffix=".json")
     close_code = _at_end(at_end)
     grace_s = duration_ns(idle_grace, "--idle-grace") / 1e9
     window_ms = duration_ns(verdict_window, "--verdict-window") // 1_000_000
@@ -172,8 +188,9 @@ def replay(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with ReplayServer(
-            script, options, host=host, port=port, transcript=transcript, plan=fault_plan
-        ) as server:
+            script, options, host=host, port=port, transcript=transcript, plan=fault_plan,
+            overwrite_transcript=force,
+        ) as server:  # fmt: skip
             shards = ", ".join(
                 f"{i} ({len(s)} dispatches)" for i, s in sorted(script.shards.items())
             )
@@ -210,8 +227,7 @@ def replay(
             "summary": summary(verdicts),
             "verdicts": [v.to_json() for v in verdicts],
         }
-        report.write_text(
-            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        with open_text_output(report, force=force) as sink:
+            sink.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     if check and not all_ok(verdicts, strict):
         raise typer.Exit(1)

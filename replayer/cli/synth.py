@@ -7,13 +7,16 @@ from typing import Annotated
 
 import typer
 
-from replayer.cli.output import err, fail, fmt_bytes
+from replayer.cli.output import ForceOption, err, fail, fmt_bytes, output_file
 from replayer.cli.root import app
 
 
 @app.command()
 def synth(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write.")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Archive to write (a directory: a new file in it)."),
+    ],
     guilds: Annotated[int, typer.Option(help="Guilds the bot is in.")] = 3,
     channels: Annotated[
         int, typer.Option(help="Channels per guild (from 3: a category and a voice channel).")
@@ -46,8 +49,10 @@ def synth(
             help="Go on with events until the payloads reach this size (200MB, 1GB; 1 KB = 1024 B)."
         ),
     ] = None,
+    force: ForceOption = False,
 ) -> None:
-    """Generate a realistic synthetic gateway session (no Discord needed) as an archive."""
+    """Generate a realistic synthetic gateway session (no Discord needed) as an archive.
+    An existing archive is never replaced without --force."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -57,6 +62,8 @@ def synth(
     )
 
     from replayer.synth import SynthOptions, parse_size, write_synth
+
+    output = output_file(output, force=force)
 
     for option, value, least in (
         ("--guilds", guilds, 0),
@@ -96,7 +103,7 @@ def synth(
 
     try:
         if target is None:
-            count = write_synth(output, options, seen)
+            count = write_synth(output, options, seen, overwrite=force)
         else:
             columns = (BarColumn(), DownloadColumn(binary_units=True), TransferSpeedColumn())
             with Progress(
@@ -108,7 +115,9 @@ def synth(
                     seen(n)
                     bar.update(task, completed=min(n, target))
 
-                count = write_synth(output, options, step)
+                count = write_synth(output, options, step, overwrite=force)
+    except FileExistsError:
+        fail(f"{output}: already exists (--force replaces it; a directory gets a new file)")
     except OSError as exc:
         fail(f"{output}: cannot write: {exc.strerror or exc}")
     err.print(

@@ -13,8 +13,9 @@ resumed connections, for reverse mode), ``gateway_upstream`` (where gateway upgr
 go in reverse mode; default: the ``url`` of the upstream's ``/gateway`` answer) and
 ``gateway_worker`` (decode and write in a child process, on by default; see
 :mod:`replayer.record.worker`; not with ``gateway_rewrite``, which needs the decoder
-in the proxy) and ``gateway_scrub_key`` (pseudonymise what is written with this key,
-:mod:`replayer.archive.scrub`; empty, the default: off).
+in the proxy), ``gateway_scrub_key`` (pseudonymise what is written with this key,
+:mod:`replayer.archive.scrub`; empty, the default: off) and ``gateway_overwrite``
+(replace an existing archive file; off: it is refused).
 
 The addon is thin: every decision is in :mod:`replayer.record.recorder`. No exception leaves a
 hook: a failure is logged, the message is kept raw, and the proxied connection goes on.
@@ -45,7 +46,10 @@ if TYPE_CHECKING:
     from replayer.record.worker import WorkerRecorder
 
 log = logging.getLogger(__name__)
-WORKER_GONE_WAIT_S = 1.0  # how long a hook may wait for a worker whose pipe broke
+WORKER_GONE_WAIT_S = 1.0
+# Set in a flow's metadata (which flow files keep) once the addon has dropped its
+# messages: import-mitm then knows the flow file holds no session.
+TRIMMED = "replayer_trimmed"  # how long a hook may wait for a worker whose pipe broke
 
 
 def _headers(fields: http.Headers) -> tuple[tuple[str, str], ...]:
@@ -59,6 +63,15 @@ def _deliver(message: WebSocketMessage, replacement: bytes | None) -> None:
         message.drop()
     elif replacement is not None:
         message.content = replacement
+
+
+def _cannot_write(path: Path, exc: Exception) -> exceptions.OptionsError:
+    if isinstance(exc, FileExistsError):
+        return exceptions.OptionsError(
+            f"gateway_record: {path} already exists (gateway_overwrite=true replaces it)"
+        )
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return exceptions.OptionsError(f"gateway_record: cannot write {path}: {reason}")
 
 
 class GatewayRecorderAddon:
@@ -99,6 +112,12 @@ class GatewayRecorderAddon:
         )
         loader.add_option(
             "gateway_upstream", str, "", "Gateway upstream (ws:// or wss://) for reverse mode."
+        )
+        loader.add_option(
+            "gateway_overwrite",
+            bool,
+            False,
+            "Replace an existing gateway_record file (otherwise it is refused).",
         )
         loader.add_option(
             "gateway_worker",
@@ -148,6 +167,7 @@ class GatewayRecorderAddon:
         scrub_key: str = opts.gateway_scrub_key
         if scrub_key:
             metadata["scrubbed"] = True
+        overwrite = opts.gateway_overwrite
         # A frozen mitmproxy (the standalone binaries) has no Python to start a worker with;
         # the worker needs POSIX pipes, fd passing and flock.
         frozen = getattr(sys, "frozen", False)
@@ -156,12 +176,14 @@ class GatewayRecorderAddon:
 
             try:
                 worker = WorkerRecorder(
-                    path, redact=opts.gateway_redact, metadata=metadata, scrub_key=scrub_key
+                    path,
+                    redact=opts.gateway_redact,
+                    metadata=metadata,
+                    scrub_key=scrub_key,
+                    overwrite=overwrite,
                 )
             except OSError as exc:
-                raise exceptions.OptionsError(
-                    f"gateway_record: cannot write {path}: {exc}"
-                ) from exc
+                raise _cannot_write(path, exc) from exc
             log.info("recording the Discord gateway into %s (worker pid %d)", path, worker.pid)
             return worker
         try:
@@ -171,9 +193,10 @@ class GatewayRecorderAddon:
                 redact=opts.gateway_redact,
                 metadata=metadata,
                 transform=transform if scrub_key else None,
+                overwrite=overwrite,
             )
         except (OSError, ReplayerError) as exc:
-            raise exceptions.OptionsError(f"gateway_record: cannot write {path}: {exc}") from exc
+            raise _cannot_write(path, exc) from exc
         log.info("recording the Discord gateway into %s", path)
         return GatewayRecorder(writer, on_error=self._error)
 
@@ -291,6 +314,7 @@ class GatewayRecorderAddon:
         finally:
             # mitmproxy keeps every message of a flow (mitmproxy#6620): keep only the last.
             del websocket.messages[:-1]
+            flow.metadata[TRIMMED] = True
 
     def _message_failed(self, key: str, message: WebSocketMessage, exc: Exception) -> None:
         """Recording ``message`` raised ``exc``: keep it raw, and make sure the client
@@ -332,3 +356,4 @@ class GatewayRecorderAddon:
             self._error(f"websocket_end failed: {exc!r}")
         finally:
             websocket.messages.clear()
+            flow.metadata[TRIMMED] = True

@@ -18,7 +18,8 @@ from mitmproxy.websocket import WebSocketMessage
 
 from replayer.archive.writer import ArchiveWriter
 from replayer.errors import ReplayerError
-from replayer.record.recorder import GatewayRecorder
+from replayer.record.addon import TRIMMED
+from replayer.record.recorder import DEFAULT_GATEWAY_HOSTS, GatewayRecorder, is_gateway
 
 
 class FlowFileError(ReplayerError, ValueError):
@@ -86,6 +87,34 @@ def _events(source: str | os.PathLike[str]) -> list[_Event]:
     return events
 
 
+def _check_not_trimmed(source: str | os.PathLike[str], events: list[_Event]) -> None:
+    """A capture taken with the recorder addon loaded has no session to convert: the
+    addon drops each message once recorded (mitmproxy would keep them all in memory).
+    Its flows say so (``TRIMMED`` in their metadata); an older capture's gateway flows
+    are merely empty (the gateway always sends HELLO first)."""
+    gateway = [
+        e.flow
+        for e in events
+        if e.kind is _Kind.OPEN
+        and is_gateway(DEFAULT_GATEWAY_HOSTS, e.flow.request.pretty_host, e.flow.request.path)
+    ]
+    trimmed = sum(1 for flow in gateway if flow.metadata.get(TRIMMED))
+    if not trimmed and (not gateway or any(f.websocket and f.websocket.messages for f in gateway)):
+        return
+    what = (
+        f"the replayer recorder addon was loaded when it was captured ({trimmed} of its "
+        f"{len(gateway)} gateway connections trimmed)"
+        if trimmed
+        else f"its {len(gateway)} gateway connections hold no message (captured with the "
+        "replayer recorder addon loaded?)"
+    )
+    raise FlowFileError(
+        f"{source}: {what}: the addon drops mitmproxy's copy of each message once recorded, "
+        "so there is nothing to convert; the recording is the archive the addon wrote "
+        "(its gateway_record option)"
+    )
+
+
 def _apply(recorder: GatewayRecorder, event: _Event) -> None:
     flow = event.flow
     request = flow.request
@@ -120,14 +149,20 @@ def _apply(recorder: GatewayRecorder, event: _Event) -> None:
 
 
 def import_flows(
-    source: str | os.PathLike[str], output: str | os.PathLike[str], *, redact: bool = True
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    redact: bool = True,
+    overwrite: bool = False,
 ) -> ImportSummary:
-    """Write the gateway traffic in ``source`` into the archive ``output``."""
+    """Write the gateway traffic in ``source`` into the archive ``output`` (a file
+    already there is kept, :class:`FileExistsError`, unless ``overwrite``)."""
     events = _events(source)
+    _check_not_trimmed(source, events)
     t0 = events[0].timestamp if events else 0.0
     now = [0]
     with ArchiveWriter(
-        Path(output), redact=redact, metadata={"imported_from": str(source)}
+        Path(output), redact=redact, metadata={"imported_from": str(source)}, overwrite=overwrite
     ) as writer:
         recorder = GatewayRecorder(writer, clock_ns=lambda: now[0])
         for event in events:

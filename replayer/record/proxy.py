@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,17 @@ from replayer.record.addon import GatewayRecorderAddon
 from replayer.record.recorder import GatewayRecorder
 
 DEFAULT_REST_UPSTREAM = "https://discord.com"
+START_TIMEOUT_S = 30.0  # mitmproxy applies its options, then listens: normally milliseconds
+STOP_CONNECTIONS_S = 5.0  # how long stop() lets the open connections wind down
+
+
+class ListenError(OSError):
+    """The proxy could not listen: ``str()`` is ``HOST:PORT: reason`` (the OS's reason),
+    ``errno`` the OS's error number when there is one."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,7 @@ class RecordSettings:
     redact: bool = True
     rest: bool = True
     scrub_key: str | None = None  # pseudonymise the archive with this key (None: off)
+    overwrite: bool = False  # replace an existing output file (else FileExistsError)
 
 
 class RecordingProxy:
@@ -76,19 +89,17 @@ class RecordingProxy:
         )
         self.master = master
         self._task = asyncio.create_task(master.run())
-        server = master.addons.get("proxyserver")
-        # Wait until the proxy listens (run() applies options, then starts the servers).
-        async with asyncio.timeout(30):
-            while not server.listen_addrs():
-                if self._task.done():
-                    self._task.result()  # re-raise why mitmproxy stopped
-                    raise OSError("mitmproxy stopped before listening")
-                await asyncio.sleep(0.01)
-        self.port = server.listen_addrs()[0][1]
+        try:
+            await self._listening(master.addons.get("proxyserver"))
+        except BaseException:
+            await self.stop()
+            raise
+        self.port = master.addons.get("proxyserver").listen_addrs()[0][1]
         updates: dict[str, object] = {
             "gateway_redact": s.redact,
             "gateway_rest": s.rest,
             "gateway_record": str(s.output),
+            "gateway_overwrite": s.overwrite,
             # In-process: the live table reads the recorder's counts, reverse mode
             # rewrites, and this lean master is fast enough on its own (bench/README.md).
             "gateway_worker": False,
@@ -99,6 +110,27 @@ class RecordingProxy:
         if s.gateway_upstream:
             updates["gateway_upstream"] = s.gateway_upstream
         master.options.update(**updates)
+
+    async def _listening(self, server: proxyserver.Proxyserver) -> None:
+        """Wait until the proxy listens (run() applies options, then starts the
+        servers). A server that failed to start (a busy port) is raised at once: mitmproxy
+        only logs it and goes on running without a server."""
+        assert self._task is not None
+        where = f"{self.host_for_url}:{self.settings.port}"
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                while not server.listen_addrs():
+                    if self._task.done():
+                        self._task.result()  # re-raise why mitmproxy stopped
+                        raise ListenError(f"{where}: mitmproxy stopped before listening")
+                    for instance in server.servers:
+                        if isinstance(instance.last_exception, Exception):
+                            raise _listen_error(where, instance.last_exception)
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise ListenError(
+                f"{where}: mitmproxy was not listening after {START_TIMEOUT_S:g} s"
+            ) from None
 
     @property
     def host_for_url(self) -> str:
@@ -118,7 +150,9 @@ class RecordingProxy:
             # Fix: mitmproxy's shutdown does not stop its servers (mitmdump exits the
             # process instead): without this the port stays open, accepting, and its
             # socket leaks (a ResourceWarning once the loop is gone).
-            await self.master.addons.get("proxyserver").servers.update([])
+            server = self.master.addons.get("proxyserver")
+            await server.servers.update([])
+            await _close_connections(server)
             self.master.shutdown()
             if self._task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
@@ -132,6 +166,30 @@ class RecordingProxy:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _listen_error(where: str, exc: Exception) -> ListenError:
+    """``127.0.0.1:8080: address already in use`` from asyncio's longer bind error."""
+    if isinstance(exc, OSError) and exc.errno:
+        reason = os.strerror(exc.errno)
+        return ListenError(f"{where}: {reason[:1].lower()}{reason[1:]}", exc.errno)
+    return ListenError(f"{where}: {exc}")
+
+
+async def _close_connections(server: proxyserver.Proxyserver) -> None:
+    """End every proxied connection as mitmproxy's inactivity timeout does (cancel its
+    client handler: the addons get their end hooks) and wait for them to wind down.
+    Without this, asyncio.run() cancels their tasks at exit, past mitmproxy, and Python
+    3.12.1's streams print a CancelledError traceback for each."""
+    handlers = list(server.connections.values())
+    for handler in handlers:
+        transport = handler.transports.get(handler.client)
+        if transport is not None and transport.handler is not None:
+            transport.handler.cancel("replayer record is stopping")
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(STOP_CONNECTIONS_S):
+            while server.connections:
+                await asyncio.sleep(0.01)
 
 
 def ca_cert_path(confdir: Path | None) -> Path:

@@ -117,7 +117,9 @@ class GatewayRecorder:
     _resume_urls: dict[str, str] = field(default_factory=dict)  # key -> real resume URL
 
     on_error: Callable[[str], None] = lambda message: None
-    write_errors: int = 0
+    write_errors: int = 0  # records not written
+    #: The failed write (a full disk) that stopped the recording, or None.
+    write_failure: OSError | None = None
 
     def __post_init__(self) -> None:
         self._t0_ns = self.clock_ns()
@@ -125,11 +127,29 @@ class GatewayRecorder:
     def _write(self, record: Record) -> None:
         """Write one record; a failure is reported, never raised: what the client gets
         must not depend on whether the archive could be written."""
+        if self.write_failure is not None:
+            self.write_errors += 1
+            return
         try:
             self.writer.write(record)
+        except OSError as exc:
+            self.write_errors += 1
+            self.stop_writing(exc)
         except Exception as exc:
             self.write_errors += 1
             self.on_error(f"cannot write {type(record).__name__}: {exc!r}")
+
+    def stop_writing(self, exc: OSError) -> None:
+        """The archive could not be written (a full disk, a file size limit): say so
+        once, with the OS's reason, and write nothing more, since records after a gap
+        would not make a consistent archive. The writer has cut the file back to its
+        last complete record; the connections go on as before."""
+        if self.write_failure is None:
+            self.write_failure = exc
+            self.on_error(
+                f"cannot write {self.writer.path}: {exc.strerror or exc}: recording stopped, "
+                "the connections go on; the archive keeps every record written before"
+            )
 
     def _now(self) -> int:
         return max(0, self.clock_ns() - self._t0_ns)

@@ -73,7 +73,13 @@ class WorkerRecorder:
     rewrite_base: str | None = None
 
     def __init__(
-        self, path: Path, *, redact: bool, metadata: dict[str, Any], scrub_key: str = ""
+        self,
+        path: Path,
+        *,
+        redact: bool,
+        metadata: dict[str, Any],
+        scrub_key: str = "",
+        overwrite: bool = False,
     ) -> None:
         """``scrub_key``: pseudonymise what is written (replayer.archive.scrub) with this
         key; it reaches the worker in its environment, not its (visible) arguments."""
@@ -86,7 +92,7 @@ class WorkerRecorder:
         # The header is written here, so that the archive is whole from the start and a
         # bad path fails in the proxy; the worker appends to the same descriptor, and
         # the exclusive flock taken here is the worker's until it exits.
-        writer = ArchiveWriter(path, redact=False, metadata=metadata)
+        writer = ArchiveWriter(path, redact=False, metadata=metadata, overwrite=overwrite)
         fd = writer.detach()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -301,8 +307,11 @@ def serve(fd: int, writer: ArchiveWriter, t0_ns: int, on_error: Callable[[str], 
         try:
             writer.flush()
         except OSError as exc:
-            on_error(f"cannot write items up to {items}: {exc!r}")
-    writer.close()
+            recorder.stop_writing(exc)
+    try:
+        writer.close()
+    except OSError as exc:
+        recorder.stop_writing(exc)
     return items
 
 

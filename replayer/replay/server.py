@@ -62,8 +62,8 @@ MAX_CLIENT_MESSAGE_BYTES = 1 << 20
 class Transcript:
     """The replay itself, recorded in the archive format (both directions)."""
 
-    def __init__(self, path: Path, t0_ns: int) -> None:
-        self.writer = ArchiveWriter(path, metadata={"transcript": True})
+    def __init__(self, path: Path, t0_ns: int, *, overwrite: bool = False) -> None:
+        self.writer = ArchiveWriter(path, metadata={"transcript": True}, overwrite=overwrite)
         self.t0_ns = t0_ns
         self.next_conn_id = 1
 
@@ -86,13 +86,17 @@ class ReplayServer:
         port: int = 0,
         transcript: Path | None = None,
         plan: FaultPlan | None = None,
+        overwrite_transcript: bool = False,
     ) -> None:
+        """``transcript``: record the replay into this new archive (a file already
+        there is an error, :class:`FileExistsError`, unless ``overwrite_transcript``)."""
         self.script = script
         self.plan = plan
         self.options = options or ReplayOptions()
         self.host = host
         self.port = port
         self.transcript_path = transcript
+        self.overwrite_transcript = overwrite_transcript
         self.replay: Replay | None = None
         self.router: RestRouter | None = None
         self.connections_total = 0
@@ -123,7 +127,9 @@ class ReplayServer:
         self.replay = Replay(self.script, self.options, self.plan)
         self.router = RestRouter(self.script, self.gateway_url, self.options.token)
         if self.transcript_path is not None:
-            self._transcript = Transcript(self.transcript_path, self._t0_ns)
+            self._transcript = Transcript(
+                self.transcript_path, self._t0_ns, overwrite=self.overwrite_transcript
+            )
 
     def verdicts(self) -> list[Verdict]:
         """Judge what happened so far; call once, after the clients are done."""

@@ -53,7 +53,7 @@ from replayer.archive.records import (
     Query,
     Record,
 )
-from replayer.archive.writer import ArchiveWriter
+from replayer.archive.writer import ArchiveWriter, publish
 from replayer.errors import CodecError
 from replayer.gateway.compression import Compression, make_compressor
 from replayer.gateway.encoding import Encoding, encode_payload
@@ -506,8 +506,11 @@ def write_synth(
     path: str | os.PathLike[str],
     options: SynthOptions,
     progress: Callable[[int], None] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> int:
-    """Write a synthetic session to ``path``; return the number of records written.
+    """Write a synthetic session to ``path``; return the number of records written. A
+    file already at ``path`` is kept (:class:`FileExistsError`) unless ``overwrite``.
 
     ``progress`` is called now and then, and once at the end, with the frame payload
     bytes written so far (what ``target_bytes`` counts). The archive is written to
@@ -517,7 +520,8 @@ def write_synth(
     tmp = target.with_name(target.name + ".partial")
     payload_bytes = 0
     try:
-        with ArchiveWriter(tmp, metadata={"synthetic": True, "options": asdict(options)}) as writer:
+        metadata = {"synthetic": True, "options": asdict(options)}
+        with ArchiveWriter(tmp, metadata=metadata, overwrite=True) as writer:
             for count, record in enumerate(synth_records(options), start=1):
                 writer.write(record)
                 if type(record) is FrameRecord:
@@ -525,7 +529,7 @@ def write_synth(
                 if progress is not None and count % 2048 == 0:
                     progress(payload_bytes)
             written = writer.records_written
-        os.replace(tmp, target)
+        publish(tmp, target, overwrite=overwrite)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

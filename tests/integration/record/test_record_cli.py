@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import os
 import re
+import resource
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
@@ -34,13 +39,16 @@ async def upstream(tmp_path: Path) -> AsyncIterator[ReplayServer]:
         yield server
 
 
-async def start_record(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+async def start_record(
+    tmp_path: Path, *args: str, **popen: Any
+) -> tuple[subprocess.Popen[str], str]:
     """Start `replayer record` and return it with the URL line it printed."""
+    popen.setdefault("stderr", subprocess.DEVNULL)
     proc = subprocess.Popen(
         [sys.executable, "-m", "replayer", "record", "--confdir", str(tmp_path / "mitm"), *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
         text=True,
+        **popen,
     )
     assert proc.stdout is not None
     loop = asyncio.get_running_loop()
@@ -107,3 +115,100 @@ async def test_regular_mode_sees_any_host(tmp_path: Path, upstream: ReplayServer
         stop(proc)
     frames = check_archive(out)
     assert sum(1 for f in frames if f.direction == Direction.SERVER) == 7
+
+
+def test_a_busy_port_fails_at_once_with_the_reason(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "replayer", "record", "-o", str(tmp_path / "x.rpl"),
+             "--port", str(port), "--confdir", str(tmp_path / "mitm")],
+            capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: cannot listen on 127.0.0.1:{port}: address already in use"]
+    assert not (tmp_path / "x.rpl").exists()
+
+
+async def test_ctrl_c_with_a_bot_connected(tmp_path: Path, upstream: ReplayServer) -> None:
+    """No traceback, exit 0, and the archive is whole, the cut connection included; the
+    live table on stderr shows the connection's URL without its token."""
+    out = tmp_path / "rec.rpl"
+    proc, gateway_url = await start_record(
+        tmp_path, "-o", str(out), "--upstream", f"http://127.0.0.1:{upstream.port}",
+        "--gateway-upstream", upstream.gateway_url, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url_secret = "url-secret-token-value"
+    async with websockets.connect(f"{gateway_url}?v=10&encoding=json&token={url_secret}") as ws:
+        assert (await identify_and_read(ws))[0] == "READY"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.to_thread(proc.communicate, timeout=TIMEOUT)
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)  # the proxy ended the connection
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "Error" not in stderr, stderr
+    assert f"closed {out}" in stderr
+    assert "&token=[REDACTED]" in stderr  # the live table's URL, as CI logs keep it
+    assert url_secret not in stderr
+    frames = check_archive(out)
+    assert len(frames) == 8  # IDENTIFY and the 7 the client read
+
+
+def _limit_file_size(limit_bytes: int) -> Callable[[], None]:
+    def limit() -> None:  # in the child, before exec
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails: EFBIG
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, hard))
+
+    return limit
+
+
+async def test_a_full_disk_is_said_once_and_the_bot_gets_everything(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE stands in for a full disk: the kernel cuts a write short at the
+    limit, then fails the next with EFBIG, as a full file system does with ENOSPC
+    (unlike /dev/full, the file is real and can be read back; no root needed). The
+    limit is per process: only `replayer record` has it."""
+    from mitmproxy.certs import CertStore
+
+    from replayer.synth import SynthOptions, write_synth
+
+    limit = 20_000
+    CertStore.from_store(tmp_path / "mitm", "mitmproxy", 2048)  # the CA, made before
+    path = tmp_path / "up.rpl"
+    write_synth(
+        path, SynthOptions(guilds=3, members_per_guild=200, member_chunk_requests=0, seed=1)
+    )
+    script = load_script(path)
+    expected = len(script.shards[0])
+    out = tmp_path / "rec.rpl"
+    async with ReplayServer(script, ReplayOptions(speed=0)) as up:
+        proc, gateway_url = await start_record(
+            tmp_path, "-o", str(out), "--upstream", f"http://127.0.0.1:{up.port}",
+            "--gateway-upstream", up.gateway_url, stderr=subprocess.PIPE,
+            preexec_fn=_limit_file_size(limit),
+        )  # fmt: skip
+        async with websockets.connect(gateway_url + "?v=10&encoding=json") as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["op"] == 10
+            await ws.send(json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}}}))
+            events = [
+                json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) for _ in range(expected)
+            ]
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.to_thread(proc.communicate, timeout=TIMEOUT)
+    assert [e["s"] for e in events] == list(range(1, expected + 1))  # every frame, in order
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    reason = os.strerror(errno.EFBIG)
+    said = [line for line in stderr.splitlines() if reason in line]
+    assert len(said) == 2, stderr  # once when it happened, once in the closing line
+    assert said[0].startswith("error: ")
+    assert "recording stopped" in said[0]
+    assert said[1].startswith(f"closed {out}: recording stopped when a write failed ({reason})")
+    assert 0 < out.stat().st_size <= limit
+    with ArchiveReader(out) as reader:
+        records = list(reader)  # no truncated tail
+    assert 0 < sum(isinstance(r, FrameRecord) for r in records) < expected

@@ -277,3 +277,38 @@ async def test_import_mitm_flow_file(tmp_path: Path, upstream: ReplayServer) -> 
     assert bad.returncode == 1
     assert "not a mitmproxy flow file" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+async def test_import_mitm_of_a_capture_the_addon_trimmed(
+    tmp_path: Path, upstream: ReplayServer
+) -> None:
+    """`mitmdump -s addon -w flows`: the addon keeps only the last message of each flow
+    (memory), so the flow file holds no session; import-mitm says so and points at the
+    archive the addon wrote, instead of converting 0 messages."""
+    flows, out = tmp_path / "flows.mitm", tmp_path / "dump.rpl"
+    proc, port = await start_mitmdump(
+        tmp_path, upstream, "-s", str(ADDON), "--set", f"gateway_record={out}",
+        "--set", f"gateway_upstream=ws://127.0.0.1:{upstream.port}", "-w", str(flows),
+    )  # fmt: skip
+    try:
+        got, _ = await session_through(f"ws://127.0.0.1:{port}/", Compression.NONE)
+        assert len(got) == 7
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(TIMEOUT)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    await asyncio.wait_for(asyncio.to_thread(wait_until_written, out), TIMEOUT)
+    assert len(frames(out, Direction.SERVER)) >= 7  # the addon's archive is the recording
+    imported = tmp_path / "imported.rpl"
+    result = subprocess.run(
+        [sys.executable, "-m", "replayer", "import-mitm", str(flows), "-o", str(imported)],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert str(flows) in line
+    assert "recorder addon" in line
+    assert "gateway_record" in line  # what to do: the archive the addon wrote
+    assert not imported.exists()
+    assert not imported.with_name(imported.name + ".partial").exists()

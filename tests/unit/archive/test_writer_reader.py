@@ -27,7 +27,8 @@ settings_tmp = settings(
 
 
 def write(path: Path, records: list[Record], **kwargs: object) -> None:
-    with ArchiveWriter(path, redact=False, **kwargs) as writer:  # type: ignore[arg-type]
+    # overwrite: hypothesis runs every example in the same tmp_path.
+    with ArchiveWriter(path, redact=False, overwrite=True, **kwargs) as writer:  # type: ignore[arg-type]
         for record in records:
             writer.write(record)
 
@@ -254,7 +255,7 @@ def test_held_records_are_written_as_unheld_ones(
     plain, held = tmp_path / "plain.rpl", tmp_path / "held.rpl"
     header = Header(metadata={}, created_unix_ns=1)
     write(plain, records, header=header)
-    with ArchiveWriter(held, redact=False, header=header) as writer:
+    with ArchiveWriter(held, redact=False, header=header, overwrite=True) as writer:
         writer.hold()
         for i, record in enumerate(records):
             writer.write(record)
