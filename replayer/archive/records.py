@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from replayer.errors import ArchiveError
@@ -118,6 +118,31 @@ Record = ConnectionRecord | ConnectionInfoRecord | FrameRecord | CloseRecord | H
 
 # Plain ints in rows: packing an IntEnum goes through a slower path in msgpack.
 _CONNECTION, _FRAME, _CLOSE, _HTTP, _CONNECTION_INFO = (int(k) for k in RecordKind)
+
+
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+def fitted(record: Record) -> Record | None:
+    """A version of ``record`` that msgpack can hold, when it cannot only because of an
+    integer over 64 bits a peer sent: a frame's ``op`` or ``s`` (the frame is then kept
+    as ``UNDECODED``, bytes intact, with the reason), a shard, a query's ``v``. None when
+    nothing like that is wrong."""
+    if isinstance(record, FrameRecord):
+        if all(x is None or x in _INT64 for x in (record.op, record.s)):
+            return None
+        return replace(
+            record, op=None, s=None, t=None, flags=record.flags | FrameFlag.UNDECODED,
+            error="op or s does not fit in 64 bits",
+        )  # fmt: skip
+    if isinstance(record, ConnectionInfoRecord) and record.shard is not None:
+        if all(x in _INT64 for x in record.shard):
+            return None
+        return replace(record, shard=None)
+    if isinstance(record, ConnectionRecord):
+        query = record.query.archived()
+        return None if query is record.query else replace(record, query=query)
+    return None
 
 
 def _headers_row(headers: Headers) -> list[list[str]]:

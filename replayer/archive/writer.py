@@ -30,7 +30,7 @@ import msgpack
 
 from replayer.archive.header import Header
 from replayer.archive.reader import MAX_RECORD_BYTES
-from replayer.archive.records import FrameRecord, Record, to_row
+from replayer.archive.records import FrameRecord, Record, fitted, to_row
 from replayer.archive.redaction import Redactor
 from replayer.errors import ArchiveError
 
@@ -205,9 +205,13 @@ class ArchiveWriter:
         except (OverflowError, TypeError, ValueError) as exc:
             # msgpack holds integers of 64 bits at most, and only plain data types.
             self._packer.reset()
-            raise ArchiveError(
-                f"cannot encode record {self.records_written + 1}: {exc}", path=str(self.path)
-            ) from None
+            fit = fitted(record)
+            if fit is None:
+                raise ArchiveError(
+                    f"cannot encode record {self.records_written + 1}: {exc}",
+                    path=str(self.path),
+                ) from None
+            data = self._pack(to_row(fit), f"record {self.records_written + 1}")
         if len(data) > MAX_RECORD_BYTES:
             raise ArchiveError(
                 f"cannot write record {self.records_written + 1}: {len(data)} bytes is over "
@@ -236,6 +240,9 @@ class ArchiveWriter:
     def _write_frame_vectored(self, record: FrameRecord) -> None:
         """A frame with a large payload: its row in three pieces and one ``writev``,
         so that the payload is not copied into a packed buffer first."""
+        fit = fitted(record)  # a peer's integer over 64 bits
+        if isinstance(fit, FrameRecord):
+            record = fit
         row = to_row(record)
         size = len(record.payload)
         if size > MAX_RECORD_BYTES - 4096:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -93,6 +94,13 @@ def replay(
     idle_grace: Annotated[
         str, typer.Option(help="How long no client must be connected before exiting.")
     ] = "3s",
+    first_client_grace: Annotated[
+        str,
+        typer.Option(
+            help="With --exit-when-idle: exit 1 if no client has come by then (a bot that "
+            "never connects must not hang CI)."
+        ),
+    ] = "60s",
     transcript: Annotated[
         Path | None,
         typer.Option(
@@ -154,6 +162,7 @@ def replay(
         report = output_file(report, force=force, option="--report", suffix=".json")
     close_code = _at_end(at_end)
     grace_s = duration_ns(idle_grace, "--idle-grace") / 1e9
+    first_s = duration_ns(first_client_grace, "--first-client-grace") / 1e9
     window_ms = duration_ns(verdict_window, "--verdict-window") // 1_000_000
     # The plan is checked before anything starts: a bad fault is one line, exit 1.
     plans = [FaultPlan(tuple(parse_fault(f) for f in fault or []))]
@@ -181,12 +190,21 @@ def replay(
         recorded_faults=recorded_faults,
     )
     verdicts: list[Verdict] = []
+    nobody_came = False
 
     async def serve() -> None:
+        nonlocal nobody_came
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def interrupted() -> None:
+            if stop.is_set():  # the second Ctrl-C: at once
+                err.print("interrupted again: exiting now")
+                os._exit(130)
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, interrupted)
         async with ReplayServer(
             script, options, host=host, port=port, transcript=transcript, plan=fault_plan,
             overwrite_transcript=force,
@@ -202,19 +220,28 @@ def replay(
             out.print(f"gateway URL: {server.gateway_url}", markup=False)
             out.print(snippets(server.rest_base, server.gateway_url), markup=False)
             sys.stdout.flush()
-            waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
-            if exit_when_idle:
-                waiters.append(asyncio.ensure_future(server.wait_idle(grace_s)))
-            _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
+            stopped = asyncio.ensure_future(stop.wait())
+            idle = asyncio.ensure_future(
+                server.wait_idle(grace_s, first_s) if exit_when_idle else asyncio.Future()
+            )
+            await asyncio.wait([stopped, idle], return_when=asyncio.FIRST_COMPLETED)
+            for task in (stopped, idle):
                 task.cancel()
-            err.print("stopped" if stop.is_set() else "every client has gone: exiting")
+            if stop.is_set():
+                err.print("stopped: closing the clients (1001)")
+            elif server.connections_total:
+                err.print("every client has gone: exiting")
+            else:
+                nobody_came = True
+            await server.stop()  # clients get 1001 before the verdicts are taken
             verdicts.extend(server.verdicts())
 
     try:
         asyncio.run(serve())
     except OSError as exc:
         fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+    if nobody_came:
+        fail(f"no client connected within {first_client_grace} (--first-client-grace)")
     if fault_plan.faults or verdicts:
         print_verdicts(verdicts)
     if report is not None:

@@ -28,7 +28,22 @@ class GatewayQuery:
 
         v_text = first("v")
         return cls(
-            v=int(v_text) if v_text and v_text.isdigit() else None,
+            # ASCII digits only ("²".isdigit() is true, int() refuses it), and no more
+            # than int() parses without its 4,300-digit limit getting in the way.
+            v=int(v_text)
+            if v_text and v_text.isascii() and v_text.isdigit() and len(v_text) <= 100
+            else None,
             encoding=first("encoding") or "json",
             compress=first("compress") or None,
         )
+
+    def archived(self) -> GatewayQuery:
+        """The query as an archive holds it (docs/archive-format.md, section 3.1): ``v``
+        nil unless it fits a 64-bit integer, ``encoding`` ``json`` unless it is one the
+        payloads can be decoded with (a connection asking for another one is closed with
+        4002 before any payload, by Discord and by the replay alike)."""
+        v = self.v if self.v is None or self.v < 1 << 63 else None
+        encoding = self.encoding if self.encoding in ("json", "etf", "") else "json"
+        if v == self.v and encoding == self.encoding:
+            return self
+        return GatewayQuery(v, encoding, self.compress)

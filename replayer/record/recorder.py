@@ -209,7 +209,11 @@ class GatewayRecorder:
         self._next_conn_id += 1
         self._conns[key] = conn
         resumes = None
-        self._write(ConnectionRecord(conn.conn_id, self._now(), url, query, headers, None, resumes))
+        self._write(
+            ConnectionRecord(
+                conn.conn_id, self._now(), url, query.archived(), headers, None, resumes
+            )
+        )
         self.stats[conn.conn_id] = ConnectionStats(conn.conn_id, url, 0, 0)
         return conn.conn_id
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
+import os
 import random
+import resource
 import time
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from aiohttp import WSMessage, WSMsgType, web
 
@@ -28,9 +31,10 @@ from replayer.archive.records import (
     FrameRecord,
     FrameType,
     HttpRecord,
+    Record,
 )
 from replayer.archive.writer import ArchiveWriter
-from replayer.errors import CodecError
+from replayer.errors import CodecError, ReplayerError
 from replayer.gateway.close_codes import CloseCode
 from replayer.gateway.codec import FrameDecoder, FrameEncoder
 from replayer.gateway.compression import Compression
@@ -50,6 +54,7 @@ from replayer.replay.engine import (
     resume_key,
 )
 from replayer.replay.faults import FaultKind, FaultPlan, Phase
+from replayer.replay.masking import PROTOCOL_ERROR, MaskCheck
 from replayer.replay.rest import RestRouter
 from replayer.replay.script import ArchiveFile, ArchivePayloads, ReplayScript
 from replayer.replay.verdicts import Verdict
@@ -57,6 +62,33 @@ from replayer.replay.verdicts import Verdict
 # Client payloads over 4096 bytes get 4002 from the engine; far larger ones are refused
 # by aiohttp itself (close 1009) before they are buffered.
 MAX_CLIENT_MESSAGE_BYTES = 1 << 20
+# A connection that has not sent a complete request head by then is dropped (a client
+# trickling its headers would hold a descriptor for ever).
+HEADER_TIMEOUT_S = 10.0
+KEEPALIVE_TIMEOUT_S = 15.0  # an idle HTTP keep-alive connection
+STOP_CLOSE_TIMEOUT_S = 2.0  # how long a client has to answer the 1001 close at shutdown
+# Descriptors kept free beyond the connections (the transcript, logs, the next accept).
+DESCRIPTOR_RESERVE = 16
+GOING_AWAY = 1001
+
+log = logging.getLogger("replayer.replay")
+
+
+class _OneLine(logging.Filter):
+    """aiohttp's server log (malformed HTTP, a handler that failed) in one line: the
+    exception's repr instead of its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {record.exc_info[1]!r}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_http_log = logging.getLogger("replayer.replay.http")
+_http_log.addFilter(_OneLine())
 
 
 class Transcript:
@@ -66,9 +98,22 @@ class Transcript:
         self.writer = ArchiveWriter(path, metadata={"transcript": True}, overwrite=overwrite)
         self.t0_ns = t0_ns
         self.next_conn_id = 1
+        self.failures: dict[str, int] = {}  # kind of error -> records not written
 
     def now(self) -> int:
         return max(0, time.monotonic_ns() - self.t0_ns)
+
+    def write(self, record: Record) -> None:
+        """Write one record. A failure (a full disk, a record no archive can hold) is
+        logged, once per kind, and never reaches the client's connection: the transcript
+        watches the replay, it does not take part."""
+        try:
+            self.writer.write(record)
+        except (ReplayerError, OSError, ValueError) as exc:
+            kind = type(exc).__name__
+            if kind not in self.failures:
+                log.error("transcript %s: %s (the replay goes on)", self.writer.path, exc)
+            self.failures[kind] = self.failures.get(kind, 0) + 1
 
     def close(self) -> None:
         self.writer.close()
@@ -109,6 +154,11 @@ class ReplayServer:
         self._attempts = 0  # WebSocket upgrade requests so far
         self._stopping = asyncio.Event()  # ends black-holed requests
         self._t0_ns = time.monotonic_ns()
+        self._server: asyncio.Server | None = None
+        self._links: set[_Link] = set()  # open gateway connections
+        self._descriptor_budget = 0  # TCP connections the descriptor limit leaves room for
+        self.refused_busy = 0  # connections refused for want of descriptors
+        self.header_timeout_s = HEADER_TIMEOUT_S
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -116,13 +166,18 @@ class ReplayServer:
         self._archive = ArchiveFile(self.script.path)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, logger=_http_log,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S, shutdown_timeout=STOP_CLOSE_TIMEOUT_S,
+        )  # fmt: skip
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        in_use = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 64
+        unlimited = soft == resource.RLIM_INFINITY
+        self._descriptor_budget = 1 << 30 if unlimited else soft - in_use - DESCRIPTOR_RESERVE
         self.options = replace(self.options, gateway_url=self.gateway_url)
         self.replay = Replay(self.script, self.options, self.plan)
         self.router = RestRouter(self.script, self.gateway_url, self.options.token)
@@ -137,13 +192,32 @@ class ReplayServer:
         return self.replay.finish(self._now())
 
     async def stop(self) -> None:
+        """Close every client with 1001 (going away), give them ``STOP_CLOSE_TIMEOUT_S``
+        to answer, then end everything."""
         self._stopping.set()
+        if self._server is not None:
+            self._server.close()
+        if self._links:
+            closing = [
+                link.ws.close(code=GOING_AWAY, message=b"replay stopped") for link in self._links
+            ]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*closing, return_exceptions=True), STOP_CLOSE_TIMEOUT_S
+                )
+            for link in list(self._links):  # no answer to the close: dropped
+                transport = link.request.transport
+                if transport is not None:
+                    transport.abort()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if self._transcript is not None:
             self._transcript.close()
             self._transcript = None
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
         if self._archive is not None:
             self._archive.close()
             self._archive = None
@@ -172,8 +246,14 @@ class ReplayServer:
     def rest_base(self) -> str:
         return f"http://{self._host_for_url}:{self.port}/api/v10"
 
-    async def wait_idle(self, grace_s: float) -> None:
-        """Return once a client has come and every client has been gone for ``grace_s``."""
+    async def wait_idle(self, grace_s: float, first_client_s: float | None = None) -> None:
+        """Return once a client has come and every client has been gone for ``grace_s``;
+        or, if ``first_client_s`` is given, once that long has passed without any."""
+        if first_client_s is not None and self.connections_total == 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._first_client(), first_client_s)
+            if self.connections_total == 0:
+                return
         while True:
             while self.connections_total == 0 or self.connections_open > 0:
                 self.changed.clear()
@@ -184,10 +264,56 @@ class ReplayServer:
                 continue
             return
 
+    async def _first_client(self) -> None:
+        while self.connections_total == 0:
+            self.changed.clear()
+            await self.changed.wait()
+
     # --- HTTP --------------------------------------------------------------------------
 
+    def _protocol(self) -> asyncio.Protocol:
+        """A new TCP connection: aiohttp's handler, given ``header_timeout_s`` to send a
+        request head."""
+        server = self._runner.server if self._runner is not None else None
+        assert server is not None
+        handler = server()
+        timeout_s = self.header_timeout_s
+        asyncio.get_running_loop().call_later(timeout_s, _head_deadline, handler, timeout_s)
+        return handler
+
+    def _over_budget(self) -> bool:
+        """Whether taking one more connection would leave too few descriptors (one per
+        connection): it is then refused with 503, said once per burst."""
+        server = self._runner.server if self._runner is not None else None
+        assert server is not None
+        busy = len(server.connections) > self._descriptor_budget
+        if busy:
+            if not self.refused_busy:
+                log.warning(
+                    "refusing new connections with 503: %d open, the descriptor limit "
+                    "(ulimit -n %d) leaves room for no more",
+                    len(server.connections),
+                    resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                )
+            self.refused_busy += 1
+        elif self.refused_busy:
+            log.warning("accepting connections again (%d were refused)", self.refused_busy)
+            self.refused_busy = 0
+        return busy
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self._over_budget():
+            return web.Response(
+                status=503, text="503: replayer is out of file descriptors\n",
+                headers={"Retry-After": "1", "Connection": "close"},
+            )  # fmt: skip
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            if request.method != "GET":
+                # RFC 6455 section 4.1: the opening handshake is a GET.
+                return web.Response(
+                    status=405, text="405: a WebSocket upgrade must be a GET\n",
+                    headers={"Allow": "GET"},
+                )  # fmt: skip
             refused = await self._upgrade_fault(request)
             if refused is not None:
                 return refused
@@ -198,7 +324,7 @@ class ReplayServer:
         )
         if self._transcript is not None:
             body = await request.read()
-            self._transcript.writer.write(
+            self._transcript.write(
                 HttpRecord(
                     self._transcript.now(),
                     request.method,
@@ -250,30 +376,37 @@ class ReplayServer:
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
         assert self.replay is not None
         ws = web.WebSocketResponse(
-            autoping=True, heartbeat=None, compress=False, max_msg_size=MAX_CLIENT_MESSAGE_BYTES
-        )
+            autoping=True, heartbeat=None, compress=False, max_msg_size=MAX_CLIENT_MESSAGE_BYTES,
+            timeout=STOP_CLOSE_TIMEOUT_S,
+        )  # fmt: skip
+        masks = MaskCheck()
+        # Bytes a client sent before the handshake's answer reach the frame parser as
+        # soon as it exists: check them first.
+        masks.feed(getattr(request.protocol, "_message_tail", b""))
         await ws.prepare(request)
+        _check_masks(request, masks)
         query = GatewayQuery.from_url(str(request.url))
         self.connections_total += 1
         self.connections_open += 1
         self.changed.set()
         conn_id = 0
-        if self._transcript is not None:
-            conn_id = self._transcript.next_conn_id
-            self._transcript.next_conn_id += 1
-            self._transcript.writer.write(
-                ConnectionRecord(
-                    conn_id,
-                    self._transcript.now(),
-                    # "gateway URL as requested": aiohttp reports a WebSocket upgrade
-                    # with the http scheme, but the client asked for ws:// (or wss://).
-                    str(request.url.with_scheme("wss" if request.secure else "ws")),
-                    query,
-                    tuple(request.headers.items()),
-                )
-            )
         payloads: ArchivePayloads | None = None
+        link: _Link | None = None
         try:
+            if self._transcript is not None:
+                conn_id = self._transcript.next_conn_id
+                self._transcript.next_conn_id += 1
+                self._transcript.write(
+                    ConnectionRecord(
+                        conn_id,
+                        self._transcript.now(),
+                        # "gateway URL as requested": aiohttp reports a WebSocket upgrade
+                        # with the http scheme, but the client asked for ws:// (or wss://).
+                        str(request.url.with_scheme("wss" if request.secure else "ws")),
+                        query.archived(),
+                        tuple(request.headers.items()),
+                    )
+                )
             try:
                 encoding = Encoding.parse(query.encoding)
                 compression = Compression.parse(query.compress)
@@ -291,8 +424,17 @@ class ReplayServer:
                 query=(query.v, query.encoding, query.compress),
             )
             link = _Link(ws, request, FrameEncoder(encoding, compression), conn_id, encoding)
+            self._links.add(link)
+            if masks.unmasked:
+                await self._close(ws, conn_id, Close(PROTOCOL_ERROR, "unmasked client frame"))
+                return ws
             await self._drive(conn, link)
+        except ConnectionResetError:  # the client reset the connection: it is gone
+            if link is not None:
+                self._record_close(link, None, Closer.CLIENT, False)
         finally:
+            if link is not None:
+                self._links.discard(link)
             if payloads is not None:
                 payloads.close()
             self.connections_open -= 1
@@ -409,7 +551,7 @@ class ReplayServer:
     async def _close(self, ws: web.WebSocketResponse, conn_id: int, command: Close) -> None:
         await ws.close(code=command.code, message=command.reason.encode()[:123])
         if self._transcript is not None:
-            self._transcript.writer.write(
+            self._transcript.write(
                 CloseRecord(
                     conn_id,
                     self._transcript.now(),
@@ -432,7 +574,7 @@ class ReplayServer:
             data
         ):
             payload = message.payload
-            self._transcript.writer.write(
+            self._transcript.write(
                 FrameRecord(
                     link.conn_id,
                     self._transcript.now(),
@@ -451,7 +593,7 @@ class ReplayServer:
     def _record_server(self, link: _Link, command: Send, frame: bytes | str, binary: bool) -> None:
         if self._transcript is None:
             return
-        self._transcript.writer.write(
+        self._transcript.write(
             FrameRecord(
                 link.conn_id,
                 self._transcript.now(),
@@ -468,9 +610,52 @@ class ReplayServer:
 
     def _record_close(self, link: _Link, code: int | None, by: Closer, clean: bool) -> None:
         if self._transcript is not None:
-            self._transcript.writer.write(
+            self._transcript.write(
                 CloseRecord(link.conn_id, self._transcript.now(), code, "", by, clean)
             )
+
+
+class _MaskedOnly:
+    """aiohttp's WebSocket frame parser behind a :class:`MaskCheck`: from the first
+    unmasked client frame on, nothing more is parsed and the connection is closed with
+    1002 (RFC 6455 section 5.1; aiohttp itself accepts unmasked frames)."""
+
+    def __init__(self, parser: Any, masks: MaskCheck, transport: asyncio.BaseTransport) -> None:
+        self._parser = parser
+        self._masks = masks
+        self._transport = transport
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if self._masks.feed(data):
+            result: tuple[bool, bytes] = self._parser.feed_data(data)
+            return result
+        if not self._transport.is_closing():
+            log.warning("an unmasked client frame (RFC 6455 section 5.1): closed with 1002")
+            close = PROTOCOL_ERROR.to_bytes(2, "big") + b"unmasked client frame"
+            assert isinstance(self._transport, asyncio.WriteTransport)
+            self._transport.write(_ws_frame(0x8, close, fin=True))
+            self._transport.close()
+        return True, b""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+
+def _check_masks(request: web.Request, masks: MaskCheck) -> None:
+    """Put the upgraded connection's frame parser behind ``masks``."""
+    protocol = request.protocol
+    parser = getattr(protocol, "_payload_parser", None)
+    transport = request.transport
+    if parser is not None and transport is not None:
+        protocol._payload_parser = _MaskedOnly(parser, masks, transport)
+
+
+def _head_deadline(handler: asyncio.Protocol, timeout_s: float) -> None:
+    """Drop a connection that has not sent a whole request head in time."""
+    transport = getattr(handler, "transport", None)
+    if getattr(handler, "_request_count", 1) == 0 and transport is not None:
+        log.warning("dropped a connection that sent no request head in %g s", timeout_s)
+        transport.abort()
 
 
 # Not a continuation of any zlib or zstd stream (and not JSON): what breaks a context.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,9 +180,31 @@ class _ConnWatch:
     shard: object = None
     last_s: int = 0  # the last s sent on this connection
     handshaken: bool = False  # got READY or RESUMED
-    heartbeats: list[int] = field(default_factory=list)
-    payloads: list[int] = field(default_factory=list)
+    # Bounded whatever the client sends: the heartbeat schedule as its longest gap so
+    # far, the payload rate as the payloads of the last 60 s (freed once it closes).
+    heartbeats: int = 0
+    last_heartbeat_ns: int | None = None  # None: none yet (gaps count from opened_ns)
+    worst_gap_ns: int = 0
+    recent_payloads: deque[int] = field(default_factory=deque)
+    worst_rate: int = 0
     closed_ns: int | None = None
+
+    def payload(self, op: int, now_ns: int) -> None:
+        window = self.recent_payloads
+        window.append(now_ns)
+        while now_ns - window[0] >= RATE_LIMIT_WINDOW_NS:
+            window.popleft()
+        self.worst_rate = max(self.worst_rate, len(window))
+        if op == Opcode.HEARTBEAT:
+            since = self.opened_ns if self.last_heartbeat_ns is None else self.last_heartbeat_ns
+            self.worst_gap_ns = max(self.worst_gap_ns, now_ns - since)
+            self.last_heartbeat_ns = now_ns
+            self.heartbeats += 1
+
+    def closed(self, now_ns: int) -> None:
+        if self.closed_ns is None:
+            self.closed_ns = now_ns
+        self.recent_payloads = deque()
 
 
 @dataclass
@@ -381,9 +404,7 @@ class Judge:
     def client_payload(self, conn: int, op: int, d: Any, now_ns: int) -> None:
         watch = self._conns.get(conn)
         if watch is not None:
-            watch.payloads.append(now_ns)
-            if op == Opcode.HEARTBEAT:
-                watch.heartbeats.append(now_ns)
+            watch.payload(op, now_ns)
         self._expire(now_ns)
         data = d if isinstance(d, dict) else {}
         if op in (Opcode.IDENTIFY, Opcode.RESUME):
@@ -398,7 +419,8 @@ class Judge:
     def client_closed(self, conn: int, code: int | None, now_ns: int) -> None:
         watch = self._conns.get(conn)
         if watch is not None:
-            watch.closed_ns = now_ns
+            watch.closed_ns = now_ns  # the client's own close is the end, whenever it comes
+            watch.closed(now_ns)
         self._expire(now_ns)
         for item in list(self._open):
             if item.conn != conn:
@@ -447,8 +469,8 @@ class Judge:
     def connection_ended(self, conn: int, now_ns: int) -> None:
         """The server closed or dropped ``conn``: its heartbeats are judged up to here."""
         watch = self._conns.get(conn)
-        if watch is not None and watch.closed_ns is None:
-            watch.closed_ns = now_ns
+        if watch is not None:
+            watch.closed(now_ns)
         self._expire(now_ns)
 
     def tick(self, now_ns: int) -> None:
@@ -681,13 +703,13 @@ class Judge:
         judged = 0
         for conn, watch in self._conns.items():
             end = watch.closed_ns if watch.closed_ns is not None else now_ns
-            marks = [watch.opened_ns, *watch.heartbeats, end]
             if end - watch.opened_ns < limit and not watch.heartbeats:
                 continue  # too short-lived to judge
             judged += 1
-            for a, b in itertools.pairwise(marks):
-                if b - a > worst:
-                    worst, where = b - a, f"connection {conn}"
+            last = watch.opened_ns if watch.last_heartbeat_ns is None else watch.last_heartbeat_ns
+            gap = max(watch.worst_gap_ns, end - last)
+            if gap > worst:
+                worst, where = gap, f"connection {conn}"
         if not judged:
             return
         interval_s = self.heartbeat_interval_ns / 1e9
@@ -705,13 +727,8 @@ class Judge:
         worst = 0
         where = ""
         for conn, watch in self._conns.items():
-            times = watch.payloads
-            start = 0
-            for end, t in enumerate(times):
-                while t - times[start] >= RATE_LIMIT_WINDOW_NS:
-                    start += 1
-                if end - start + 1 > worst:
-                    worst, where = end - start + 1, f"connection {conn}"
+            if watch.worst_rate > worst:
+                worst, where = watch.worst_rate, f"connection {conn}"
         if not self._conns:
             return
         self.verdicts.append(

@@ -14,7 +14,16 @@ from replayer.archive import migrations
 from replayer.archive import writer as writer_module
 from replayer.archive.header import FORMAT_VERSION, MAGIC, Header
 from replayer.archive.reader import ArchiveReader, read_records
-from replayer.archive.records import FrameRecord, FrameType, Record, RecordKind, to_row
+from replayer.archive.records import (
+    ConnectionRecord,
+    FrameFlag,
+    FrameRecord,
+    FrameType,
+    Query,
+    Record,
+    RecordKind,
+    to_row,
+)
 from replayer.archive.writer import HOLD_LIMIT_BYTES, WRITEV_BYTES, ArchiveWriter, write_all
 from replayer.errors import ArchiveError, ArchiveVersionError, TruncatedArchiveError
 from replayer.gateway.opcodes import Direction
@@ -204,11 +213,27 @@ def test_unencodable_values_are_archive_errors(tmp_path: Path) -> None:
     with ArchiveWriter(tmp_path / "f.rpl") as writer:
         writer.write(frame(0))
         with pytest.raises(ArchiveError, match="cannot encode record 2"):
-            writer.write(
-                FrameRecord(1, 1, Direction.SERVER, FrameType.TEXT, b"", 2**70, None, None, 0)
-            )
+            writer.write(FrameRecord(1, 2**70, Direction.SERVER, FrameType.TEXT, b"", 0, 1, "X", 0))
         writer.write(frame(2))
     assert [r.t_ns for r in read_records(tmp_path / "f.rpl")[1]] == [0, 2]
+
+
+@pytest.mark.parametrize("size", [10, 70 << 10])  # packed whole, and written vectored
+@pytest.mark.parametrize(("op", "s"), [(2**70, None), (0, 2**64), (-(2**64), 1)])
+def test_a_peers_integer_over_64_bits_keeps_the_frame_undecoded(
+    tmp_path: Path, op: int, s: int | None, size: int
+) -> None:
+    """What a client sent is never lost for an ``"s": 2**64``: the frame is kept raw."""
+    payload = b'{"op": 0, "s": 18446744073709551616}'.ljust(size)
+    with ArchiveWriter(tmp_path / "f.rpl") as writer:
+        writer.write(ConnectionRecord(1, 0, "ws://x/?v=10", Query(10)))
+        writer.write(FrameRecord(1, 1, Direction.CLIENT, FrameType.TEXT, payload, op, s, None, 1))
+    [_, kept] = read_records(tmp_path / "f.rpl")[1]
+    assert isinstance(kept, FrameRecord)
+    assert kept.payload == payload
+    assert (kept.op, kept.s, kept.t) == (None, None, None)
+    assert kept.flags & FrameFlag.UNDECODED
+    assert kept.error == "op or s does not fit in 64 bits"
 
 
 @pytest.mark.parametrize(

@@ -187,6 +187,24 @@ def test_heartbeat_schedule_and_rate() -> None:
     assert "132" in verdicts["payload rate"].observed
 
 
+def test_the_judge_keeps_bounded_history_of_a_connection() -> None:
+    """A million payloads cost a window, not a list: what the standing rules need is
+    folded in as it comes (the longest heartbeat gap, the most payloads in 60 s), and a
+    closed connection's window is freed."""
+    judge = Judge(heartbeat_interval_ms=1000)
+    judge.connection_opened(1, 0)
+    watch = judge._conns[1]
+    for i in range(1, 200_001):  # one payload every 100 ms: 600 in any 60 s
+        judge.client_payload(1, Opcode.HEARTBEAT if i % 10 == 0 else 3, {}, i * S // 10)
+        assert len(watch.recent_payloads) <= 600
+    assert watch.worst_rate == 600
+    judge.client_closed(1, 1000, 20_001 * S)
+    assert not watch.recent_payloads
+    verdicts = {v.name: v for v in judge.finish(20_001 * S)}
+    assert verdicts["payload rate"].observed == "at most 600 in any 60 s (connection 1)"
+    assert verdicts["heartbeats on schedule"].observed == "longest gap 1.0 s (connection 1)"
+
+
 @pytest.mark.parametrize(
     ("opened_s", "result", "observed"),
     [
