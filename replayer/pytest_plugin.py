@@ -15,9 +15,10 @@ failed test that used the fixture gets the verdict table as a report section.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(archive, faults=(), plan=None, speed=0, token=None, at_end=None, "
-        "heartbeat_interval_ms=None, recorded_faults=True, allow_unfired=False, strict=False): "
+        "heartbeat_interval_ms=None, recorded_faults=True, allow_unfired=False, strict=False, "
+        "options={}): "
         "the archive and faults the replayer_gateway fixture serves",
     )
 
@@ -59,6 +61,9 @@ class GatewaySettings:
     recorded_faults: bool = True  # replay the archive's own op 7 / op 9 / closes / drops
     allow_unfired: bool = False  # serve a plan whose triggers cannot all come
     strict: bool = False  # NON-STRICT verdicts fail ``passed`` too
+    # Any other ReplayOptions field by name: the switches of Discord's rules
+    # (docs/gateway-conduct.md), e.g. {"rate_limit": False, "session_ttl_ms": 1000}.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -176,6 +181,14 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         recorded_faults=settings.recorded_faults,
     )
+    known = {f.name for f in dataclasses.fields(ReplayOptions)}
+    unknown = sorted(set(settings.options) - known)
+    if unknown:
+        raise pytest.UsageError(
+            f"@pytest.mark.{MARKER}(options=...): no such replay option {', '.join(unknown)} "
+            f"(see docs/gateway-conduct.md)"
+        )
+    options = dataclasses.replace(options, **settings.options)
     transcript = tmp_path / "replayer-transcript.rpl"
     loop = asyncio.new_event_loop()
     server = ReplayServer(script, options, transcript=transcript, plan=plan)

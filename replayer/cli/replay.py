@@ -41,6 +41,24 @@ def _at_end(text: str) -> int | None:
     return int(m.group(1) or 1000)
 
 
+def _ms_or_off(text: str, option: str) -> int | None:
+    """A duration in milliseconds, or None for ``off``."""
+    if text.strip().lower() == "off":
+        return None
+    return duration_ns(text, option) // 1_000_000
+
+
+def _versions(text: str) -> frozenset[int] | None:
+    if text.strip().lower() == "any":
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(p.isascii() and p.isdigit() and len(p) <= 4 for p in parts):
+        raise typer.BadParameter(
+            f"{text!r}: expected versions like 9,10 or 'any'", param_hint="--gateway-versions"
+        )
+    return frozenset(int(p) for p in parts)
+
+
 FAULT_HELP = """
 Faults (--fault, repeatable): KIND[:ARG]@KEY=VALUE[,KEY=VALUE...]
 
@@ -142,6 +160,31 @@ def replay(
         typer.Option(help="Replay the recorded op 7, op 9, server closes and drops as faults."),
     ] = True,
     force: ForceOption = False,
+    # Discord's own rules, on by default (docs/gateway-conduct.md): issue #15.
+    heartbeat_timeout: Annotated[
+        bool,
+        typer.Option(help="Close 4009 when no HEARTBEAT comes within 1.25 intervals + 1 s."),
+    ] = True,
+    identify_timeout: Annotated[
+        str, typer.Option(help="Close 4009 when no IDENTIFY/RESUME follows HELLO (or 'off').")
+    ] = "30s",
+    reconnect_close: Annotated[
+        str,
+        typer.Option(help="After op 7, close 4000 if the client is still there (or 'off')."),
+    ] = "5s",
+    rate_limit: Annotated[
+        bool, typer.Option(help="Close 4008 on the 121st payload in 60 s on a connection.")
+    ] = True,
+    session_ttl: Annotated[
+        str,
+        typer.Option(help="A session with no connection expires after this (or 'off')."),
+    ] = "3m",
+    resume_buffer: Annotated[
+        int, typer.Option(min=1, help="Dispatches a session keeps for RESUME to replay.")
+    ] = 4096,
+    gateway_versions: Annotated[
+        str, typer.Option(help="Gateway versions served; others get 4012 (or 'any').")
+    ] = "9,10",
 ) -> None:
     """Serve an archive as a local fake gateway (WebSocket + REST) that real clients connect to,
     optionally breaking it on cue and judging how the client reacts. --transcript and
@@ -188,6 +231,13 @@ def replay(
         verdict_window_ms=window_ms,
         heartbeat_interval_ms=interval_ms,
         recorded_faults=recorded_faults,
+        heartbeat_timeout=heartbeat_timeout,
+        identify_timeout_ms=_ms_or_off(identify_timeout, "--identify-timeout"),
+        reconnect_close_ms=_ms_or_off(reconnect_close, "--reconnect-close"),
+        rate_limit=rate_limit,
+        session_ttl_ms=_ms_or_off(session_ttl, "--session-ttl"),
+        resume_buffer=resume_buffer,
+        gateway_versions=_versions(gateway_versions),
     )
     verdicts: list[Verdict] = []
     nobody_came = False

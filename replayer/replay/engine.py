@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -28,7 +28,7 @@ from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_pa
 from replayer.replay.faults import Fault, FaultKind, FaultPlan, Phase
 from replayer.replay.injector import FaultInjector
 from replayer.replay.script import ReplayScript, ShardScript
-from replayer.replay.verdicts import Judge, Verdict
+from replayer.replay.verdicts import RATE_LIMIT_EVENTS, RATE_LIMIT_WINDOW_NS, Judge, Verdict
 
 MAX_BATCH = 256  # sends per tick: the shell drains the socket between batches
 NS_PER_MS = 1_000_000
@@ -80,6 +80,15 @@ class ReplayOptions:
     verdict_window_ms: int = 15_000  # how long the judge waits for a reaction to a fault
     heartbeat_interval_ms: int | None = None  # HELLO's interval; None: the recorded one
     recorded_faults: bool = True  # replay the recorded op 7 / op 9 / server closes and drops
+    # Issue #15 (timers, rate limit, sessions, versions): Discord's rules, on by default
+    # (docs/gateway-conduct.md has each with its docs section and switch).
+    heartbeat_timeout: bool = True  # no HEARTBEAT in interval * 1.25 + 1 s: close 4009
+    identify_timeout_ms: int | None = 30_000  # no IDENTIFY/RESUME after HELLO: close 4009
+    reconnect_close_ms: int | None = 5_000  # op 7 and the client stays: close 4000
+    rate_limit: bool = True  # over 120 payloads in 60 s on a connection: close 4008
+    session_ttl_ms: int | None = 180_000  # a session with no connection expires after this
+    resume_buffer: int = 4096  # dispatches a session keeps for a RESUME to replay
+    gateway_versions: frozenset[int] | None = frozenset({9, 10})  # others: 4012 (None: any)
 
 
 class SessionState:
@@ -92,7 +101,12 @@ class SessionState:
         self.number = number  # 1-based, in order of creation: its resume URL is /resume/N
         self.script = script
         self.shard = shard  # as the client sent it in IDENTIFY, echoed in READY
-        self.sent: array[int] = array("q")  # item index for s = i + 1; -1 for RESUMED
+        # Item index for s = sent_base + i + 1 (-1: RESUMED or a dispatch of our own),
+        # the last ``resume_buffer`` of them (Gateway > Resuming: a bounded buffer).
+        self.sent: array[int] = array("q")
+        self.sent_base = 0  # dispatches dropped from the front of ``sent``
+        self.last_index = -1  # the last stream item sent
+        self.left_ns: int | None = None  # when its last connection ended (None: one is on)
         self.next_item = 0
         self.resumable = True
         self.owner: GatewayConnection | None = None
@@ -106,14 +120,25 @@ class SessionState:
 
     @property
     def seq(self) -> int:
-        return len(self.sent)
+        return self.sent_base + len(self.sent)
+
+    def record_sent(self, index: int, buffer: int) -> None:
+        """Dispatch number ``seq + 1`` was stream item ``index`` (-1: none)."""
+        self.sent.append(index)
+        if index >= 0:
+            self.last_index = index
+        if len(self.sent) > 2 * buffer:  # amortised: drop the oldest half at once
+            drop = len(self.sent) - buffer
+            del self.sent[:drop]
+            self.sent_base += drop
+
+    def item_for(self, s: int) -> int:
+        """The stream item dispatch ``s`` was (-1: none); ``s`` within the buffer."""
+        return self.sent[s - 1 - self.sent_base]
 
     def last_sent_t_ns(self) -> int:
         """Recorded time of the last item sent (the clock restarts there on RESUME)."""
-        for index in reversed(self.sent):
-            if index >= 0:
-                return self.script.t_ns[index]
-        return self.script.t_ns[0]
+        return self.script.t_ns[max(self.last_index, 0)]
 
 
 class Replay:
@@ -148,6 +173,25 @@ class Replay:
         session = SessionState(session_id, script, shard, len(self.sessions) + 1)
         self.sessions[session_id] = session
         return session
+
+    def expire_sessions(self, now_ns: int) -> None:
+        """Gateway > Initiating a Disconnect: a session left without a connection "will
+        remain active and timeout after a few minutes" (``session_ttl_ms``); it is gone
+        then (a RESUME gets op 9 false) and its state is freed."""
+        ttl_ms = self.options.session_ttl_ms
+        if ttl_ms is None:
+            return
+        expired = [
+            sid
+            for sid, session in self.sessions.items()
+            if session.left_ns is not None and now_ns - session.left_ns >= ttl_ms * NS_PER_MS
+        ]
+        for sid in expired:
+            session = self.sessions[sid]
+            session.resumable = False
+            session.sent = array("q")
+            session.parked.clear()
+            session.requests.clear()
 
     def finish(self, now_ns: int) -> list[Verdict]:
         """Every verdict of the run: each fault that never fired is one too (NOT FIRED)."""
@@ -200,6 +244,12 @@ SENDS_AWAY = frozenset(
 NO_STATUS = 1005  # RFC 6455: "no status code was present" (never sent as a code itself)
 
 
+def _trace(step: str) -> list[str]:
+    """What Discord puts in HELLO's, READY's and RESUMED's ``_trace``: the servers that
+    handled the step, as JSON text (libraries log it; discord.py keeps it)."""
+    return [f'["replayer-gateway-{step}",{{"micros":0,"calls":[]}}]']
+
+
 def _payload(op: int, d: Any = None, s: int | None = None, t: str | None = None) -> dict[str, Any]:
     return {"t": t, "s": s, "op": op, "d": d}
 
@@ -236,6 +286,14 @@ class GatewayConnection:
         self.withheld: Phase | None = None  # a handshake step left unanswered (withhold)
         self.next_mode: tuple[str, Fault] | None = None  # fragment / split the next dispatch
         self.latency: tuple[int, int] | None = None  # (delay, jitter) of every frame, ms
+        # Issue #15: the version asked for, and the server's timers (Events > Gateway).
+        v = query[0] if query is not None else None
+        self.version: int | None = v if type(v) is int else None
+        self.hello_ns: int | None = None  # HELLO sent (None: withheld, or op 7 instead)
+        self.last_beat_ns = 0  # the last HEARTBEAT (or HELLO)
+        self.awaiting_since_ns: int | None = None  # waiting for IDENTIFY/RESUME since
+        self.reconnect_ns: int | None = None  # op 7 sent at
+        self.recent_payloads: deque[int] = deque()  # within the last 60 s (rate limit)
 
     # --- events ------------------------------------------------------------------------
 
@@ -245,12 +303,21 @@ class GatewayConnection:
         self.replay.judge.connection_opened(
             self.number, now_ns, url_key=self.url_key, query=self.query
         )
+        # Reference > API Versioning; close 4012 "Invalid API version".
+        versions = self.replay.options.gateway_versions
+        if self.version is not None and versions is not None and self.version not in versions:
+            known = ", ".join(map(str, sorted(versions)))
+            return self._close(
+                CloseCode.INVALID_API_VERSION, f"invalid API version {self.version} ({known})"
+            )
         # Gateway Events > Reconnect: op 7 may come "even before/in place of" HELLO.
         out = self._phase(Phase.HELLO, now_ns)
         if out is not None:
             return out
         interval = self.replay.heartbeat_interval_ms
-        return [self._send(_payload(Opcode.HELLO, {"heartbeat_interval": interval}))]
+        self.hello_ns = self.last_beat_ns = self.awaiting_since_ns = now_ns
+        hello = {"heartbeat_interval": interval, "_trace": _trace("hello")}
+        return [self._send(_payload(Opcode.HELLO, hello))]
 
     def receive(self, data: bytes | str, now_ns: int) -> list[Command]:
         """A message from the client (clients never compress what they send)."""
@@ -267,6 +334,18 @@ class GatewayConnection:
         op = as_opcode(payload.op)
         if op not in _CLIENT_OPS:
             return self._close(CloseCode.UNKNOWN_OPCODE, f"unknown opcode {payload.op}")
+        # Gateway > Rate Limiting: 120 gateway events per 60 s; "apps that surpass the
+        # limit are immediately disconnected" (close 4008).
+        if self.replay.options.rate_limit:
+            window = self.recent_payloads
+            window.append(now_ns)
+            while now_ns - window[0] >= RATE_LIMIT_WINDOW_NS:
+                window.popleft()
+            if len(window) > RATE_LIMIT_EVENTS:
+                self.replay.judge.client_payload(self.number, int(op), payload.d, now_ns)
+                return self._close(CloseCode.RATE_LIMITED, "you are being rate limited")
+        if op is Opcode.HEARTBEAT:
+            self.last_beat_ns = now_ns
         self.replay.judge.client_payload(self.number, int(op), payload.d, now_ns)
         # A withheld step stays unanswered: without HELLO nothing is, after IDENTIFY or
         # RESUME only heartbeats are (the client must give up and reconnect).
@@ -324,9 +403,64 @@ class GatewayConnection:
                 return out + self.tick(now_ns)
         return []
 
+    def _deadline(self) -> tuple[int, int, str] | None:
+        """The server's next timer on this connection: (due, close code, reason)."""
+        if self.state is State.CLOSED or self.hello_ns is None:
+            return None
+        options = self.replay.options
+        due: list[tuple[int, int, str]] = []
+        if options.heartbeat_timeout:
+            # Gateway > Sending Heartbeats: "If your app fails to send a heartbeat event in
+            # time, your connection will be closed and you will be forced to Resume."
+            # The same slack as the judge's schedule verdict: interval * 1.25 + 1 s.
+            allowed = self.replay.heartbeat_interval_ms * 1.25 + 1_000
+            due.append(
+                (
+                    self.last_beat_ns + int(allowed * NS_PER_MS),
+                    CloseCode.SESSION_TIMED_OUT,
+                    "no heartbeat in time",
+                )
+            )
+        if (
+            options.identify_timeout_ms is not None
+            and self.state is State.AWAIT_IDENTIFY
+            and self.awaiting_since_ns is not None
+            and self.withheld is None
+        ):
+            due.append(
+                (
+                    self.awaiting_since_ns + options.identify_timeout_ms * NS_PER_MS,
+                    CloseCode.SESSION_TIMED_OUT,
+                    "no IDENTIFY or RESUME in time",
+                )
+            )
+        if options.reconnect_close_ms is not None and self.reconnect_ns is not None:
+            # Gateway Events > Reconnect: "A few seconds after the Reconnect event is
+            # dispatched, the connection may be closed by the server."
+            due.append(
+                (
+                    self.reconnect_ns + options.reconnect_close_ms * NS_PER_MS,
+                    CloseCode.UNKNOWN_ERROR,
+                    "reconnect requested",
+                )
+            )
+        return min(due) if due else None
+
+    def _timed_out(self, now_ns: int) -> list[Command] | None:
+        deadline = self._deadline()
+        if deadline is None or deadline[0] > now_ns:
+            return None
+        _, code, reason = deadline
+        if self.reconnect_ns is not None and reason == "reconnect requested":
+            self.replay.judge.stayed_after_reconnect(self.number, now_ns)
+        return self._close(code, reason)
+
     def tick(self, now_ns: int) -> list[Command]:
         """Send what is due; set the next wake-up."""
         self._wakeup_ns = None
+        timed_out = self._timed_out(now_ns)
+        if timed_out is not None:
+            return timed_out
         out: list[Command] = []
         if self.stall_until_ns is not None:
             if now_ns < self.stall_until_ns:
@@ -436,19 +570,22 @@ class GatewayConnection:
             send = replace(send, mode=mode, injected=True)
             self.replay.judge.fault_injected(fault, self.number, now_ns, s=send.s)
         out.append(send)
-        session.sent.append(index)
+        session.record_sent(index, self.replay.options.resume_buffer)
         session.dispatches += 1
         for fault in self.replay.injector.after_dispatch(
             self.number,
             session.session_id,
             session.script.events[index],
-            len(session.sent),
+            session.seq,
             session.dispatches,
         ):
             out += self._inject(fault, now_ns)
 
     def next_wakeup_ns(self) -> int | None:
         wake = self._wakeup_ns
+        deadline = self._deadline()
+        if deadline is not None and (wake is None or deadline[0] < wake):
+            wake = deadline[0]
         # Fix: only timed faults this connection can fire now. A fault for another
         # connection (t=5s,conn=2), or one due during a stall, used to make a wake-up in
         # the past on which tick() sent nothing: the shell spun on it with timeout 0.
@@ -471,6 +608,7 @@ class GatewayConnection:
         session = self.session
         if session is not None and session.owner is self:
             session.owner = None
+            session.left_ns = now_ns
             # Gateway > Disconnections: closing with 1000 or 1001 ends the session.
             if client_close_ends_session(code):
                 session.resumable = False
@@ -490,6 +628,9 @@ class GatewayConnection:
             return self._close(CloseCode.DECODE_ERROR, "IDENTIFY without a d object")
         if not self._token_ok(payload):
             return self._close(CloseCode.AUTHENTICATION_FAILED, "authentication failed")
+        # Gateway > Gateway Intents: "required as of v8"; without them, close 4013.
+        if self.version is not None and self.version >= 8 and "intents" not in payload.d:
+            return self._close(CloseCode.INVALID_INTENTS, "intents are required from v8 on")
         shard = payload.d.get("shard")
         shard_id = 0
         if shard is not None:
@@ -521,18 +662,25 @@ class GatewayConnection:
         if not self._token_ok(payload):
             return self._close(CloseCode.AUTHENTICATION_FAILED, "authentication failed")
         session_id = d.get("session_id")
+        self.replay.expire_sessions(now_ns)
         session = self.replay.sessions.get(session_id) if isinstance(session_id, str) else None
         seq = d.get("seq")
         if seq is None:
             seq = 0
-        # Gateway > Resuming: an unknown or ended session, or a seq the server never sent,
-        # gets INVALID_SESSION d=false; the client must IDENTIFY anew.
-        if (
-            session is None
-            or not session.resumable
-            or type(seq) is not int
-            or not 0 <= seq <= session.seq
-        ):
+        # Gateway > Resuming: an unknown, ended or expired session gets INVALID_SESSION
+        # d=false (the client must IDENTIFY anew); so does a seq older than the resume
+        # buffer, which cannot be replayed.
+        if session is None or not session.resumable:
+            self.awaiting_since_ns = now_ns
+            return [self._send(_payload(Opcode.INVALID_SESSION, False))]
+        # Opcodes and Status Codes, close 4007: "The sequence sent when resuming the
+        # session was invalid. Reconnect and start a new session."
+        if type(seq) is not int or not 0 <= seq <= session.seq:
+            session.resumable = False
+            return self._close(CloseCode.INVALID_SEQ, f"invalid seq {seq!r}")
+        if seq < session.sent_base:
+            session.resumable = False
+            self.awaiting_since_ns = now_ns
             return [self._send(_payload(Opcode.INVALID_SESSION, False))]
         self.session = session  # what a fault in answer to this RESUME acts on
         self.replay.judge.resume_attempted(self.number, session.session_id, seq)
@@ -550,16 +698,18 @@ class GatewayConnection:
         self.replay.judge.session_resumed(self.number, session.session_id, seq)
         out: list[Command] = []
         for s in range(seq + 1, session.seq + 1):  # what the client missed, in order
-            index = session.sent[s - 1]
+            index = session.item_for(s)
             if index >= 0:
                 out.append(self._dispatch(session, index, s=s))
-        session.sent.append(-1)
+        session.record_sent(-1, self.replay.options.resume_buffer)
         # RESUMED's d is an object, never null: Discord sends {"_trace": [...]}, and
         # discord.py stores its shard id into it (``data["__shard_id__"] = ...``), so a
         # null d kills its connect loop with a TypeError.
         out.append(
             self._send(
-                _payload(Opcode.DISPATCH, {}, session.seq, "RESUMED"), s=session.seq, t="RESUMED"
+                _payload(Opcode.DISPATCH, {"_trace": _trace("resume")}, session.seq, "RESUMED"),
+                s=session.seq,
+                t="RESUMED",
             )
         )
         self.replay.judge.dispatched(self.number, session.seq)
@@ -621,9 +771,11 @@ class GatewayConnection:
         match fault.kind:
             case FaultKind.RECONNECT:
                 self.faulted = True
+                self.reconnect_ns = now_ns
                 return [self._send(_payload(Opcode.RECONNECT), injected=True)]
             case FaultKind.INVALID_SESSION:
                 self.faulted = True
+                self.awaiting_since_ns = now_ns  # the 1-5 s wait, then IDENTIFY
                 # Fix: after op 9 the client may IDENTIFY or RESUME on this same socket
                 # (the docs' flow; discord.js does, and the judge accepts it "on the same
                 # connection"); it used to get close 4005 (already authenticated).
@@ -674,7 +826,8 @@ class GatewayConnection:
             case FaultKind.RATE_LIMITED:
                 if session is None:
                     return []
-                session.sent.append(-1)  # a dispatch of its own, never replayed on RESUME
+                # A dispatch of its own, never replayed on RESUME.
+                session.record_sent(-1, self.replay.options.resume_buffer)
                 d = {
                     "opcode": fault.trigger.client_op or int(Opcode.REQUEST_GUILD_MEMBERS),
                     "retry_after": fault.retry_after_s,
@@ -690,6 +843,7 @@ class GatewayConnection:
         self.sent_away_by = None
         self.session = session
         session.owner = self
+        session.left_ns = None
         session.base_now_ns = now_ns
         session.base_t_ns = base_t_ns
         self.state = State.STREAMING
@@ -746,6 +900,8 @@ class GatewayConnection:
         d = dict(d)
         d["resume_gateway_url"] = resume_url(self.replay.options.gateway_url, session.number)
         d["session_id"] = session.session_id
+        if self.version is not None:  # Events > Gateway Events > Ready: v, the API version
+            d["v"] = self.version
         if session.shard is not None:
             d["shard"] = list(session.shard)
         else:

@@ -466,6 +466,20 @@ class Judge:
                     now_ns,
                 )
 
+    def stayed_after_reconnect(self, conn: int, now_ns: int) -> None:
+        """The server closed ``conn`` because the client stayed on it after op 7: what
+        it does next is no reaction to the op 7 (Gateway Events > Reconnect)."""
+        self._expire(now_ns)
+        for item in list(self._open):
+            if item.conn == conn and item.fault.kind is FaultKind.RECONNECT:
+                waited_s = (now_ns - item.t_ns) / 1e9
+                self._decide(
+                    item,
+                    Result.FAIL,
+                    f"stayed on the connection: the server closed it after {waited_s:.1f} s",
+                    now_ns,
+                )
+
     def connection_ended(self, conn: int, now_ns: int) -> None:
         """The server closed or dropped ``conn``: its heartbeats are judged up to here."""
         watch = self._conns.get(conn)

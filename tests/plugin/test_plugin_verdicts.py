@@ -100,3 +100,40 @@ def test_typo(replayer_gateway):
     result.stdout.fnmatch_lines(
         ["*FaultPlanError: fault 'reconnect@event=READDY': field 'event': READDY never occurs*"]
     )
+
+
+def test_the_marker_passes_the_rules_switches(pytester: pytest.Pytester) -> None:
+    """``options=`` reaches ReplayOptions: v8 is refused (4012) by default, served with
+    ``gateway_versions=None``; an unknown option is one usage error."""
+    pytester.makepyfile(
+        f"""
+import json
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+def v8_close_code(url):
+    ws = connect(url + "?v=8&encoding=json", compression=None)
+    try:
+        return json.loads(ws.recv())["op"]
+    except ConnectionClosed as closed:
+        return closed.rcvd.code
+    finally:
+        ws.close()
+
+@pytest.mark.replayer(archive={str(SAMPLE)!r})
+def test_default(replayer_gateway):
+    assert v8_close_code(replayer_gateway.gateway_url) == 4012
+
+@pytest.mark.replayer(archive={str(SAMPLE)!r}, options={{"gateway_versions": None}})
+def test_switched_off(replayer_gateway):
+    assert v8_close_code(replayer_gateway.gateway_url) == 10  # HELLO
+
+@pytest.mark.replayer(archive={str(SAMPLE)!r}, options={{"rate_limitt": False}})
+def test_typo(replayer_gateway):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "ignore")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*no such replay option rate_limitt*"])

@@ -69,7 +69,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 async def identify_and_read(ws: websockets.ClientConnection) -> list[str | None]:
     assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["op"] == 10
-    await ws.send(json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}}}))
+    await ws.send(json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}, "intents": 1}}))
     return [json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["t"] for _ in range(6)]
 
 
@@ -193,7 +193,9 @@ async def test_a_full_disk_is_said_once_and_the_bot_gets_everything(tmp_path: Pa
         )  # fmt: skip
         async with websockets.connect(gateway_url + "?v=10&encoding=json") as ws:
             assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["op"] == 10
-            await ws.send(json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}}}))
+            await ws.send(
+                json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}, "intents": 1}})
+            )
             events = [
                 json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) for _ in range(expected)
             ]

@@ -74,6 +74,8 @@ def view(commands: list[Command]) -> list[tuple[Any, ...]]:
             obj = decode_payload(c.raw, Encoding.JSON)
             assert (obj["op"], obj["s"], obj["t"]) == (c.op, c.s, c.t)  # what the shell records
             d = obj["d"] if c.op != 0 or c.t in ("RATE_LIMITED", "RESUMED") else "-"
+            if isinstance(d, dict) and "_trace" in d:  # HELLO's and RESUMED's, as Discord's
+                d = {k: v for k, v in d.items() if k != "_trace"}
             out.append(("send", c.op, c.s, c.t, d, c.injected))
         elif isinstance(c, Close):
             out.append(("close", c.code, c.reason))
@@ -104,7 +106,8 @@ def op9(resumable: bool, injected: bool = True) -> tuple[Any, ...]:
 def started(h: Harness, now: int = 0) -> GatewayConnection:
     conn = h.connect()
     [hello] = view(conn.start(now))
-    assert hello == ("send", 10, None, None, {"heartbeat_interval": 1000}, False)
+    assert hello[:4] == ("send", 10, None, None)
+    assert hello[4]["heartbeat_interval"] == 1000
     return conn
 
 
