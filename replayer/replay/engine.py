@@ -28,6 +28,7 @@ from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_pa
 from replayer.replay.faults import Fault, FaultKind, FaultPlan, Phase
 from replayer.replay.injector import FaultInjector
 from replayer.replay.script import ReplayScript, ShardScript
+from replayer.replay.starts import Admission, SessionStartLimit, SessionStarts, limit_for
 from replayer.replay.verdicts import Judge, Verdict
 
 MAX_BATCH = 256  # sends per tick: the shell drains the socket between batches
@@ -80,6 +81,10 @@ class ReplayOptions:
     verdict_window_ms: int = 15_000  # how long the judge waits for a reaction to a fault
     heartbeat_interval_ms: int | None = None  # HELLO's interval; None: the recorded one
     recorded_faults: bool = True  # replay the recorded op 7 / op 9 / server closes and drops
+    # Item 6 of #15, session starts and identify concurrency (replay/starts.py).
+    session_start_limit: SessionStartLimit | None = None  # None: the archive's, else Discord's
+    identify_concurrency: bool = True  # op 9 for an IDENTIFY beyond max_concurrency per 5 s
+    enforce_session_start_limit: bool = True  # close 4004 for an IDENTIFY with no starts left
 
 
 class SessionState:
@@ -130,6 +135,11 @@ class Replay:
         self.connections = 0
         self.rejected_resumes: list[Fault] = []  # armed reject-resume faults
         self.fired_incidents: set[tuple[int, int]] = set()  # (shard, position), once a run
+        self.starts = SessionStarts(
+            limit_for(script.http, options.session_start_limit),
+            options.identify_concurrency,
+            options.enforce_session_start_limit,
+        )
 
     @property
     def heartbeat_interval_ms(self) -> int:
@@ -157,7 +167,17 @@ class Replay:
         for fault in self.rejected_resumes:
             self.judge.not_fired(fault, "armed, but no RESUME came to reject")
         self.rejected_resumes.clear()
-        return self.judge.finish(now_ns)
+        return self.judge.finish(now_ns) + self.starts.verdicts()
+
+    def resumable_session(self, shard: list[int] | None) -> str | None:
+        """A session of this shard that its client left and may still RESUME: an IDENTIFY
+        instead burns a session start (Events > Gateway > Resuming)."""
+        key = tuple(shard or (0, 1))
+        for session in self.sessions.values():
+            left = session.resumable and session.owner is None and session.seq > 0
+            if left and tuple(session.shard or (0, 1)) == key:
+                return session.session_id
+        return None
 
 
 def resume_url(gateway_url: str, session_number: int) -> str:
@@ -506,6 +526,12 @@ class GatewayConnection:
         answer = self._phase(Phase.IDENTIFY, now_ns)
         if answer is not None:
             return answer
+        could_resume = self.replay.resumable_session(shard)
+        admission = self.replay.starts.identify(self.number, shard_id, now_ns, could_resume)
+        if admission is Admission.RATE_LIMITED:  # Events > Gateway > Identifying: op 9
+            return [self._send(_payload(Opcode.INVALID_SESSION, False))]
+        if admission is Admission.EXHAUSTED:  # ... "the bot token will be reset"
+            return self._close(CloseCode.AUTHENTICATION_FAILED, "no session starts remaining")
         ready = self.payloads.frame(script.offsets[0])
         recorded = decode_payload(ready.payload, script.encoding)
         recorded_id = (
