@@ -141,6 +141,26 @@ def replay(
         bool,
         typer.Option(help="Replay the recorded op 7, op 9, server closes and drops as faults."),
     ] = True,
+    # Item 6 of #15: session starts and identify concurrency (docs/gateway-conduct-starts.md).
+    session_start_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="/gateway/bot's session_start_limit over the archive's (else 1000 a day, "
+            "max_concurrency 1): KEY=N,... with total, remaining, reset_after (ms), "
+            "max_concurrency."
+        ),
+    ] = None,
+    identify_concurrency: Annotated[
+        bool,
+        typer.Option(
+            help="Answer an IDENTIFY beyond max_concurrency per 5 s (one per bucket "
+            "shard_id % max_concurrency) with op 9, as Discord does."
+        ),
+    ] = True,
+    enforce_session_start_limit: Annotated[
+        bool,
+        typer.Option(help="Close an IDENTIFY with no session starts remaining with 4004."),
+    ] = True,
     force: ForceOption = False,
 ) -> None:
     """Serve an archive as a local fake gateway (WebSocket + REST) that real clients connect to,
@@ -154,6 +174,7 @@ def replay(
     from replayer.replay.reachability import check_reachable
     from replayer.replay.script import load_script
     from replayer.replay.server import ReplayServer
+    from replayer.replay.starts import StartLimitError, limit_for
 
     # Refused before anything starts: nothing is overwritten without --force.
     if transcript is not None:
@@ -181,6 +202,12 @@ def replay(
         interval_ms = duration_ns(heartbeat_interval, "--heartbeat-interval") // 1_000_000
         if interval_ms < 1:
             raise typer.BadParameter("must be at least 1ms", param_hint="--heartbeat-interval")
+    limit = None
+    if session_start_limit is not None:
+        try:
+            limit = limit_for(script.http, None).with_overrides(session_start_limit)
+        except StartLimitError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--session-start-limit") from None
     options = ReplayOptions(
         speed=speed,
         token=token,
@@ -188,8 +215,12 @@ def replay(
         verdict_window_ms=window_ms,
         heartbeat_interval_ms=interval_ms,
         recorded_faults=recorded_faults,
+        session_start_limit=limit,
+        identify_concurrency=identify_concurrency,
+        enforce_session_start_limit=enforce_session_start_limit,
     )
     verdicts: list[Verdict] = []
+    answered_404: list[str] = []
     nobody_came = False
 
     async def serve() -> None:
@@ -235,6 +266,7 @@ def replay(
                 nobody_came = True
             await server.stop()  # clients get 1001 before the verdicts are taken
             verdicts.extend(server.verdicts())
+            answered_404.extend(server.answered_404())
 
     try:
         asyncio.run(serve())
@@ -242,6 +274,8 @@ def replay(
         fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
     if nobody_came:
         fail(f"no client connected within {first_client_grace} (--first-client-grace)")
+    if answered_404:  # why a bot may have stalled: routes neither recorded nor defaulted
+        err.print(f"answered 404: {', '.join(answered_404)}", markup=False)
     if fault_plan.faults or verdicts:
         print_verdicts(verdicts)
     if report is not None:
