@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ from replayer.replay.faults import FaultPlan, combine, load_plan, parse_fault
 from replayer.replay.reachability import check_reachable
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
+from replayer.replay.starts import StartLimitError, limit_for
 from replayer.replay.verdicts import Verdict, all_ok, summary
 
 MARKER = "replayer"
@@ -43,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}(archive, faults=(), plan=None, speed=0, token=None, at_end=None, "
         "heartbeat_interval_ms=None, recorded_faults=True, allow_unfired=False, strict=False, "
+        "session_start_limit=None, identify_concurrency=True, enforce_session_start_limit=True, "
         "options={}): "
         "the archive and faults the replayer_gateway fixture serves",
     )
@@ -61,6 +63,10 @@ class GatewaySettings:
     recorded_faults: bool = True  # replay the archive's own op 7 / op 9 / closes / drops
     allow_unfired: bool = False  # serve a plan whose triggers cannot all come
     strict: bool = False  # NON-STRICT verdicts fail ``passed`` too
+    # Item 6 of #15: "remaining=3,max_concurrency=2" or {"remaining": 3} over the archive's
+    session_start_limit: str | Mapping[str, int] | None = None
+    identify_concurrency: bool = True  # op 9 beyond max_concurrency IDENTIFYs per 5 s
+    enforce_session_start_limit: bool = True  # 4004 once no session starts remain
     # Any other ReplayOptions field by name: the switches of Discord's rules
     # (docs/gateway-conduct.md), e.g. {"rate_limit": False, "session_ttl_ms": 1000}.
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -130,7 +136,16 @@ class ReplayerGateway:
                 + (f" [{v.docs}]" if v.docs else "")
             )
         lines.append(summary(self.verdicts()))
+        routes = self.answered_404
+        if routes:
+            lines.append(f"answered 404: {', '.join(routes)}")
         return "\n".join(lines)
+
+    @property
+    def answered_404(self) -> list[str]:
+        """The REST routes the replay answered with its own 404 so far (``GET
+        /api/v10/foo (3)``): what the bot asked for that the archive cannot answer."""
+        return self._call(_async(self._server.answered_404))  # type: ignore[no-any-return]
 
     def transcript(self) -> list[Record]:
         """What the client and the fake gateway exchanged so far, as archive records."""
@@ -139,6 +154,11 @@ class ReplayerGateway:
     @property
     def connections(self) -> int:
         return self._server.connections_total
+
+
+async def _async(call: Callable[[], Any]) -> Any:
+    """``call()`` on the server's loop (its state belongs to that thread)."""
+    return call()
 
 
 def _settings(request: pytest.FixtureRequest) -> GatewaySettings:
@@ -173,6 +193,15 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     plan = combine(plans)
     if not settings.allow_unfired:
         check_reachable(plan, script)
+    limit = None
+    if settings.session_start_limit is not None:
+        text = settings.session_start_limit
+        if not isinstance(text, str):
+            text = ",".join(f"{key}={value}" for key, value in text.items())
+        try:
+            limit = limit_for(script.http, None).with_overrides(text)
+        except StartLimitError as exc:
+            raise pytest.UsageError(f"@pytest.mark.replayer session_start_limit: {exc}") from None
     options = ReplayOptions(
         speed=settings.speed,
         token=settings.token,
@@ -180,6 +209,9 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         verdict_window_ms=settings.verdict_window_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         recorded_faults=settings.recorded_faults,
+        session_start_limit=limit,
+        identify_concurrency=settings.identify_concurrency,
+        enforce_session_start_limit=settings.enforce_session_start_limit,
     )
     known = {f.name for f in dataclasses.fields(ReplayOptions)}
     unknown = sorted(set(settings.options) - known)

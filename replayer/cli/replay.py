@@ -159,6 +159,26 @@ def replay(
         bool,
         typer.Option(help="Replay the recorded op 7, op 9, server closes and drops as faults."),
     ] = True,
+    # Item 6 of #15: session starts and identify concurrency (docs/gateway-conduct-starts.md).
+    session_start_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="/gateway/bot's session_start_limit over the archive's (else 1000 a day, "
+            "max_concurrency 1): KEY=N,... with total, remaining, reset_after (ms), "
+            "max_concurrency."
+        ),
+    ] = None,
+    identify_concurrency: Annotated[
+        bool,
+        typer.Option(
+            help="Answer an IDENTIFY beyond max_concurrency per 5 s (one per bucket "
+            "shard_id % max_concurrency) with op 9, as Discord does."
+        ),
+    ] = True,
+    enforce_session_start_limit: Annotated[
+        bool,
+        typer.Option(help="Close an IDENTIFY with no session starts remaining with 4004."),
+    ] = True,
     force: ForceOption = False,
     # Discord's own rules, on by default (docs/gateway-conduct.md): issue #15.
     heartbeat_timeout: Annotated[
@@ -197,6 +217,7 @@ def replay(
     from replayer.replay.reachability import check_reachable
     from replayer.replay.script import load_script
     from replayer.replay.server import ReplayServer
+    from replayer.replay.starts import StartLimitError, limit_for
 
     # Refused before anything starts: nothing is overwritten without --force.
     if transcript is not None:
@@ -224,6 +245,12 @@ def replay(
         interval_ms = duration_ns(heartbeat_interval, "--heartbeat-interval") // 1_000_000
         if interval_ms < 1:
             raise typer.BadParameter("must be at least 1ms", param_hint="--heartbeat-interval")
+    limit = None
+    if session_start_limit is not None:
+        try:
+            limit = limit_for(script.http, None).with_overrides(session_start_limit)
+        except StartLimitError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--session-start-limit") from None
     options = ReplayOptions(
         speed=speed,
         token=token,
@@ -238,8 +265,12 @@ def replay(
         session_ttl_ms=_ms_or_off(session_ttl, "--session-ttl"),
         resume_buffer=resume_buffer,
         gateway_versions=_versions(gateway_versions),
+        session_start_limit=limit,
+        identify_concurrency=identify_concurrency,
+        enforce_session_start_limit=enforce_session_start_limit,
     )
     verdicts: list[Verdict] = []
+    answered_404: list[str] = []
     nobody_came = False
 
     async def serve() -> None:
@@ -285,6 +316,7 @@ def replay(
                 nobody_came = True
             await server.stop()  # clients get 1001 before the verdicts are taken
             verdicts.extend(server.verdicts())
+            answered_404.extend(server.answered_404())
 
     try:
         asyncio.run(serve())
@@ -292,6 +324,8 @@ def replay(
         fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
     if nobody_came:
         fail(f"no client connected within {first_client_grace} (--first-client-grace)")
+    if answered_404:  # why a bot may have stalled: routes neither recorded nor defaulted
+        err.print(f"answered 404: {', '.join(answered_404)}", markup=False)
     if fault_plan.faults or verdicts:
         print_verdicts(verdicts)
     if report is not None:

@@ -28,6 +28,7 @@ from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_pa
 from replayer.replay.faults import Fault, FaultKind, FaultPlan, Phase
 from replayer.replay.injector import FaultInjector
 from replayer.replay.script import ReplayScript, ShardScript
+from replayer.replay.starts import Admission, SessionStartLimit, SessionStarts, limit_for
 from replayer.replay.verdicts import RATE_LIMIT_EVENTS, RATE_LIMIT_WINDOW_NS, Judge, Verdict
 
 MAX_BATCH = 256  # sends per tick: the shell drains the socket between batches
@@ -89,6 +90,10 @@ class ReplayOptions:
     session_ttl_ms: int | None = 180_000  # a session with no connection expires after this
     resume_buffer: int = 4096  # dispatches a session keeps for a RESUME to replay
     gateway_versions: frozenset[int] | None = frozenset({9, 10})  # others: 4012 (None: any)
+    # Item 6 of #15, session starts and identify concurrency (replay/starts.py).
+    session_start_limit: SessionStartLimit | None = None  # None: the archive's, else Discord's
+    identify_concurrency: bool = True  # op 9 for an IDENTIFY beyond max_concurrency per 5 s
+    enforce_session_start_limit: bool = True  # close 4004 for an IDENTIFY with no starts left
 
 
 class SessionState:
@@ -155,6 +160,11 @@ class Replay:
         self.connections = 0
         self.rejected_resumes: list[Fault] = []  # armed reject-resume faults
         self.fired_incidents: set[tuple[int, int]] = set()  # (shard, position), once a run
+        self.starts = SessionStarts(
+            limit_for(script.http, options.session_start_limit),
+            options.identify_concurrency,
+            options.enforce_session_start_limit,
+        )
 
     @property
     def heartbeat_interval_ms(self) -> int:
@@ -201,7 +211,17 @@ class Replay:
         for fault in self.rejected_resumes:
             self.judge.not_fired(fault, "armed, but no RESUME came to reject")
         self.rejected_resumes.clear()
-        return self.judge.finish(now_ns)
+        return self.judge.finish(now_ns) + self.starts.verdicts()
+
+    def resumable_session(self, shard: list[int] | None) -> str | None:
+        """A session of this shard that its client left and may still RESUME: an IDENTIFY
+        instead burns a session start (Events > Gateway > Resuming)."""
+        key = tuple(shard or (0, 1))
+        for session in self.sessions.values():
+            left = session.resumable and session.owner is None and session.seq > 0
+            if left and tuple(session.shard or (0, 1)) == key:
+                return session.session_id
+        return None
 
 
 def resume_url(gateway_url: str, session_number: int) -> str:
@@ -453,6 +473,10 @@ class GatewayConnection:
         _, code, reason = deadline
         if self.reconnect_ns is not None and reason == "reconnect requested":
             self.replay.judge.stayed_after_reconnect(self.number, now_ns)
+        if code == CloseCode.SESSION_TIMED_OUT and self.session is not None:
+            # 4009 "Session timed out. Reconnect and start a new session" (close-code
+            # table): the session goes with it, so a RESUME gets op 9 false.
+            self.session.resumable = False
         return self._close(code, reason)
 
     def tick(self, now_ns: int) -> list[Command]:
@@ -647,6 +671,12 @@ class GatewayConnection:
         answer = self._phase(Phase.IDENTIFY, now_ns)
         if answer is not None:
             return answer
+        could_resume = self.replay.resumable_session(shard)
+        admission = self.replay.starts.identify(self.number, shard_id, now_ns, could_resume)
+        if admission is Admission.RATE_LIMITED:  # Events > Gateway > Identifying: op 9
+            return [self._send(_payload(Opcode.INVALID_SESSION, False))]
+        if admission is Admission.EXHAUSTED:  # ... "the bot token will be reset"
+            return self._close(CloseCode.AUTHENTICATION_FAILED, "no session starts remaining")
         ready = self.payloads.frame(script.offsets[0])
         recorded = decode_payload(ready.payload, script.encoding)
         recorded_id = (

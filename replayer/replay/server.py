@@ -180,11 +180,18 @@ class ReplayServer:
         self._descriptor_budget = 1 << 30 if unlimited else soft - in_use - DESCRIPTOR_RESERVE
         self.options = replace(self.options, gateway_url=self.gateway_url)
         self.replay = Replay(self.script, self.options, self.plan)
-        self.router = RestRouter(self.script, self.gateway_url, self.options.token)
+        self.router = RestRouter(
+            self.script, self.gateway_url, self.options.token, self.replay.starts
+        )
         if self.transcript_path is not None:
             self._transcript = Transcript(
                 self.transcript_path, self._t0_ns, overwrite=self.overwrite_transcript
             )
+
+    def answered_404(self) -> list[str]:
+        """The REST routes answered with the replay's own 404 so far (``GET /api/v10/x
+        (3)``): what a bot asked for that neither the archive nor a default answers."""
+        return self.router.answered_404() if self.router is not None else []
 
     def verdicts(self) -> list[Verdict]:
         """Judge what happened so far; call once, after the clients are done."""
@@ -319,11 +326,15 @@ class ReplayServer:
                 return refused
             return await self._gateway(request)
         assert self.router is not None
+        body = await request.read()
         answer = self.router.handle(
-            request.method, request.path_qs, request.headers.get("Authorization")
+            request.method,
+            request.path_qs,
+            request.headers.get("Authorization"),
+            body,
+            self._now(),
         )
         if self._transcript is not None:
-            body = await request.read()
             self._transcript.write(
                 HttpRecord(
                     self._transcript.now(),

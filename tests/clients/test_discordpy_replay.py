@@ -27,6 +27,7 @@ from replayer.archive.records import Closer, HttpRecord
 from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.server import ReplayServer
+from replayer.replay.starts import SessionStartLimit
 from replayer.replay.verdicts import Result
 from tests.clients.conftest import (
     BOT_ID,
@@ -368,8 +369,11 @@ async def test_auto_sharded_two_shards(
     IDENTIFYs with [id, 2], gets its own recorded stream with READY.shard echoed, and the
     caches hold the guilds of both."""
     scenario = make_scenario(scenario_name, tmp_path, num_shards=2)
+    # No wait between IDENTIFYs is right for max_concurrency 2 (shards 0 and 1 in buckets
+    # of their own); on 1 the second gets op 9 (test_starts_clients.py).
+    options = ReplayOptions(speed=0, session_start_limit=SessionStartLimit(max_concurrency=2))
     async with (
-        replay(scenario, tmp_path) as server,
+        replay(scenario, tmp_path, options) as server,
         running(
             server, monkeypatch, len(scenario.messages), client_class=NoWaitShardedClient
         ) as probe,

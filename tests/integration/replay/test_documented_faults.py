@@ -84,7 +84,11 @@ def plan_for(example: str) -> FaultPlan:
 async def run(plan: FaultPlan) -> list[tuple[str, Result | None, str]]:
     script = load_script(SAMPLE)
     check_reachable(plan, script)
-    options = ReplayOptions(speed=0, verdict_window_ms=6_000, heartbeat_interval_ms=300)
+    # The scripted bot waits 1 s after op 9, under Discord's 5 s identify window: the
+    # identify-concurrency rule is off here (it has its own tests, test_starts_*.py).
+    options = ReplayOptions(
+        speed=0, verdict_window_ms=6_000, heartbeat_interval_ms=300, identify_concurrency=False
+    )
     async with ReplayServer(script, options, plan=plan) as server:
         replay = server.replay
         assert replay is not None

@@ -85,15 +85,17 @@ def test_shard_is_echoed_and_missing_shard_gets_4010(
     lines.sort(key=lambda o: o["t_ms"])
     h = harness(lines, speed=0)
     assert h.replay.script.num_shards == 2
+    # max_concurrency 1: one IDENTIFY per 5 s (Events > Gateway > Sharding, Max Concurrency)
     for shard_id in (1, 0):
+        now = (1 - shard_id) * 5_000 * MS
         conn = h.connect()
-        conn.start(0)
-        out = sent(identify(conn, shard=[shard_id, 2]) + drain(conn, 0))
+        conn.start(now)
+        out = sent(identify(conn, now, shard=[shard_id, 2]) + drain(conn, now))
         assert out[0]["d"]["shard"] == [shard_id, 2]
         assert out[0]["d"]["session_id"] == f"sess{shard_id + 1}"
     conn = h.connect()
-    conn.start(0)
-    assert identify(conn, shard=[5, 6]) == [Close(4010, "the archive has no shard 5")]
+    conn.start(10_000 * MS)
+    assert identify(conn, 10_000 * MS, shard=[5, 6]) == [Close(4010, "the archive has no shard 5")]
 
 
 @pytest.mark.parametrize(

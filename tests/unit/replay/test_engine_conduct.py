@@ -209,3 +209,14 @@ def test_hello_and_resumed_carry_a_trace(harness: Callable[..., Harness]) -> Non
     resumed = sent(resume(h, 6, 0))[-1]
     assert resumed["t"] == "RESUMED"
     assert isinstance(resumed["d"]["_trace"], list)
+
+
+def test_the_heartbeat_timeout_ends_the_session_as_4009_says(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness(speed=0, **{**ON, "identify_timeout_ms": None})
+    conn = started(h)
+    identify(conn)
+    assert closes(drain(conn, 10 * S)) == [4009]
+    conn.client_closed(4009, 10 * S)
+    assert sent(resume(h, 6, 11 * S)) == [{"op": 9, "d": False, "s": None, "t": None}]

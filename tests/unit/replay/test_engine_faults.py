@@ -192,7 +192,7 @@ def test_after_invalid_session_false_the_same_connection_may_identify(
     conn = started(h)
     identify(conn)
     drain(conn, 0)
-    out = view(identify(conn, 1 * S) + drain(conn, 1 * S))
+    out = view(identify(conn, 5 * S) + drain(conn, 5 * S))  # 5 s: max_concurrency 1
     assert out == dispatched(1, 6)
     assert conn.session is not None
     assert conn.session.session_id == "sess1-2"  # a new session
@@ -338,7 +338,9 @@ def test_reject_resume_answers_the_next_resume_with_op9_false(
     assert view(resume(second, 3, 2)) == [op9(False)]
     assert second.state is State.AWAIT_IDENTIFY
     # Only the next RESUME: a fresh session on the same socket, then RESUMEs work again.
-    later = 2 + 1_500 * MS  # the docs: wait 1-5 s after op 9 before a fresh IDENTIFY
+    # The docs: wait 1-5 s after op 9 before a fresh IDENTIFY; and 5 s since the last one
+    # (max_concurrency 1, Events > Gateway > Sharding).
+    later = 2 + 5_000 * MS
     assert view(identify(second, later) + drain(second, later)) == dispatched(1, 6)
     second.client_closed(4000, later + 1)
     third = started(h, later + 2)
@@ -393,8 +395,8 @@ def test_conn_limits_a_fault_to_one_connection(harness: Callable[..., Harness]) 
     h = faulty(harness, "heartbeat@event=GUILD_CREATE#1,conn=2", speed=0)
     first = started(h)
     assert view(identify(first) + drain(first, 0)) == dispatched(1, 6)  # not on connection 1
-    second = started(h)  # a session of its own: its own GUILD_CREATE #1
-    assert view(identify(second) + drain(second, 0)) == [
+    second = started(h, 5 * S)  # a session of its own: its own GUILD_CREATE #1
+    assert view(identify(second, 5 * S) + drain(second, 5 * S)) == [
         *dispatched(1, 2),
         OP1,
         *dispatched(3, 6),
@@ -495,10 +497,11 @@ def run_plan(harness: Callable[..., Harness]) -> list[Command]:
     conn.client_closed(4000, 301 * MS)
     second = started(h, 302 * MS)
     out += resume(second, 6, 302 * MS)  # rejected: op 9 false
-    out += identify(second, 303 * MS) + drain(second, 700 * MS)  # a new session
-    second.client_closed(4000, 701 * MS)
-    third = started(h, 702 * MS)
-    out += third.receive(msg(6, {"token": "t", "session_id": "sess1-2", "seq": 6}), 702 * MS)
+    # A new session, 5 s after the first IDENTIFY (max_concurrency 1).
+    out += identify(second, 5_303 * MS) + drain(second, 5_700 * MS)
+    second.client_closed(4000, 5_701 * MS)
+    third = started(h, 5_702 * MS)
+    out += third.receive(msg(6, {"token": "t", "session_id": "sess1-2", "seq": 6}), 5_702 * MS)
     return out
 
 

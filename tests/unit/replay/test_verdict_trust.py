@@ -176,14 +176,14 @@ def test_one_reaction_settles_one_fault(harness: Callable[..., Harness]) -> None
     h = faulty(harness, "reconnect@dispatch=6,conn=1", "reconnect@dispatch=6,conn=2", speed=0)
     first, second = started(h), started(h)
     identify(first)
-    identify(second)
-    first.client_closed(4000, 1 * S)
-    second.client_closed(4000, 1 * S)
-    resume(started(h, 2 * S), 6, 2 * S, session_id="sess1-2")  # the second session's
+    identify(second, 5 * S)  # max_concurrency 1: one IDENTIFY per 5 s
+    first.client_closed(4000, 6 * S)
+    second.client_closed(4000, 6 * S)
+    resume(started(h, 7 * S), 6, 7 * S, session_id="sess1-2")  # the second session's
     by_name = {v.name: v for v in h.replay.judge.verdicts}
     assert by_name["reconnect after dispatch 6, on connection 2"].result is Result.PASS
     assert by_name["reconnect after dispatch 6, on connection 1"].result is None  # still open
-    resume(started(h, 3 * S), 6, 3 * S)  # the first session's
+    resume(started(h, 8 * S), 6, 8 * S)  # the first session's
     by_name = verdicts(h)
     assert [by_name[f"reconnect after dispatch 6, on connection {n}"].observed for n in (1, 2)] == [
         "RESUME (session sess1, seq 6) on a new connection",
@@ -230,9 +230,9 @@ def test_each_session_has_a_resume_url_of_its_own(harness: Callable[..., Harness
     ]  # fmt: skip
     h = harness(speed=0)
     urls = []
-    for _ in range(2):
-        conn = started(h)
-        out = identify(conn)
+    for n in range(2):
+        conn = started(h, n * 5 * S)
+        out = identify(conn, n * 5 * S)  # max_concurrency 1: one IDENTIFY per 5 s
         urls.append(_ready(out)["resume_gateway_url"])
     assert urls == ["ws://replayer.test/resume/1", "ws://replayer.test/resume/2"]
 
@@ -295,7 +295,7 @@ def test_a_new_session_on_a_resume_url_is_non_strict(harness: Callable[..., Harn
     first = on(h, "/")
     identify(first)
     first.client_closed(4000, 1 * S)
-    identify(on(h, "/resume/1", 1 * S), 1 * S)  # should go back to the gateway URL
+    identify(on(h, "/resume/1", 5 * S), 5 * S)  # should go back to the gateway URL
     by_name = verdicts(h)
     assert by_name["invalid-session d=false after dispatch 6"].result is Result.PASS
     rule = by_name["new sessions on the gateway URL"]
