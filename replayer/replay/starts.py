@@ -169,7 +169,11 @@ class SessionStarts:
     def current(self, now_ns: int) -> SessionStartLimit:
         """The limit as ``/gateway/bot`` serves it now."""
         self._roll(now_ns)
-        reset_after_ms = max(0, (self._reset_at_ns - now_ns) // NS_PER_MS)
+        left_ms = max(0, (self._reset_at_ns - now_ns) // NS_PER_MS)
+        # Counted down in whole minutes (seconds under one), rounded up: two runs of the
+        # same client serve the same answer, so their transcripts compare equal.
+        step_ms = 60_000 if left_ms >= 60_000 else 1_000
+        reset_after_ms = -(-left_ms // step_ms) * step_ms
         return replace(self.limit, remaining=self.remaining, reset_after_ms=reset_after_ms)
 
     def bucket(self, shard_id: int) -> int:

@@ -71,7 +71,7 @@ def test_a_failed_test_carries_the_verdict_table(pytester: pytest.Pytester) -> N
             "*- replayer verdicts -*",
             "FAIL reconnect after dispatch 3: expected a new connection that RESUMEs*"
             "observed nothing within 0.5 s*[Events > Gateway Events > Reconnect*",
-            "2 passed, 0 non-strict, 1 failed, 0 not fired",
+            "3 passed, 0 non-strict, 1 failed, 0 not fired",  # + session starts
         ]
     )
 
