@@ -14,7 +14,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from replayer.archive.inspection import ArchiveStats, FrameFilter
-from replayer.archive.jsonl import Importer, LineError, export_lines, header_from_json
+from replayer.archive.jsonl import (
+    Importer,
+    LineError,
+    export_lines,
+    header_from_json,
+    parse_line,
+)
 from replayer.archive.reader import ArchiveReader
 from replayer.archive.records import (
     CloseRecord,
@@ -297,7 +303,7 @@ def import_(
     """Build an archive from JSON Lines, so fixtures can be written by hand."""
     name = str(source)
     try:
-        lines = open(source, encoding="utf-8")  # noqa: SIM115
+        lines = open(source, "rb")  # noqa: SIM115 - decoded line by line (parse_line)
     except OSError as exc:
         fail(f"{name}: cannot open: {exc.strerror}")
     partial = output.with_name(output.name + ".partial")
@@ -310,7 +316,7 @@ def import_(
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    obj = parse_line(line)
                     if writer is None:
                         if isinstance(obj, dict) and obj.get("kind") == "header":
                             writer = ArchiveWriter(
@@ -320,12 +326,6 @@ def import_(
                         writer = ArchiveWriter(partial, redact=redact)
                     writer.write(importer.record(obj))
                     count += 1
-                except json.JSONDecodeError as exc:
-                    raise ImportFormatError(
-                        f"not JSON: {exc.msg} at column {exc.colno}", path=name, line=number
-                    ) from None
-                except UnicodeDecodeError:
-                    raise ImportFormatError("not UTF-8 text", path=name, line=number) from None
                 except LineError as exc:
                     raise ImportFormatError(str(exc), path=name, line=number) from None
             if writer is None:
