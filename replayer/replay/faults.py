@@ -230,6 +230,7 @@ def _ms(text: str, where: str) -> int:
 
 def _int(value: Any, where: str, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
     """An integer written as one: TOML ``1.9`` or text ``1.9`` is refused, not truncated."""
+    number: int
     if type(value) is int:
         number = value
     elif isinstance(value, str) and (m := _INTEGER.fullmatch(value)):
