@@ -214,7 +214,9 @@ def _ms(text: str, where: str) -> int:
             f"{where}: {_shown(text)} is not a duration like 500ms, 3s or 1.5m "
             f"(at most {MAX_DURATION_MS // 86_400_000} days)"
         )
-    whole, frac, unit_name = m.group(1), m.group(2) or "", m.group(3)
+    whole: str = m.group(1)
+    frac: str = m.group(2) or ""
+    unit_name: str | None = m.group(3)
     unit = {"ms": 1, "s": 1000, "m": 60_000, None: 1000}[unit_name]
     scale = 10 ** len(frac)
     ms_scaled = (int(whole) * scale + (int(frac) if frac else 0)) * unit  # ms * scale
