@@ -217,7 +217,7 @@ def _ms(text: str, where: str) -> int:
     whole: str = m.group(1)
     frac: str = m.group(2) or ""
     unit_name: str | None = m.group(3)
-    unit = {"ms": 1, "s": 1000, "m": 60_000, None: 1000}[unit_name]
+    unit: int = {"ms": 1, "s": 1000, "m": 60_000, None: 1000}[unit_name]
     scale = 10 ** len(frac)
     ms_scaled = (int(whole) * scale + (int(frac) if frac else 0)) * unit  # ms * scale
     ms, rest = divmod(ms_scaled, scale)
