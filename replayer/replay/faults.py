@@ -218,7 +218,7 @@ def _ms(text: str, where: str) -> int:
     frac: str = m.group(2) or ""
     unit_name: str | None = m.group(3)
     unit: int = {"ms": 1, "s": 1000, "m": 60_000, None: 1000}[unit_name]
-    scale = 10 ** len(frac)
+    scale: int = 10 ** len(frac)
     ms_scaled = (int(whole) * scale + (int(frac) if frac else 0)) * unit  # ms * scale
     ms, rest = divmod(ms_scaled, scale)
     if 2 * rest > scale or (2 * rest == scale and ms % 2):  # round half to even, as round()
