@@ -182,10 +182,43 @@ def _metadata_default(obj: object) -> object:
     raise TypeError(f"{type(obj).__name__} in archive metadata cannot be shown as JSON")
 
 
+def _metadata_key(key: object) -> object:
+    if isinstance(key, bytes):  # JSON keys are text: a bin key is shown as $b64:...
+        return "$b64:" + base64.b64encode(key).decode()
+    return key if isinstance(key, str | int | float | bool) or key is None else repr(key)
+
+
+def metadata_json(value: object, *, indent: int | None = None) -> str:
+    """Header metadata (any msgpack value, JSON-compatible or not) as one JSON text: bin
+    values as ``{"$b64": ...}``, bin map keys as ``"$b64:..."``. Never raises."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_metadata_default, indent=indent)
+    except (TypeError, ValueError, RecursionError):
+        pass  # a bin (or odd) map key somewhere: convert the keys first
+
+    def keyed(v: object, depth: int) -> object:
+        if depth > 200:
+            return "..."
+        if isinstance(v, dict):
+            return {_metadata_key(k): keyed(x, depth + 1) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [keyed(x, depth + 1) for x in v]
+        return v
+
+    try:
+        return json.dumps(keyed(value, 0), ensure_ascii=False, default=_metadata_default)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return json.dumps(f"(metadata not shown: {exc})")
+
+
 def export_lines(header: Header, records: Iterable[Record]) -> Iterator[str]:
     """One JSON text per record, header first (no newlines inside)."""
     exporter = Exporter()
-    yield json.dumps(exporter.header(header), ensure_ascii=False, default=_metadata_default)
+    head = exporter.header(header)
+    metadata = head.pop("metadata")
+    yield (
+        json.dumps(head, ensure_ascii=False)[:-1] + ', "metadata": ' + metadata_json(metadata) + "}"
+    )
     for record in records:
         yield json.dumps(exporter.record(record), ensure_ascii=False)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from replayer.archive.jsonl import (
     LineError,
     export_lines,
     header_from_json,
+    metadata_json,
     parse_line,
 )
 from replayer.archive.reader import ArchiveReader
@@ -189,7 +189,7 @@ def print_stats(path: Path, reader: ArchiveReader, s: ArchiveStats) -> None:
     name = escape(str(path))
     out.print(f"[bold]{name}[/]: format v{h.format_version}, written by {h.tool} at {created}")
     if h.metadata:
-        out.print(f"metadata: {json.dumps(h.metadata, ensure_ascii=False)}", markup=False)
+        out.print(f"metadata: {metadata_json(h.metadata)}", markup=False)
     out.print(
         f"duration {s.last_t_ns / 1e9:.3f}s, {reader.records_read} records: {s.frames} frames "
         f"({fmt_bytes(s.payload_bytes)} payload, {fmt_bytes(s.wire_bytes)} on the wire), "
