@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 settings.register_profile(
     "fuzz-ci",
     parent=settings.get_profile("replayer"),
-    max_examples=int(os.environ.get("REPLAYER_FUZZ_CI_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("REPLAYER_FUZZ_CI_EXAMPLES", "150")),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
     "fuzz-long",
     parent=settings.get_profile("fuzz-ci"),
-    max_examples=int(os.environ.get("REPLAYER_FUZZ_LONG_EXAMPLES", "2000")),
+    max_examples=int(os.environ.get("REPLAYER_FUZZ_LONG_EXAMPLES", "5000")),
 )
 
 
