@@ -11,6 +11,8 @@ from typing import Any
 from hypothesis import event
 from hypothesis import strategies as st
 
+from replayer.archive.jsonl import LineError
+from replayer.errors import ArchiveError
 from replayer.gateway.encoding import Encoding
 from replayer.gateway.etf import etf_encode
 from replayer.replay.engine import Abort, Close, GatewayConnection, Replay, ReplayOptions, Send
@@ -120,4 +122,49 @@ test_client_session, test_client_session_long = fuzz_pair(
     messages=st.lists(message, max_size=8),
     gaps_ms=st.lists(st.integers(0, 5000), max_size=3),
     close_code=st.none() | st.integers(1000, 4999),
+)
+
+
+def _recorded_session(d_ready: Any, d_dispatch: Any, d_identify: Any, etf: bool) -> list[Any]:
+    lines = session_lines()
+    if etf:
+        lines[0]["url"] = "wss://gateway.discord.gg/?v=10&encoding=etf"
+    lines[2]["payload"]["d"] = d_identify
+    lines[3]["payload"]["d"] = d_ready
+    lines[4]["payload"]["d"] = d_dispatch
+    return lines
+
+
+@fuzz_target(ArchiveError, LineError)
+def recorded_values(
+    d_ready: Any, d_dispatch: Any, d_identify: Any, etf: bool, client_etf: bool
+) -> None:
+    # Whatever the recording holds, a client that does everything right gets commands.
+    path = Path(_tmp.name) / "r.rpl"
+    write_archive(path, _recorded_session(d_ready, d_dispatch, d_identify, etf))
+    script = load_script(path)
+    encoding = Encoding.ETF if client_etf else Encoding.JSON
+    payloads = ArchivePayloads(path)
+    try:
+        replay = Replay(script, ReplayOptions(speed=0))
+        conn = GatewayConnection(replay, encoding, payloads)
+        commands = conn.start(0)
+        good = {"op": 2, "d": {"token": "t", "properties": {}, "intents": 1}}
+        commands += conn.receive(wire(good, encoding), 0)
+        commands += conn.receive(wire({"op": 1, "d": 1}, encoding), 1)
+        while (wake := conn.next_wakeup_ns()) is not None and wake <= 10**10:
+            commands += conn.tick(wake)
+        replay.finish(10**11)
+    finally:
+        payloads.close()
+    assert all(isinstance(c, Send | Close | Abort) for c in commands)
+
+
+test_recorded_values, test_recorded_values_long = fuzz_pair(
+    recorded_values,
+    d_ready=anything | d_field,
+    d_dispatch=anything | d_field,
+    d_identify=anything | d_field,
+    etf=st.booleans(),
+    client_etf=st.booleans(),
 )
