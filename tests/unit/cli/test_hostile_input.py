@@ -135,3 +135,21 @@ def test_binary_header_metadata_is_shown_not_a_traceback(
     if command != ["verify"]:
         assert '"b": {"$b64": "/wA="}' in result.stdout
         assert '"$b64:aw==": 1' in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["inspect", GOLDEN, "--since", NINES],
+        ["inspect", GOLDEN, "--until", "99999999999999999999s"],
+        ["replay", GOLDEN, "--idle-grace", NINES],
+        ["replay", GOLDEN, "--verdict-window", "99999999999999999999s"],
+    ],
+)
+def test_duration_options_too_long_are_usage_errors(args: list[str | Path]) -> None:
+    # 400 digits overflowed float() into inf and round() raised; a bad option value is
+    # typer's usage error (exit 2, the option named), as for any other bad duration.
+    result = run(*args)
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    assert f"Invalid value for {args[2]}" in result.stderr
