@@ -27,7 +27,9 @@ from replayer.archive.migrations import upgrader
 from replayer.archive.records import Record, fast_frame_from_row, from_row
 from replayer.errors import ArchiveError, TruncatedArchiveError
 
-READ_CHUNK_BYTES = 128 << 10  # with SCAN_FROM_BYTES: what is decoded before a walk
+READ_CHUNK_BYTES = 1 << 20  # for other readers of archive files (replay's ArchivePayloads)
+# This reader's chunks: with SCAN_FROM_BYTES, what may be decoded before a cost walk.
+GUARDED_READ_BYTES = 128 << 10
 # One record may be as large as a gateway message can be (GUILD_CREATE of a huge guild).
 MAX_RECORD_BYTES = 256 << 20
 _DECODE_ERRORS = (
@@ -92,7 +94,7 @@ class ArchiveReader:
         self._end = 0  # file offset just after the last complete record
         self._unpacker = msgpack.Unpacker(
             _GuardedFile(self._file, self),
-            read_size=READ_CHUNK_BYTES,
+            read_size=GUARDED_READ_BYTES,
             max_buffer_size=MAX_RECORD_BYTES,
             max_array_len=MAX_CONTAINER_LEN,
             max_map_len=MAX_CONTAINER_LEN,
