@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from replayer.archive.bounds import MAX_CONTAINER_LEN
 from replayer.archive.header import Header
 from replayer.archive.records import (
     Closer,
@@ -180,10 +182,43 @@ def _metadata_default(obj: object) -> object:
     raise TypeError(f"{type(obj).__name__} in archive metadata cannot be shown as JSON")
 
 
+def _metadata_key(key: object) -> object:
+    if isinstance(key, bytes):  # JSON keys are text: a bin key is shown as $b64:...
+        return "$b64:" + base64.b64encode(key).decode()
+    return key if isinstance(key, str | int | float | bool) or key is None else repr(key)
+
+
+def metadata_json(value: object, *, indent: int | None = None) -> str:
+    """Header metadata (any msgpack value, JSON-compatible or not) as one JSON text: bin
+    values as ``{"$b64": ...}``, bin map keys as ``"$b64:..."``. Never raises."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_metadata_default, indent=indent)
+    except (TypeError, ValueError, RecursionError):
+        pass  # a bin (or odd) map key somewhere: convert the keys first
+
+    def keyed(v: object, depth: int) -> object:
+        if depth > 200:
+            return "..."
+        if isinstance(v, dict):
+            return {_metadata_key(k): keyed(x, depth + 1) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [keyed(x, depth + 1) for x in v]
+        return v
+
+    try:
+        return json.dumps(keyed(value, 0), ensure_ascii=False, default=_metadata_default)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return json.dumps(f"(metadata not shown: {exc})")
+
+
 def export_lines(header: Header, records: Iterable[Record]) -> Iterator[str]:
     """One JSON text per record, header first (no newlines inside)."""
     exporter = Exporter()
-    yield json.dumps(exporter.header(header), ensure_ascii=False, default=_metadata_default)
+    head = exporter.header(header)
+    metadata = head.pop("metadata")
+    yield (
+        json.dumps(head, ensure_ascii=False)[:-1] + ', "metadata": ' + metadata_json(metadata) + "}"
+    )
     for record in records:
         yield json.dumps(exporter.record(record), ensure_ascii=False)
 
@@ -195,16 +230,55 @@ class LineError(ValueError):
     """A problem in one JSON line; the caller adds the file and line number."""
 
 
+# msgpack integers: 64 bits at most (docs/archive-format.md section 1).
+INT_MIN, UINT_MAX = -(2**63), 2**64 - 1
+
+
+def parse_line(line: bytes) -> object:
+    """One line of the file as JSON; anything that is not is a ``LineError``."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineError(f"not UTF-8 text (byte {exc.start + 1} of the line)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(f"not JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise LineError("not JSON this replayer can read: nested too deeply") from None
+    except ValueError as exc:  # an integer of over 4300 digits (int_max_str_digits)
+        raise LineError(f"not JSON this replayer can read: {exc}") from None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(key: str, value: str) -> str:
+    """``value`` if it can be written as UTF-8 (JSON allows lone surrogates: ``\\ud800``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LineError(f"field {key!r}: a lone surrogate ({_shown(value)}) is not text") from None
+    return value
+
+
 def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
     if key not in obj or (obj[key] is None and default is not ...):
         if default is ...:
             raise LineError(f"missing field {key!r}")
         return default
     value = obj[key]
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise LineError(f"field {key!r}: expected {_kind_name(kind)}, got {value!r}")
-    if not isinstance(value, kind):
-        raise LineError(f"field {key!r}: expected {_kind_name(kind)}, got {value!r}")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kind):
+        raise LineError(f"field {key!r}: expected {_kind_name(kind)}, got {_shown(value)}")
+    if type(value) is int and not INT_MIN <= value <= UINT_MAX:
+        raise LineError(f"field {key!r}: {_shown(value)} does not fit in 64 bits")
+    if type(value) is float and not math.isfinite(value):
+        raise LineError(f"field {key!r}: expected a finite number, got {value!r}")
+    if type(value) is str:
+        _text(key, value)
     return value
 
 
@@ -228,8 +302,10 @@ def _headers(obj: dict[str, Any], key: str) -> Headers:
         if not (
             isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
         ):
-            raise LineError(f"field {key!r}: expected [name, value] string pairs, got {pair!r}")
-        out.append((pair[0], pair[1]))
+            raise LineError(
+                f"field {key!r}: expected [name, value] string pairs, got {_shown(pair)}"
+            )
+        out.append((_text(key, pair[0]), _text(key, pair[1])))
     return tuple(out)
 
 
@@ -255,10 +331,13 @@ def _body(obj: dict[str, Any], key: str) -> bytes:
     body = obj.get(key)
     if body is None:
         return b""
-    if isinstance(body, str):
-        return body.encode()
-    # A hand-written fixture may give a JSON body as an object or list.
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        if isinstance(body, str):
+            return body.encode()
+        # A hand-written fixture may give a JSON body as an object or list.
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise LineError(f"field {key!r}: a lone surrogate is not text") from None
 
 
 @dataclass
@@ -275,6 +354,8 @@ class Importer:
         elif "t_ms" in obj:
             t_ms = _get(obj, "t_ms", (int, float))
             t_ns = round(t_ms * 1_000_000)
+            if t_ns > UINT_MAX:
+                raise LineError(f"field 't_ms': {t_ms!r} ms does not fit in 64 bits of ns")
         else:
             return self.last_t_ns  # hand-written: "right after the previous record"
         if t_ns < 0:
@@ -370,9 +451,9 @@ class Importer:
             ) from None
         flags = FrameFlag.NONE
         for name in _get(obj, "flags", list, []):
-            if name not in _FLAG_NAMES:
+            if type(name) is not str or name not in _FLAG_NAMES:
                 raise LineError(
-                    f"field 'flags': unknown flag {name!r} (known: {', '.join(_FLAG_NAMES)})"
+                    f"field 'flags': unknown flag {_shown(name)} (known: {', '.join(_FLAG_NAMES)})"
                 )
             flags |= _FLAG_NAMES[name]
         if "raw_b64" in obj:
@@ -395,6 +476,11 @@ class Importer:
                     f"field 'payload': {exc} (flag the frame 'undecoded' to keep it raw)"
                 ) from None
             op, s, t = payload.op, payload.s, payload.t
+            for key, value in (("op", op), ("s", s)):
+                if value is not None and not INT_MIN <= value <= UINT_MAX:
+                    raise LineError(
+                        f"field 'payload': {key} {_shown(value)} does not fit in 64 bits"
+                    )
             for key, actual in (("op", op), ("s", s), ("t", t)):
                 if obj.get(key) is not None and obj[key] != actual:
                     raise LineError(f"field {key!r}: {obj[key]!r} but the payload says {actual!r}")
@@ -421,14 +507,43 @@ class Importer:
         )
 
 
+_MAX_METADATA_DEPTH = 64
+
+
+def _check_metadata(value: object, where: str, depth: int = 0) -> None:
+    """What msgpack and the reader's limits (archive/bounds.py) take, checked up front."""
+    if type(value) is int and not INT_MIN <= value <= UINT_MAX:
+        raise LineError(f"field {where!r}: {_shown(value)} does not fit in 64 bits")
+    if type(value) is str:
+        _text(where, value)
+    elif isinstance(value, dict | list):
+        if depth >= _MAX_METADATA_DEPTH:
+            raise LineError(f"field 'metadata': nested deeper than {_MAX_METADATA_DEPTH}")
+        if len(value) > MAX_CONTAINER_LEN:
+            raise LineError(
+                f"field {where!r}: {len(value)} elements; an archive allows "
+                f"{MAX_CONTAINER_LEN} at most"
+            )
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _text(where, key)
+                _check_metadata(item, f"{where}.{key}", depth + 1)
+        else:
+            for i, item in enumerate(value):
+                _check_metadata(item, f"{where}[{i}]", depth + 1)
+
+
 def header_from_json(obj: dict[str, Any]) -> Header:
     metadata = obj.get("metadata", {})
     if not isinstance(metadata, dict):
-        raise LineError(f"field 'metadata': expected an object, got {metadata!r}")
+        raise LineError(f"field 'metadata': expected an object, got {_shown(metadata)}")
+    _check_metadata(metadata, "metadata")
     created = obj.get("created_unix_ns")
     kwargs: dict[str, Any] = {"metadata": metadata}
-    if isinstance(created, int) and not isinstance(created, bool):
+    if type(created) is int:
+        if not INT_MIN <= created <= UINT_MAX:
+            raise LineError(f"field 'created_unix_ns': {_shown(created)} does not fit in 64 bits")
         kwargs["created_unix_ns"] = created
     if isinstance(obj.get("tool"), str):
-        kwargs["tool"] = obj["tool"]
+        kwargs["tool"] = _text("tool", obj["tool"])
     return Header(**kwargs)

@@ -1,14 +1,18 @@
 """Streaming archive reader: flat memory whatever the file size.
 
 Records come one at a time from a ``msgpack.Unpacker`` reading the file in chunks, so
-memory holds one chunk and one record. Problems are ``ArchiveError`` naming the file, the
-record index (the header is record 0) and the field. A file that ends inside a record
+memory holds one chunk and one record. The unpacker's limits (``archive/bounds.py``) cap
+each array and map; an object still incomplete after ``SCAN_FROM_BYTES`` is walked on its
+bytes before the unpacker reads on, so no record costs much more memory than it weighs.
+Problems are ``ArchiveError`` naming the file, the record index (the header is record 0)
+and the field. A file that ends inside a record
 raises ``TruncatedArchiveError`` after every complete record before it has been yielded.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -17,12 +21,14 @@ from typing import IO, Any, Self
 import msgpack
 
 from replayer.archive import header as header_module
+from replayer.archive.bounds import MAX_CONTAINER_LEN, SCAN_FROM_BYTES, check_object_cost
 from replayer.archive.header import Header, header_from_map
 from replayer.archive.migrations import upgrader
 from replayer.archive.records import Record, fast_frame_from_row, from_row
 from replayer.errors import ArchiveError, TruncatedArchiveError
 
-READ_CHUNK_BYTES = 1 << 20
+# This reader's chunks: with SCAN_FROM_BYTES, what may be decoded before a cost walk.
+GUARDED_READ_BYTES = 128 << 10
 # One record may be as large as a gateway message can be (GUILD_CREATE of a huge guild).
 MAX_RECORD_BYTES = 256 << 20
 _DECODE_ERRORS = (
@@ -33,6 +39,40 @@ _DECODE_ERRORS = (
     ValueError,
     TypeError,
 )
+
+
+_OVER_LIMIT = re.compile(r"(\d+) exceeds max_(array|map|str|bin|ext)_len\((\d+)\)")
+
+
+def _reason(exc: Exception) -> str:
+    """msgpack's complaint, in the format's words when it is one of our limits."""
+    reason = str(exc) or type(exc).__name__
+    m = _OVER_LIMIT.search(reason)
+    if m is not None:
+        n, kind, limit = m.groups()
+        what = {"array": "an array", "map": "a map"}.get(kind, f"a {kind}")
+        return f"{what} of {n} elements; the format allows {limit} at most"
+    return reason
+
+
+class _GuardedFile:
+    """The file as the unpacker reads it: before handing it more bytes for an object
+    that is already ``SCAN_FROM_BYTES`` long, walk that object (once) for its cost."""
+
+    def __init__(self, file: IO[bytes], reader: ArchiveReader) -> None:
+        self._file = file
+        self._reader = reader
+        self._pos = 0  # bytes handed to the unpacker
+        self._scanned = -1  # start offset of the object last walked
+
+    def read(self, n: int) -> bytes:
+        start = self._reader._end
+        if self._pos - start >= SCAN_FROM_BYTES and self._scanned != start:
+            self._scanned = start
+            check_object_cost(self._file.fileno(), start)
+        data = self._file.read(n)
+        self._pos += len(data)
+        return data
 
 
 class ArchiveReader:
@@ -52,9 +92,11 @@ class ArchiveReader:
         self._size = os.fstat(self._file.fileno()).st_size
         self._end = 0  # file offset just after the last complete record
         self._unpacker = msgpack.Unpacker(
-            self._file,
-            read_size=READ_CHUNK_BYTES,
+            _GuardedFile(self._file, self),
+            read_size=GUARDED_READ_BYTES,
             max_buffer_size=MAX_RECORD_BYTES,
+            max_array_len=MAX_CONTAINER_LEN,
+            max_map_len=MAX_CONTAINER_LEN,
             raw=False,
             use_list=True,
             strict_map_key=False,
@@ -82,6 +124,8 @@ class ArchiveReader:
             obj = self._unpacker.unpack()
         except msgpack.OutOfData:
             raise self._truncated(0) from None
+        except ArchiveError as exc:  # too costly to build (bounds.py)
+            raise self._fail(exc, 0) from None
         except _DECODE_ERRORS:
             raise ArchiveError(
                 "not a replayer archive (no archive header)", path=str(self.path), index=0
@@ -110,8 +154,10 @@ class ArchiveReader:
             if self._end < self._size:
                 raise self._truncated(index) from None
             return None
+        except ArchiveError as exc:  # too costly to build (bounds.py)
+            raise self._fail(exc, index) from None
         except _DECODE_ERRORS as exc:
-            reason = str(exc) or type(exc).__name__
+            reason = _reason(exc)
             raise ArchiveError(
                 f"corrupt data after byte {self._end}: {reason}",
                 path=str(self.path),
@@ -152,10 +198,10 @@ class ArchiveReader:
                     except ArchiveError as exc:
                         raise self._fail(exc, index) from None
                 yield record
-        except ArchiveError:
-            raise
+        except ArchiveError as exc:  # from parse(), located; or from the guard (bounds.py)
+            raise self._fail(exc, index + 1) from None
         except _DECODE_ERRORS as exc:
-            reason = str(exc) or type(exc).__name__
+            reason = _reason(exc)
             raise ArchiveError(
                 f"corrupt data after byte {self._end}: {reason}",
                 path=str(self.path),

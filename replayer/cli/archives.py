@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +12,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from replayer.archive.inspection import ArchiveStats, FrameFilter
-from replayer.archive.jsonl import Importer, LineError, export_lines, header_from_json
+from replayer.archive.jsonl import (
+    Importer,
+    LineError,
+    export_lines,
+    header_from_json,
+    metadata_json,
+    parse_line,
+)
 from replayer.archive.reader import ArchiveReader
 from replayer.archive.records import (
     CloseRecord,
@@ -185,7 +191,7 @@ def print_stats(path: Path, reader: ArchiveReader, s: ArchiveStats) -> None:
     name = escape(str(path))
     out.print(f"[bold]{name}[/]: format v{h.format_version}, written by {h.tool} at {created}")
     if h.metadata:
-        out.print(f"metadata: {json.dumps(h.metadata, ensure_ascii=False)}", markup=False)
+        out.print(f"metadata: {metadata_json(h.metadata)}", markup=False)
     out.print(
         f"duration {s.last_t_ns / 1e9:.3f}s, {reader.records_read} records: {s.frames} frames "
         f"({fmt_bytes(s.payload_bytes)} payload, {fmt_bytes(s.wire_bytes)} on the wire), "
@@ -313,7 +319,7 @@ def import_(
     output = output_file(output, force=force)
     name = str(source)
     try:
-        lines = open(source, encoding="utf-8")  # noqa: SIM115
+        lines = open(source, "rb")  # noqa: SIM115 - decoded line by line (parse_line)
     except OSError as exc:
         fail(f"{name}: cannot open: {exc.strerror}")
     partial = output.with_name(output.name + ".partial")
@@ -326,7 +332,7 @@ def import_(
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    obj = parse_line(line)
                     if writer is None:
                         if isinstance(obj, dict) and obj.get("kind") == "header":
                             writer = ArchiveWriter(
@@ -337,12 +343,6 @@ def import_(
                         writer = ArchiveWriter(partial, redact=redact, overwrite=True)
                     writer.write(importer.record(obj))
                     count += 1
-                except json.JSONDecodeError as exc:
-                    raise ImportFormatError(
-                        f"not JSON: {exc.msg} at column {exc.colno}", path=name, line=number
-                    ) from None
-                except UnicodeDecodeError:
-                    raise ImportFormatError("not UTF-8 text", path=name, line=number) from None
                 except LineError as exc:
                     raise ImportFormatError(str(exc), path=name, line=number) from None
             if writer is None:

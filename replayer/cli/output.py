@@ -11,6 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import IO, Annotated, NoReturn
 
@@ -80,15 +81,24 @@ def open_text_output(path: Path, *, force: bool) -> IO[str]:
         fail(f"{path}: cannot write: {exc.strerror or exc}")
 
 
+MAX_DURATION_NS = 2**63 - 1  # ~292 years: what fits a signed 64-bit integer
+
+
 def duration_ns(text: str, option: str) -> int:
-    """``1.5``, ``1.5s``, ``250ms``, ``2m`` -> nanoseconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*", text)
+    """``1.5``, ``1.5s``, ``250ms``, ``2m`` -> nanoseconds, exactly (no float: 400 digits
+    are refused as too long, not overflowed into infinity)."""
+    m = re.fullmatch(r"\s*(\d{1,30}(?:\.\d{0,30})?|\.\d{1,30})\s*(ms|s|m)?\s*", text)
     if not m:
         raise typer.BadParameter(
-            f"{text!r} is not a time offset like 1.5s, 250ms or 2m", param_hint=option
+            f"{text[:40]!r} is not a time offset like 1.5s, 250ms or 2m", param_hint=option
         )
-    scale = {"ms": 1e6, "s": 1e9, "m": 60e9, None: 1e9}[m.group(2)]
-    return round(float(m.group(1)) * scale)
+    scale = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, None: 10**9}[m.group(2)]
+    ns = round(Fraction(m.group(1)) * scale)
+    if ns > MAX_DURATION_NS:
+        raise typer.BadParameter(
+            f"{text[:40]!r} is too long (292 years at most)", param_hint=option
+        )
+    return ns
 
 
 def fmt_bytes(n: int) -> str:

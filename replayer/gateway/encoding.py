@@ -1,7 +1,9 @@
 """Payload encodings: JSON and ETF (the gateway URL's ``encoding`` query parameter).
 
 Discord docs: Events > Gateway > Connecting (``encoding``: ``json`` or ``etf``) and
-Encoding and Compression. Every failure is a :class:`~replayer.errors.CodecError`.
+Encoding and Compression. Every failure is a :class:`~replayer.errors.CodecError`, also
+an integer JSON cannot carry in Python (over ``sys.get_int_max_str_digits()`` digits, 4300
+by default): it is refused both ways, never a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import json.scanner
+import sys
 from typing import Any
 
 from replayer.errors import CodecError
@@ -63,6 +66,16 @@ def decode_payload(raw: bytes, encoding: Encoding) -> Any:
         raise CodecError(f"JSON: {exc.msg} at char {exc.pos}") from None
     except RecursionError:
         raise CodecError("JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer over Python's int_max_str_digits (4300)
+        raise CodecError(f"JSON: {_digits_message(exc)}") from None
+
+
+def _digits_message(exc: ValueError) -> str:
+    text = str(exc)
+    if "integer string conversion" in text:
+        limit = sys.get_int_max_str_digits()
+        return f"an integer of more than {limit} digits (Python's int_max_str_digits)"
+    return text
 
 
 def encode_payload(obj: Any, encoding: Encoding) -> bytes:
@@ -71,7 +84,8 @@ def encode_payload(obj: Any, encoding: Encoding) -> bytes:
         return etf_encode(obj)
     try:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-        raise CodecError(f"JSON: cannot encode: {exc}") from None
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError, the 4300-digit int limit
+        reason = _digits_message(exc) if isinstance(exc, ValueError) else str(exc)
+        raise CodecError(f"JSON: cannot encode: {reason}") from None
     except RecursionError:
         raise CodecError("JSON: nested too deeply") from None

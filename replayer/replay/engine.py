@@ -923,7 +923,12 @@ class GatewayConnection:
                 d.pop("nonce", None)
             else:
                 d["nonce"] = nonce
-        return self._send(_payload(Opcode.DISPATCH, d, s, event), s=s, t=event)
+        try:
+            return self._send(_payload(Opcode.DISPATCH, d, s, event), s=s, t=event)
+        except CodecError:
+            # Not expressible in the client's encoding (ETF to JSON: an integer over 4300
+            # digits, a non-UTF-8 binary): sent as an undecodable recording is, d = null.
+            return self._send(_payload(Opcode.DISPATCH, None, s, event), s=s, t=event)
 
     def _ready(self, d: dict[str, Any], session: SessionState) -> dict[str, Any]:
         """READY, pointed at this server: resume_gateway_url, session_id, shard."""

@@ -189,28 +189,60 @@ class FaultPlan:
 
 # --- parsing -------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(ms|s|m)?\s*$")
+_DURATION = re.compile(r"^\s*(\d{1,12})(?:\.(\d{0,9})\d*)?\s*(ms|s|m)?\s*$")
+_INTEGER = re.compile(r"\s*\+?(\d{1,19})\s*")
 _KEYS = {"dispatch", "event", "seq", "client-op", "t", "phase", "conn", "times", "every", "code",
          "reason", "resumable", "duration", "retry-after", "jitter"}  # fmt: skip
+# Durations and triggers longer than a week are refused, not run (or overflowed).
+MAX_DURATION_MS = 7 * 24 * 3600 * 1000
+# Counts (dispatch, seq, conn, every, #k) are 63-bit at most; a fault repeats 10 000 times.
+MAX_COUNT = 2**63 - 1
+MAX_TIMES = 10_000
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _ms(text: str, where: str) -> int:
+    """``500ms``, ``3s``, ``1.5m`` (a bare number is seconds) -> whole milliseconds, exact
+    (no float: ``1e400`` or 400 digits are refused, not turned into inf)."""
     m = _DURATION.match(text)
     if not m:
-        raise FaultPlanError(f"{where}: {text!r} is not a duration like 500ms, 3s or 1.5m")
-    unit = {"ms": 1, "s": 1000, "m": 60_000, None: 1000}[m.group(2)]
-    return round(float(m.group(1)) * unit)
+        raise FaultPlanError(
+            f"{where}: {_shown(text)} is not a duration like 500ms, 3s or 1.5m "
+            f"(at most {MAX_DURATION_MS // 86_400_000} days)"
+        )
+    whole: str = m.group(1)
+    frac: str = m.group(2) or ""
+    unit_name: str | None = m.group(3)
+    unit: int = {"ms": 1, "s": 1000, "m": 60_000, None: 1000}[unit_name]
+    scale: int = 10 ** len(frac)
+    ms_scaled = (int(whole) * scale + (int(frac) if frac else 0)) * unit  # ms * scale
+    ms, rest = divmod(ms_scaled, scale)
+    if 2 * rest > scale or (2 * rest == scale and ms % 2):  # round half to even, as round()
+        ms += 1
+    if ms > MAX_DURATION_MS:
+        raise FaultPlanError(
+            f"{where}: {_shown(text)} is longer than {MAX_DURATION_MS // 86_400_000} days"
+        )
+    return ms
 
 
-def _int(value: Any, where: str, minimum: int = 1) -> int:
-    if isinstance(value, bool):
-        raise FaultPlanError(f"{where}: expected an integer, got {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise FaultPlanError(f"{where}: expected an integer, got {value!r}") from None
+def _int(value: Any, where: str, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
+    """An integer written as one: TOML ``1.9`` or text ``1.9`` is refused, not truncated."""
+    number: int
+    if type(value) is int:
+        number = value
+    elif isinstance(value, str) and (m := _INTEGER.fullmatch(value)):
+        number = int(m.group(1))
+    else:
+        raise FaultPlanError(f"{where}: expected an integer, got {_shown(value)}")
     if number < minimum:
         raise FaultPlanError(f"{where}: must be at least {minimum}, got {number}")
+    if number > maximum:
+        raise FaultPlanError(f"{where}: must be at most {maximum}, got {_shown(number)}")
     return number
 
 
@@ -346,7 +378,7 @@ def fault_from_mapping(spec: Mapping[str, Any], where: str, source: str = "") ->
         raise FaultPlanError(
             f"{where}: say when: dispatch=, event=, seq=, client-op=, t=, phase= or conn="
         )
-    times = _int(spec.get("times", 1), f"{where}: field 'times'")
+    times = _int(spec.get("times", 1), f"{where}: field 'times'", maximum=MAX_TIMES)
     every = _int(spec["every"], f"{where}: field 'every'") if "every" in spec else None
     return Fault(
         kind, Trigger(**trigger), times=times, every=every, source=source or where, **fields
@@ -356,7 +388,8 @@ def fault_from_mapping(spec: Mapping[str, Any], where: str, source: str = "") ->
 def parse_fault(text: str) -> Fault:
     """One fault in the short syntax (see the module docstring)."""
     head, at, when = text.partition("@")
-    where = f"fault {text!r}"
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    where = f"fault {shown!r}"
     if not at:
         raise FaultPlanError(
             f"{where}: missing '@' (KIND[:ARG]@KEY=VALUE, e.g. reconnect@event=READY)"
@@ -380,8 +413,14 @@ def load_plan(path: Path) -> FaultPlan:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FaultPlanError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FaultPlanError(f"{path}: is a directory, not a TOML fault plan") from None
+    except OSError as exc:
+        raise FaultPlanError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise FaultPlanError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses on nested arrays and inline tables
+        raise FaultPlanError(f"{path}: not valid TOML: nested too deeply") from None
     unknown = set(data) - {"fault", "seed"}
     if unknown:
         raise FaultPlanError(

@@ -245,3 +245,20 @@ def test_same_run_twice_same_frames(harness: Callable[..., Harness]) -> None:
         frames = conn.start(0) + identify(conn) + drain(conn, 0) + conn.receive(msg(1, 6), 5)
         runs.append([c.raw for c in frames if isinstance(c, Send)])
     assert runs[0] == runs[1]
+
+
+def test_etf_recording_a_json_client_cannot_carry_goes_out_with_null_d(
+    harness: Callable[..., Harness],
+) -> None:
+    # Issue #14: an integer of over 4300 digits is fine in ETF but Python's JSON cannot
+    # write it; the dispatch goes out as an undecodable recording does, not as a traceback.
+    huge = 7 * 10**5000
+    lines = session_lines()
+    lines[0]["url"] = "wss://gateway.discord.gg/?v=10&encoding=etf"
+    lines[-1]["payload"]["d"] = {"content": "m2", "n": huge}
+    conn = harness(lines, speed=0).connect(Encoding.JSON)
+    conn.start(0)
+    out = sent(identify(conn) + drain(conn, 0))
+    assert [p["t"] for p in out][-1] == "MESSAGE_CREATE"
+    assert out[-1]["d"] is None
+    assert out[-2]["d"] == {"content": "m1"}  # the others are transcoded as ever

@@ -1,0 +1,144 @@
+"""Fault plans (TOML) and ``--fault`` text on hostile input: only ``FaultPlanError``, and
+what is accepted holds integers that were written as integers."""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+
+from replayer.replay.faults import FaultKind, FaultPlanError, load_plan, parse_fault
+
+from .conftest import fuzz_pair, fuzz_target
+
+KEYS = ["kind", "dispatch", "event", "seq", "client-op", "client_op", "t", "phase", "conn",
+        "times", "every", "code", "reason", "resumable", "duration", "retry-after", "jitter",
+        "other"]  # fmt: skip
+KINDS = [k.value for k in FaultKind]
+
+number_text = st.sampled_from(
+    ["1", "1.9", "0", "-1", "inf", "nan", "1e400", "9" * 400, "9" * 5000, "3s", "250ms",
+     "1.5m", "1_000", "\u0661", "+5", " 7 ", "0x10", "", "#", "READY#2", "hello", "HEARTBEAT#0"]
+)  # fmt: skip
+toml_scalar = (
+    st.integers(1, 100)
+    | st.floats(0.5, 100)
+    | st.integers()
+    | st.floats()
+    | st.booleans()
+    | number_text
+    | st.text(max_size=10)
+    | st.sampled_from(KINDS)
+)
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return (
+            "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+        )
+    if isinstance(v, int):
+        return str(v)
+    return '"' + v.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+
+
+@st.composite
+def plan_text(draw: st.DrawFn) -> tuple[str, list[dict[str, Any]]]:
+    lines, tables = [], []
+    if draw(st.booleans()):
+        lines.append(f"seed = {toml_value(draw(toml_scalar))}")
+    for _ in range(draw(st.integers(0, 3))):
+        lines.append("[[fault]]")
+        # Mostly near-valid (a kind and one trigger) so values get past the shape checks.
+        fields: dict[str, Any] = {}
+        if draw(st.integers(0, 3)):
+            fields["kind"] = draw(st.sampled_from(["reconnect", "stall", "close", "latency"]))
+        if draw(st.integers(0, 3)):
+            fields[draw(st.sampled_from(["dispatch", "seq", "conn", "t"]))] = draw(toml_scalar)
+        fields |= draw(st.dictionaries(st.sampled_from(KEYS), toml_scalar, max_size=3))
+        lines += [f'"{k}" = {toml_value(v)}' for k, v in fields.items()]
+        tables.append(fields)
+    return "\n".join(lines) + "\n", tables
+
+
+COUNTS = ("dispatch", "seq", "conn", "times", "every")
+_DIGITS = re.compile(r"\s*\+?\d+\s*")
+
+
+def written_as_integer(value: object) -> bool:
+    return type(value) is int or (isinstance(value, str) and _DIGITS.fullmatch(value) is not None)
+
+
+_tmp = tempfile.TemporaryDirectory()
+PLAN = Path(_tmp.name) / "plan.toml"
+
+
+@fuzz_target(FaultPlanError)
+def toml_plan(plan: tuple[str, list[dict[str, Any]]], junk: bytes) -> None:
+    text, tables = plan
+    PLAN.write_bytes(text.encode("utf-8", "surrogatepass") + junk)
+    faults = load_plan(PLAN).faults
+    # Accepted: every count was written as an integer and is what the plan says.
+    for fault, table in zip(faults, tables, strict=True):
+        for key in COUNTS:
+            if key in table:
+                assert written_as_integer(table[key]), (key, table[key])
+        if "dispatch" in table:
+            assert fault.trigger.dispatch == int(table["dispatch"])
+        assert 1 <= fault.times <= 10_000
+
+
+@st.composite
+def fault_text(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(KINDS) | st.text(max_size=6))
+    arg = draw(st.none() | number_text | st.text(max_size=6))
+    pairs = draw(
+        st.lists(st.tuples(st.sampled_from(KEYS), number_text | st.text(max_size=6)), max_size=4)
+    )
+    head = kind if arg is None else f"{kind}:{arg}"
+    sep = draw(st.sampled_from(["@", "@", ""]))
+    return head + sep + ",".join(f"{k}={v}" for k, v in pairs)
+
+
+@fuzz_target(FaultPlanError)
+def short_syntax(text: str) -> None:
+    fault = parse_fault(text)
+    fault.describe()
+    given = dict(p.partition("=")[::2] for p in text.partition("@")[2].split(","))
+    for key in COUNTS:
+        if key in given:
+            assert written_as_integer(given[key]), (key, given[key])
+    if "dispatch" in given:
+        assert fault.trigger.dispatch == int(given["dispatch"])
+
+
+test_toml_plan, test_toml_plan_long = fuzz_pair(
+    toml_plan,
+    plan=plan_text() | st.text(max_size=60).map(lambda t: (t, [])),
+    junk=st.sampled_from([b"", b"\xff", b"["]),
+)
+test_short_syntax, test_short_syntax_long = fuzz_pair(
+    short_syntax, text=fault_text() | st.text(max_size=60)
+)
+
+
+@pytest.mark.parametrize("key", COUNTS)
+def test_floats_where_integers_are_due_are_refused_not_truncated(key: str, tmp_path: Path) -> None:
+    # Issue #14: dispatch = 1.9 in a plan silently became 1.
+    plan = tmp_path / "p.toml"
+    fields = {"dispatch": "2", key: "1.9"}
+    plan.write_text(
+        '[[fault]]\nkind = "reconnect"\n' + "".join(f"{k} = {v}\n" for k, v in fields.items())
+    )
+    with pytest.raises(FaultPlanError, match=rf"field '{key}': expected an integer, got 1\.9"):
+        load_plan(plan)
+    text = "reconnect@" + ",".join(f"{k}={v}" for k, v in fields.items())
+    with pytest.raises(FaultPlanError, match=rf"field '{key}': expected an integer, got '1\.9'"):
+        parse_fault(text)
