@@ -29,6 +29,7 @@ from replayer.archive.reader import read_records
 from replayer.archive.records import Record
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.faults import FaultPlan, combine, load_plan, parse_fault
+from replayer.replay.intents import parse_grant
 from replayer.replay.reachability import check_reachable
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
@@ -41,7 +42,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(archive, faults=(), plan=None, speed=0, token=None, at_end=None, "
-        "heartbeat_interval_ms=None, recorded_faults=True, allow_unfired=False, strict=False): "
+        "heartbeat_interval_ms=None, recorded_faults=True, allow_unfired=False, strict=False, "
+        "check_intents=True, grant_intents=None, filter_intents=True, check_shards=True, "
+        "require_sharding=False, reroute_shards=True): "
         "the archive and faults the replayer_gateway fixture serves",
     )
 
@@ -59,6 +62,14 @@ class GatewaySettings:
     recorded_faults: bool = True  # replay the archive's own op 7 / op 9 / closes / drops
     allow_unfired: bool = False  # serve a plan whose triggers cannot all come
     strict: bool = False  # NON-STRICT verdicts fail ``passed`` too
+    # Issue 15 items 5 and 7 (ReplayOptions has their meaning); grant_intents as
+    # --grant-intents takes it ("all", "members,presences", ...) or a number.
+    check_intents: bool = True
+    grant_intents: str | int | None = None
+    filter_intents: bool = True
+    check_shards: bool = True
+    require_sharding: bool = False
+    reroute_shards: bool = True
 
 
 @dataclass
@@ -175,6 +186,14 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         verdict_window_ms=settings.verdict_window_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         recorded_faults=settings.recorded_faults,
+        check_intents=settings.check_intents,
+        grant_intents=(
+            parse_grant(str(settings.grant_intents)) if settings.grant_intents is not None else None
+        ),
+        filter_intents=settings.filter_intents,
+        check_shards=settings.check_shards,
+        require_sharding=settings.require_sharding,
+        reroute_shards=settings.reroute_shards,
     )
     transcript = tmp_path / "replayer-transcript.rpl"
     loop = asyncio.new_event_loop()

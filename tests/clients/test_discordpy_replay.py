@@ -215,7 +215,7 @@ async def test_ready_caches_and_messages(
     (conn,) = connections(records)
     assert (conn.query.v, conn.query.encoding, conn.query.compress) == (10, "json", compression)
     assert conn.url == f"{server.gateway_url}?v=10&encoding=json&compress={compression}"
-    expected = [(s, t) for s, t in enumerate(scenario.dispatches[0], start=1)]
+    expected = [(s, t) for s, t in enumerate(scenario.delivered(0, INTENTS.value), start=1)]
     assert dispatches(records, 1) == expected
     assert client_ops(records, 1) == [2]  # IDENTIFY, nothing else but heartbeats
     (identify_frame,) = [f for f in frames(records, 1, Direction.CLIENT) if f.op == 2]
@@ -263,8 +263,10 @@ async def test_resume_after_close_4000(
     first, second = connections(records)
     assert first.query == second.query
     assert first.query.compress == compression
-    last = len(scenario.dispatches[0])
-    assert dispatches(records, 1) == [(s, t) for s, t in enumerate(scenario.dispatches[0], 1)]
+    last = len(scenario.delivered(0, INTENTS.value))
+    assert dispatches(records, 1) == [
+        (s, t) for s, t in enumerate(scenario.delivered(0, INTENTS.value), 1)
+    ]
     (end,) = closes(records, 1)
     assert (end.code, end.reason, end.closed_by) == (
         4000,
@@ -399,5 +401,7 @@ async def test_auto_sharded_two_shards(
         shards[shard[0]] = conn.conn_id
         ready = next(f for f in frames(records, conn.conn_id, Direction.SERVER) if f.t == "READY")
         assert payload_json(ready)["d"]["shard"] == shard
-        assert [t for _, t in dispatches(records, conn.conn_id)] == scenario.dispatches[shard[0]]
+        assert [t for _, t in dispatches(records, conn.conn_id)] == scenario.delivered(
+            shard[0], INTENTS.value
+        )
     assert sorted(shards) == [0, 1]
