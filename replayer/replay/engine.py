@@ -407,11 +407,13 @@ class GatewayConnection:
                 continue
             if index >= length:
                 break
-            if intent_filter is not None and (
-                intent_filter.decide(script.events[index]) is Decision.DROP
-            ):
-                session.next_item += 1  # an event of an intent the client did not ask for
-                continue
+            if intent_filter is not None:
+                event = script.events[index]
+                if (
+                    intent_filter.decisions.get(event) or intent_filter.decide(event)
+                ) is Decision.DROP:
+                    session.next_item += 1  # of an intent the client did not ask for
+                    continue
             if speed > 0:
                 due = session.base_now_ns + int((script.t_ns[index] - session.base_t_ns) / speed)
                 if due > now_ns:
@@ -563,7 +565,7 @@ class GatewayConnection:
         session = self.replay.new_session(script, str(recorded_id or "replayer-session"), shard)
         intents = payload.d.get("intents")
         if type(intents) is int:
-            if options.filter_intents:
+            if options.filter_intents and IntentFilter.needed(intents):
                 user = self.replay.script.ready_user
                 bot_id = user.get("id") if isinstance(user, dict) else None
                 session.intent_filter = IntentFilter(intents, str(bot_id) if bot_id else None)
@@ -781,9 +783,10 @@ class GatewayConnection:
         event = script.events[index]
         intent_filter = session.intent_filter
         inspect = (
-            index > 0
-            and intent_filter is not None
-            and intent_filter.decide(event) is Decision.INSPECT
+            intent_filter is not None
+            and index > 0
+            and (intent_filter.decisions.get(event) or intent_filter.decide(event))
+            is Decision.INSPECT
         )
         record = self.payloads.frame(script.offsets[index])
         if s is None:

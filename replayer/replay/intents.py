@@ -233,13 +233,19 @@ class IntentFilter:
     def __init__(self, intents: int, bot_id: str | None) -> None:
         self.intents = intents
         self.bot_id = bot_id
-        self._decisions: dict[str, Decision] = {}
+        self.decisions: dict[str, Decision] = {}  # the hot path reads this first
+
+    @staticmethod
+    def needed(intents: int) -> bool:
+        """False when every recorded dispatch goes out as recorded (every intent): the
+        session then needs no filter, and costs nothing per dispatch."""
+        return intents & VALID_INTENTS != VALID_INTENTS
 
     def decide(self, event: str) -> Decision:
         """Once per event name: send it as recorded, drop it, or inspect its payload."""
-        decision = self._decisions.get(event)
+        decision = self.decisions.get(event)
         if decision is None:
-            decision = self._decisions[event] = self._decide(event)
+            decision = self.decisions[event] = self._decide(event)
         return decision
 
     def _decide(self, event: str) -> Decision:

@@ -266,6 +266,16 @@ def test_all_intents_get_the_recorded_bytes(harness: Callable[..., Harness]) -> 
         assert decode_payload(send.raw, Encoding.JSON)["d"] == d
 
 
+def test_every_intent_needs_no_filter(harness: Callable[..., Harness]) -> None:
+    """The hot path's cheapest case: a client with every intent has no filter at all."""
+    h = harness(lines(), speed=0)
+    connect(h, I.VALID_INTENTS)
+    connect(h, I.VALID_INTENTS & ~I.MESSAGE_CONTENT)
+    first, second = h.replay.sessions.values()
+    assert first.intent_filter is None
+    assert second.intent_filter is not None
+
+
 def test_filter_intents_off_sends_everything(harness: Callable[..., Harness]) -> None:
     _, out = connect(harness(lines(), speed=0, filter_intents=False), I.GUILDS)
     assert [t for _, t, _ in by_event(out)] == ["READY"] + [e for e, _ in DISPATCHES]
