@@ -137,7 +137,8 @@ EVENT_INTENTS: dict[str, tuple[int, int]] = {
 }
 # Events > Gateway > Message Content Intent: the message fields emptied without it.
 MESSAGE_EVENTS = frozenset({"MESSAGE_CREATE", "MESSAGE_UPDATE"})
-CONTENT_FIELDS: dict[str, Any] = {"content": "", "embeds": [], "attachments": [], "components": []}
+# ``content`` becomes "", these become [], ``poll`` goes.
+LIST_CONTENT_FIELDS = ("embeds", "attachments", "components")
 
 
 class IntentsError(ReplayerError):
@@ -297,7 +298,12 @@ class IntentFilter:
         mentions = d.get("mentions")
         if isinstance(mentions, list) and any(_id(u) == self.bot_id for u in mentions):
             return d
-        out = {**d, **{k: type(v)() for k, v in CONTENT_FIELDS.items() if k in d}}
+        out = dict(d)
+        if "content" in out:
+            out["content"] = ""
+        for key in LIST_CONTENT_FIELDS:
+            if key in out:
+                out[key] = []
         out.pop("poll", None)
         return out
 
