@@ -90,7 +90,13 @@ CONTENDED_CPUS = 0.25  # other processes' CPU use (in CPUs) worth a warning
 START_TIMEOUT_S = 900.0  # the replay server indexes the archive before it listens
 TRANSFER_TIMEOUT_S = 1800.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-IDENTIFY = json.dumps({"op": 2, "d": {"token": "t", "properties": {}, "intents": 1}})
+# Every documented intent (Events > Gateway > List of Intents): the replay filters
+# dispatches by the client's intents, and the bench reads the whole archive. Another value
+# in REPLAYER_BENCH_INTENTS measures the filter's decoding path: 53575679 (all but
+# MESSAGE_CONTENT) has every synthetic guild message decoded and its content emptied.
+ALL_INTENTS = 53608447
+INTENTS = int(os.environ.get("REPLAYER_BENCH_INTENTS", ALL_INTENTS))
+IDENTIFY = json.dumps({"op": 2, "d": {"token": "t", "properties": {}, "intents": INTENTS}})
 HELLO = b'{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250}}'
 URL_RE = re.compile(r"gateway URL: (ws://\S+)")
 

@@ -30,6 +30,7 @@ from replayer.archive.reader import read_records
 from replayer.archive.records import Record
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.faults import FaultPlan, combine, load_plan, parse_fault
+from replayer.replay.intents import parse_grant
 from replayer.replay.reachability import check_reachable
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
@@ -45,7 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(archive, faults=(), plan=None, speed=0, token=None, at_end=None, "
         "heartbeat_interval_ms=None, recorded_faults=True, allow_unfired=False, strict=False, "
         "session_start_limit=None, identify_concurrency=True, enforce_session_start_limit=True, "
-        "options={}): "
+        "check_intents=True, grant_intents=None, filter_intents=True, check_shards=True, "
+        "require_sharding=False, reroute_shards=True, options={}): "
         "the archive and faults the replayer_gateway fixture serves",
     )
 
@@ -67,6 +69,14 @@ class GatewaySettings:
     session_start_limit: str | Mapping[str, int] | None = None
     identify_concurrency: bool = True  # op 9 beyond max_concurrency IDENTIFYs per 5 s
     enforce_session_start_limit: bool = True  # 4004 once no session starts remain
+    # Issue 15 items 5 and 7 (ReplayOptions has their meaning); grant_intents as
+    # --grant-intents takes it ("all", "members,presences", ...) or a number.
+    check_intents: bool = True
+    grant_intents: str | int | None = None
+    filter_intents: bool = True
+    check_shards: bool = True
+    require_sharding: bool = False
+    reroute_shards: bool = True
     # Any other ReplayOptions field by name: the switches of Discord's rules
     # (docs/gateway-conduct.md), e.g. {"rate_limit": False, "session_ttl_ms": 1000}.
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -212,6 +222,14 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         session_start_limit=limit,
         identify_concurrency=settings.identify_concurrency,
         enforce_session_start_limit=settings.enforce_session_start_limit,
+        check_intents=settings.check_intents,
+        grant_intents=(
+            parse_grant(str(settings.grant_intents)) if settings.grant_intents is not None else None
+        ),
+        filter_intents=settings.filter_intents,
+        check_shards=settings.check_shards,
+        require_sharding=settings.require_sharding,
+        reroute_shards=settings.reroute_shards,
     )
     known = {f.name for f in dataclasses.fields(ReplayOptions)}
     unknown = sorted(set(settings.options) - known)

@@ -8,9 +8,12 @@ from typing import Any
 from replayer.archive.jsonl import Importer
 from replayer.archive.writer import ArchiveWriter
 
-__all__ = ["GUILD", "session_lines", "write_archive"]
+__all__ = ["GUILD", "INTENTS", "session_lines", "write_archive"]
 
 GUILD = {"id": "1", "name": "g"}
+# GUILDS | DIRECT_MESSAGES: what session_lines' dispatches need (its messages have no
+# guild_id: DMs, whose content comes without MESSAGE_CONTENT). Gateway > List of Intents.
+INTENTS = 1 | 1 << 12
 
 
 def session_lines(
@@ -20,7 +23,7 @@ def session_lines(
     extra: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """IDENTIFY, READY, 2 GUILD_CREATEs, 3 MESSAGE_CREATEs 100 ms apart."""
-    identify: dict[str, Any] = {"token": "t", "properties": {}, "intents": 1}
+    identify: dict[str, Any] = {"token": "t", "properties": {}, "intents": INTENTS}
     if shard is not None:
         identify["shard"] = list(shard)
     ready_d: dict[str, Any] = {

@@ -179,6 +179,42 @@ def replay(
         bool,
         typer.Option(help="Close an IDENTIFY with no session starts remaining with 4004."),
     ] = True,
+    # Issue 15 items 5 (intents) and 7 (sharding): docs/gateway-conduct-intents.md.
+    check_intents: Annotated[
+        bool,
+        typer.Option(
+            help="Close an IDENTIFY with unknown intent bits (4013) or privileged intents the "
+            "application is not granted (4014)."
+        ),
+    ] = True,
+    grant_intents: Annotated[
+        str | None,
+        typer.Option(
+            help="Privileged intents the application is granted: all, none, or names "
+            "(members,presences,message_content). Default: what the recording shows, else all."
+        ),
+    ] = None,
+    filter_intents: Annotated[
+        bool,
+        typer.Option(
+            help="Send only the dispatches of the client's intents; without MESSAGE_CONTENT, "
+            "empty message content; without GUILD_PRESENCES, trim GUILD_CREATE's members."
+        ),
+    ] = True,
+    check_shards: Annotated[
+        bool, typer.Option(help="Close an IDENTIFY whose shard_id >= num_shards (4010).")
+    ] = True,
+    require_sharding: Annotated[
+        bool,
+        typer.Option(help="Close an IDENTIFY without shard (or with num_shards 1) with 4011."),
+    ] = False,
+    reroute_shards: Annotated[
+        bool,
+        typer.Option(
+            help="A client with another num_shards than the recording gets the recorded guilds "
+            "by (guild_id >> 22) % num_shards; off: the recorded shard of its shard_id."
+        ),
+    ] = True,
     force: ForceOption = False,
     # Discord's own rules, on by default (docs/gateway-conduct.md): issue #15.
     heartbeat_timeout: Annotated[
@@ -214,6 +250,7 @@ def replay(
 
     from replayer.replay.engine import ReplayOptions
     from replayer.replay.faults import chaos_plan, combine, load_plan, parse_fault
+    from replayer.replay.intents import parse_grant
     from replayer.replay.reachability import check_reachable
     from replayer.replay.script import load_script
     from replayer.replay.server import ReplayServer
@@ -225,6 +262,7 @@ def replay(
     if report is not None:
         report = output_file(report, force=force, option="--report", suffix=".json")
     close_code = _at_end(at_end)
+    granted = None if grant_intents is None else parse_grant(grant_intents)
     grace_s = duration_ns(idle_grace, "--idle-grace") / 1e9
     first_s = duration_ns(first_client_grace, "--first-client-grace") / 1e9
     window_ms = duration_ns(verdict_window, "--verdict-window") // 1_000_000
@@ -268,6 +306,12 @@ def replay(
         session_start_limit=limit,
         identify_concurrency=identify_concurrency,
         enforce_session_start_limit=enforce_session_start_limit,
+        check_intents=check_intents,
+        grant_intents=granted,
+        filter_intents=filter_intents,
+        check_shards=check_shards,
+        require_sharding=require_sharding,
+        reroute_shards=reroute_shards,
     )
     verdicts: list[Verdict] = []
     answered_404: list[str] = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from array import array
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -27,7 +27,15 @@ from replayer.gateway.opcodes import Direction, Opcode, as_opcode
 from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_payload
 from replayer.replay.faults import Fault, FaultKind, FaultPlan, Phase
 from replayer.replay.injector import FaultInjector
+from replayer.replay.intents import (
+    Decision,
+    IntentFilter,
+    intents_notice,
+    intents_refusal,
+    recorded_grants,
+)
 from replayer.replay.script import ReplayScript, ShardScript
+from replayer.replay.sharding import ShardRouter, shard_refusal
 from replayer.replay.starts import Admission, SessionStartLimit, SessionStarts, limit_for
 from replayer.replay.verdicts import RATE_LIMIT_EVENTS, RATE_LIMIT_WINDOW_NS, Judge, Verdict
 
@@ -94,6 +102,13 @@ class ReplayOptions:
     session_start_limit: SessionStartLimit | None = None  # None: the archive's, else Discord's
     identify_concurrency: bool = True  # op 9 for an IDENTIFY beyond max_concurrency per 5 s
     enforce_session_start_limit: bool = True  # close 4004 for an IDENTIFY with no starts left
+    # Issue 15 items 5 (intents, replay/intents.py) and 7 (sharding, replay/sharding.py).
+    check_intents: bool = True  # IDENTIFY's intents: unknown bits 4013, ungranted privileged 4014
+    grant_intents: int | None = None  # privileged intents granted; None: as recorded, else all
+    filter_intents: bool = True  # dispatches, message content, GUILD_CREATE as intents allow
+    check_shards: bool = True  # shard_id outside 0..num_shards-1 gets 4010
+    require_sharding: bool = False  # an IDENTIFY handling every guild gets 4011
+    reroute_shards: bool = True  # another num_shards than recorded: guilds routed by formula
 
 
 class SessionState:
@@ -122,6 +137,7 @@ class SessionState:
         self.parked: dict[tuple[int, int], list[int]] = {}
         self.ended = False
         self.dispatches = 0  # recorded dispatches sent (fault triggers count these)
+        self.intent_filter: IntentFilter | None = None  # None: every dispatch as recorded
 
     @property
     def seq(self) -> int:
@@ -165,6 +181,21 @@ class Replay:
             options.identify_concurrency,
             options.enforce_session_start_limit,
         )
+        grant = options.grant_intents
+        self.granted_intents = (
+            grant
+            if grant is not None
+            else recorded_grants(script.identify_intents, script.application, script.http)
+        )
+        self.shard_router = ShardRouter(script, options.reroute_shards)
+        self.notices: list[str] = []  # said once a run; the shell logs them (on_notice)
+        self.on_notice: Callable[[str], None] | None = None
+
+    def notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
+            if self.on_notice is not None:
+                self.on_notice(text)
 
     @property
     def heartbeat_interval_ms(self) -> int:
@@ -516,6 +547,7 @@ class GatewayConnection:
         # Recorded incidents are few: most streams have none, and skip the look-up.
         incidents = script.incidents if self.replay.options.recorded_faults else None
         length = len(script)
+        intent_filter = session.intent_filter
         while len(out) < MAX_BATCH:
             index = session.next_item
             incident = self._incident(session, index) if incidents else None
@@ -533,6 +565,13 @@ class GatewayConnection:
                 continue
             if index >= length:
                 break
+            if intent_filter is not None:
+                event = script.events[index]
+                if (
+                    intent_filter.decisions.get(event) or intent_filter.decide(event)
+                ) is Decision.DROP:
+                    session.next_item += 1  # of an intent the client did not ask for
+                    continue
             if speed > 0:
                 due = session.base_now_ns + int((script.t_ns[index] - session.base_t_ns) / speed)
                 if due > now_ns:
@@ -588,6 +627,8 @@ class GatewayConnection:
         """Send stream item ``index`` as the session's next dispatch, and whatever faults
         that dispatch triggers (appended to ``out``: this is the hot path)."""
         send = self._dispatch(session, index, nonce=nonce, answers=answers)
+        if send is None:
+            return  # not for this session's intents (known only from its payload)
         if self.next_mode is not None:
             mode, fault = self.next_mode
             self.next_mode = None
@@ -663,7 +704,17 @@ class GatewayConnection:
             ):
                 return self._close(CloseCode.INVALID_SHARD, "invalid shard")
             shard_id = shard[0]
-        script = self.replay.script.shards.get(shard_id)
+        options = self.replay.options
+        refused = shard_refusal(
+            shard, require=options.require_sharding, check=options.check_shards
+        ) or (
+            intents_refusal(payload.d.get("intents"), self.replay.granted_intents)
+            if options.check_intents
+            else None
+        )
+        if refused is not None:
+            return self._close(*refused)
+        script = self.replay.shard_router.stream(shard, self.payloads)
         if script is None:
             return self._close(CloseCode.INVALID_SHARD, f"the archive has no shard {shard_id}")
         # Gateway Events > Invalid Session: "the gateway could not initialize a session
@@ -683,6 +734,15 @@ class GatewayConnection:
             recorded.get("d", {}).get("session_id") if isinstance(recorded, dict) else None
         )
         session = self.replay.new_session(script, str(recorded_id or "replayer-session"), shard)
+        intents = payload.d.get("intents")
+        if type(intents) is int:
+            if options.filter_intents and IntentFilter.needed(intents):
+                user = self.replay.script.ready_user
+                bot_id = user.get("id") if isinstance(user, dict) else None
+                session.intent_filter = IntentFilter(intents, str(bot_id) if bot_id else None)
+            notice = intents_notice(intents, self.replay.script.identify_intents)
+            if notice is not None:
+                self.replay.notice(notice)
         self.replay.judge.session_started(self.number, session.session_id, session.number, shard)
         self._attach(session, now_ns, script.t_ns[0])
         return self._after_handshake(now_ns)
@@ -730,7 +790,9 @@ class GatewayConnection:
         for s in range(seq + 1, session.seq + 1):  # what the client missed, in order
             index = session.item_for(s)
             if index >= 0:
-                out.append(self._dispatch(session, index, s=s))
+                send = self._dispatch(session, index, s=s)
+                if send is not None:  # it was sent, so it passes the filter again
+                    out.append(send)
         session.record_sent(-1, self.replay.options.resume_buffer)
         # RESUMED's d is an object, never null: Discord sends {"_trace": [...]}, and
         # discord.py stores its shard id into it (``data["__shard_id__"] = ...``), so a
@@ -898,15 +960,29 @@ class GatewayConnection:
         s: int | None = None,
         nonce: str | None = None,
         answers: bool = False,
-    ) -> Send:
-        """Item ``index`` as dispatch number ``s`` (default: the next one)."""
+    ) -> Send | None:
+        """Item ``index`` as dispatch number ``s`` (default: the next one); None: not for
+        this session's intents (replay/intents.py: only INSPECT events are decoded)."""
         script = session.script
+        event = script.events[index]
+        intent_filter = session.intent_filter
+        inspect = (
+            intent_filter is not None
+            and index > 0
+            and (intent_filter.decisions.get(event) or intent_filter.decide(event))
+            is Decision.INSPECT
+        )
+        record = self.payloads.frame(script.offsets[index])
         if s is None:
             s = session.seq + 1
-        self.replay.judge.dispatched(self.number, s)
-        record = self.payloads.frame(script.offsets[index])
-        event = script.events[index]
-        if index > 0 and not answers and record.s == s and self.encoding is script.encoding:
+        if (
+            index > 0
+            and not answers
+            and not inspect
+            and record.s == s
+            and self.encoding is script.encoding
+        ):
+            self.replay.judge.dispatched(self.number, s)
             return Send(
                 record.payload, Opcode.DISPATCH, s, event
             )  # the recorded bytes as they were
@@ -915,6 +991,11 @@ class GatewayConnection:
         except CodecError:
             obj = {}
         d = obj.get("d") if isinstance(obj, dict) else None
+        if inspect and intent_filter is not None:
+            d = intent_filter.apply(event, d)
+            if d is None:
+                return None
+        self.replay.judge.dispatched(self.number, s)
         if index == 0 and isinstance(d, dict):
             d = self._ready(d, session)
         elif answers and isinstance(d, dict):
@@ -937,6 +1018,8 @@ class GatewayConnection:
         d["session_id"] = session.session_id
         if self.version is not None:  # Events > Gateway Events > Ready: v, the API version
             d["v"] = self.version
+        if session.script.ready_guilds is not None:  # a re-routed shard (sharding.py)
+            d["guilds"] = list(session.script.ready_guilds)
         if session.shard is not None:
             d["shard"] = list(session.shard)
         else:

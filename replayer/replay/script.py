@@ -65,6 +65,9 @@ class ShardScript:
     # Recorded server-side incidents (op 7, op 9, a server close or drop), by the number
     # of items before them: (recorded t_ns, the fault that replays it).
     incidents: dict[int, tuple[int, Fault]] = field(default_factory=dict)
+    intents: int | None = None  # the recorded IDENTIFY's (None: it sent none)
+    # A stream re-routed for another num_shards (replay/sharding.py): READY's guilds.
+    ready_guilds: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -80,12 +83,15 @@ class ReplayScript:
     http: list[HttpRecord]
     ready_user: dict[str, Any] | None = None
     application: dict[str, Any] | None = None
+    # The intents of every recorded IDENTIFY that got READY (replay/intents.py).
+    identify_intents: list[int] = field(default_factory=list)
 
 
 @dataclass
 class _Session:
     encoding: Encoding
     shard: tuple[int, int] = (0, 1)
+    intents: int | None = None
     script: ShardScript | None = None
     max_s: int = 0
     requests: dict[int, int] = field(default_factory=dict)  # op -> requests seen
@@ -114,6 +120,7 @@ def load_script(
     user: dict[str, Any] | None = None
     application: dict[str, Any] | None = None
     num_shards = 1
+    identify_intents: list[int] = []
     with ArchiveReader(path) as reader:
         for offset, record in _with_offsets(reader):
             if progress is not None and not reader.records_read % 4096:
@@ -152,6 +159,8 @@ def load_script(
                     if record.t == "READY":
                         if session.script is not None:
                             continue
+                        if session.intents is not None:
+                            identify_intents.append(session.intents)
                         obj = _decode(record, encoding)
                         d = obj.get("d") if isinstance(obj, dict) else None
                         if not isinstance(d, dict):
@@ -160,7 +169,7 @@ def load_script(
                         if shard_id in shards:  # a later session of a shard we have
                             continue
                         num_shards = max(num_shards, n)
-                        script = ShardScript(shard_id, n, encoding)
+                        script = ShardScript(shard_id, n, encoding, intents=session.intents)
                         script.heartbeat_interval_ms = hello_ms.get(
                             record.conn_id, DEFAULT_HEARTBEAT_INTERVAL_MS
                         )
@@ -214,7 +223,7 @@ def load_script(
         raise ArchiveError(
             "nothing to replay: no connection with an IDENTIFY and a READY", path=str(path)
         )
-    return ReplayScript(Path(path), shards, num_shards, http, user, application)
+    return ReplayScript(Path(path), shards, num_shards, http, user, application, identify_intents)
 
 
 def _incident(
@@ -271,6 +280,9 @@ def _client_frame(
         session = _Session(encoding)
         if isinstance(shard, list) and len(shard) == 2 and all(isinstance(x, int) for x in shard):
             session.shard = (shard[0], shard[1])
+        intents = d.get("intents") if isinstance(d, dict) else None
+        if type(intents) is int:
+            session.intents = intents
         sessions[frame.conn_id] = session
     elif frame.op == Opcode.RESUME:
         obj = _decode(frame, encoding)

@@ -180,6 +180,7 @@ class ReplayServer:
         self._descriptor_budget = 1 << 30 if unlimited else soft - in_use - DESCRIPTOR_RESERVE
         self.options = replace(self.options, gateway_url=self.gateway_url)
         self.replay = Replay(self.script, self.options, self.plan)
+        self.replay.on_notice = log.warning  # e.g. intents the recording was made without
         self.router = RestRouter(
             self.script, self.gateway_url, self.options.token, self.replay.starts
         )

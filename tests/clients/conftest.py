@@ -98,6 +98,14 @@ async def no_pending_tasks() -> AsyncIterator[None]:
 
 
 Message = tuple[int, str, str]  # guild id, channel name, content
+# Events > Gateway > List of Intents: the intent of each guild event these scenarios hold
+# besides GUILD_CREATE and MESSAGE_CREATE (GUILDS and GUILD_MESSAGES, which the clients
+# here always ask for).
+GUILD_EVENT_INTENTS = {
+    "PRESENCE_UPDATE": 1 << 8,
+    "MESSAGE_REACTION_ADD": 1 << 10,
+    "TYPING_START": 1 << 11,
+}
 
 
 @dataclass
@@ -111,6 +119,11 @@ class Scenario:
     dispatches: dict[int, list[str]]  # shard -> event names, READY first
     session_ids: dict[int, str]  # shard -> recorded session id
     path: Path | None = None  # an archive already written
+
+    def delivered(self, shard: int, intents: int) -> list[str]:
+        """The recorded dispatches a client with ``intents`` is sent (the replay filters
+        by intents as Discord does: Events > Gateway > List of Intents)."""
+        return [e for e in self.dispatches[shard] if GUILD_EVENT_INTENTS.get(e, intents) & intents]
 
     @property
     def messages(self) -> list[Message]:

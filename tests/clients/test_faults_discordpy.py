@@ -41,7 +41,7 @@ from tests.clients.conftest import (
     transcript,
     until_judged,
 )
-from tests.clients.test_discordpy_replay import Probe, running
+from tests.clients.test_discordpy_replay import INTENTS, Probe, running
 
 pytestmark = pytest.mark.usefixtures("no_lost_task_errors")
 
@@ -208,7 +208,7 @@ async def test_fault(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
             second_ready = count_readies(probe)
             await react(case, server, probe, second_ready)
         verdicts = server.verdicts()
-    events = scenario.dispatches[0]
+    events = scenario.delivered(0, INTENTS.value)
     check_verdicts(
         case,
         verdicts,

@@ -43,7 +43,7 @@ from tests.clients.conftest import (
     until,
     until_judged,
 )
-from tests.clients.test_hikari_replay import Probe, running, wait
+from tests.clients.test_hikari_replay import INTENTS, Probe, running, wait
 
 pytestmark = pytest.mark.usefixtures("no_lost_task_errors")
 
@@ -177,7 +177,7 @@ async def test_fault(name: str, tmp_path: Path) -> None:
     ):
         await react(case, server, probe)
     verdicts = server.verdicts()
-    events = scenario.dispatches[0]
+    events = scenario.delivered(0, int(INTENTS))
     check_verdicts(
         case,
         verdicts,

@@ -167,7 +167,9 @@ async def test_start_guilds_and_messages(
     assert (conn.query.v, conn.query.encoding, conn.query.compress) == (10, "json", compression)
     assert conn.url == f"{server.gateway_url}?v=10&encoding=json&compress={compression}"
     assert all(f.frame_type == 2 for f in frames(records, 1))  # binary, both ways
-    assert dispatches(records, 1) == [(s, t) for s, t in enumerate(scenario.dispatches[0], 1)]
+    assert dispatches(records, 1) == [
+        (s, t) for s, t in enumerate(scenario.delivered(0, int(INTENTS)), 1)
+    ]
     assert client_ops(records, 1) == [2]
     (identify,) = [f for f in frames(records, 1, Direction.CLIENT) if f.op == 2]
     d = payload_json(identify)["d"]
@@ -204,8 +206,10 @@ async def test_resume_after_close_4000(compression: str, tmp_path: Path) -> None
     first, second = connections(records)
     assert first.query == second.query
     assert first.query.compress == compression
-    last = len(scenario.dispatches[0])
-    assert dispatches(records, 1) == [(s, t) for s, t in enumerate(scenario.dispatches[0], 1)]
+    last = len(scenario.delivered(0, int(INTENTS)))
+    assert dispatches(records, 1) == [
+        (s, t) for s, t in enumerate(scenario.delivered(0, int(INTENTS)), 1)
+    ]
     (end,) = closes(records, 1)
     assert (end.code, end.closed_by) == (4000, Closer.SERVER)
     ready = payload_json(next(f for f in frames(records, 1, Direction.SERVER) if f.t == "READY"))
@@ -273,5 +277,7 @@ async def test_two_shards(tmp_path: Path) -> None:
         identified.append(shard[0])
         ready = next(f for f in frames(records, conn.conn_id, Direction.SERVER) if f.t == "READY")
         assert payload_json(ready)["d"]["shard"] == shard
-        assert [t for _, t in dispatches(records, conn.conn_id)] == scenario.dispatches[shard[0]]
+        assert [t for _, t in dispatches(records, conn.conn_id)] == scenario.delivered(
+            shard[0], int(INTENTS)
+        )
     assert identified == [0, 1]

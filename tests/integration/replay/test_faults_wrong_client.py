@@ -31,6 +31,7 @@ from replayer.archive.records import FrameFlag, FrameRecord
 from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.faults import FaultPlan, parse_fault
+from replayer.replay.intents import VALID_INTENTS
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Result, Verdict
@@ -170,7 +171,9 @@ class Bot:
                 if how == "resume":
                     await self._resume(ws)
                 else:
-                    await self._send(ws, 2, {"token": TOKEN, "properties": {}, "intents": 513})
+                    # Every intent: the whole recorded stream (Gateway > List of Intents).
+                    identify = {"token": TOKEN, "properties": {}, "intents": VALID_INTENTS}
+                    await self._send(ws, 2, identify)
                 return await self._read(ws)
             except ConnectionClosed as closed:
                 return self._after_close(closed)

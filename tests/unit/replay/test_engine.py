@@ -8,6 +8,7 @@ import pytest
 
 from replayer.gateway.encoding import Encoding, decode_payload
 from replayer.replay.engine import Close, Command, GatewayConnection, Send, State
+from tests.archives import INTENTS
 
 from .conftest import Harness, session_lines
 
@@ -29,7 +30,7 @@ def msg(op: int, d: Any = None) -> bytes:
 
 
 def identify(conn: GatewayConnection, now: int = 0, **d: Any) -> list[Command]:
-    return conn.receive(msg(2, {"token": "tok", "properties": {}, "intents": 1, **d}), now)
+    return conn.receive(msg(2, {"token": "tok", "properties": {}, "intents": INTENTS, **d}), now)
 
 
 def drain(conn: GatewayConnection, now: int) -> list[Command]:
@@ -93,6 +94,15 @@ def test_shard_is_echoed_and_missing_shard_gets_4010(
         out = sent(identify(conn, now, shard=[shard_id, 2]) + drain(conn, now))
         assert out[0]["d"]["shard"] == [shard_id, 2]
         assert out[0]["d"]["session_id"] == f"sess{shard_id + 1}"
+    # Gateway > Sharding: shard_id must be below num_shards (another num_shards than the
+    # recording's is re-routed: tests/unit/replay/test_sharding.py).
+    conn = h.connect()
+    conn.start(0)
+    assert identify(conn, shard=[2, 2]) == [
+        Close(4010, "invalid shard [2, 2]: shard_id >= num_shards")
+    ]
+    # Without re-routing, a shard the archive lacks has no stream to serve.
+    h = harness(lines, speed=0, reroute_shards=False)
     conn = h.connect()
     conn.start(10_000 * MS)
     assert identify(conn, 10_000 * MS, shard=[5, 6]) == [Close(4010, "the archive has no shard 5")]

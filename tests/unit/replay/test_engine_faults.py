@@ -24,6 +24,7 @@ from replayer.replay.engine import (
     State,
 )
 from replayer.replay.faults import FaultPlan, parse_fault
+from tests.archives import INTENTS
 
 from .conftest import Harness
 
@@ -47,7 +48,7 @@ def msg(op: int, d: Any = None) -> bytes:
 
 
 def identify(conn: GatewayConnection, now: int = 0) -> list[Command]:
-    return conn.receive(msg(2, {"token": "tok", "properties": {}, "intents": 1}), now)
+    return conn.receive(msg(2, {"token": "tok", "properties": {}, "intents": INTENTS}), now)
 
 
 def resume(conn: GatewayConnection, seq: int, now: int = 0, **d: Any) -> list[Command]:
