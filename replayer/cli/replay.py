@@ -159,7 +159,7 @@ def replay(
         bool,
         typer.Option(help="Replay the recorded op 7, op 9, server closes and drops as faults."),
     ] = True,
-    # Item 6 of #15: session starts and identify concurrency (docs/gateway-conduct-starts.md).
+    # Item 6 of #15: session starts and identify concurrency (docs/gateway-conduct.md).
     session_start_limit: Annotated[
         str | None,
         typer.Option(
@@ -179,7 +179,7 @@ def replay(
         bool,
         typer.Option(help="Close an IDENTIFY with no session starts remaining with 4004."),
     ] = True,
-    # Issue 15 items 5 (intents) and 7 (sharding): docs/gateway-conduct-intents.md.
+    # Issue 15 items 5 (intents) and 7 (sharding): docs/gateway-conduct.md.
     check_intents: Annotated[
         bool,
         typer.Option(

@@ -2,7 +2,7 @@
 
 Any exchange recorded in the archive is answered as recorded (matched by method and path,
 the API version ignored). The routes the usual libraries call at start-up are answered
-even when the archive lacks them, with a default (docs/gateway-conduct-starts.md):
+even when the archive lacks them, with a default (docs/gateway-conduct.md):
 
 - ``GET /gateway``, ``GET /gateway/bot`` (Events > Gateway > Get Gateway, Get Gateway Bot):
   always this server's URL; ``session_start_limit`` live from :class:`SessionStarts`.
