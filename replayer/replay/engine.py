@@ -25,6 +25,14 @@ from replayer.gateway.close_codes import CloseCode, client_close_ends_session, m
 from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
 from replayer.gateway.opcodes import Direction, Opcode, as_opcode
 from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_payload
+from replayer.replay.answers import (
+    MemberRateLimit,
+    channel_info,
+    member_chunks,
+    rate_limited,
+    soundboard_sounds,
+)
+from replayer.replay.client_payloads import identify_problem, payload_problem
 from replayer.replay.faults import Fault, FaultKind, FaultPlan, Phase
 from replayer.replay.injector import FaultInjector
 from replayer.replay.script import ReplayScript, ShardScript
@@ -80,6 +88,11 @@ class ReplayOptions:
     verdict_window_ms: int = 15_000  # how long the judge waits for a reaction to a fault
     heartbeat_interval_ms: int | None = None  # HELLO's interval; None: the recorded one
     recorded_faults: bool = True  # replay the recorded op 7 / op 9 / server closes and drops
+    # Issue #15 items 8 and 9 (client payloads validated; requests answered from state).
+    validate_payloads: bool = True  # ops 3, 4, 8, 31, 43 and IDENTIFY fields checked: 4001
+    payload_compression: bool = True  # IDENTIFY compress=true: each message zlib'd (JSON)
+    answer_from_state: bool = True  # ops 8, 31, 43 answered from the archive's state
+    member_rate_limit_s: float = 30.0  # one all-members request per guild per N s; 0: off
 
 
 class SessionState:
@@ -103,6 +116,7 @@ class SessionState:
         self.parked: dict[tuple[int, int], list[int]] = {}
         self.ended = False
         self.dispatches = 0  # recorded dispatches sent (fault triggers count these)
+        self.request_intents = -1  # IDENTIFY's intents, for answers from state (-1: all)
 
     @property
     def seq(self) -> int:
@@ -130,6 +144,7 @@ class Replay:
         self.connections = 0
         self.rejected_resumes: list[Fault] = []  # armed reject-resume faults
         self.fired_incidents: set[tuple[int, int]] = set()  # (shard, position), once a run
+        self.member_limit = MemberRateLimit(options.member_rate_limit_s)  # per bot: per run
 
     @property
     def heartbeat_interval_ms(self) -> int:
@@ -157,7 +172,9 @@ class Replay:
         for fault in self.rejected_resumes:
             self.judge.not_fired(fault, "armed, but no RESUME came to reject")
         self.rejected_resumes.clear()
-        return self.judge.finish(now_ns)
+        verdicts = self.judge.finish(now_ns)
+        member_verdict = self.member_limit.verdict()
+        return verdicts if member_verdict is None else [*verdicts, member_verdict]
 
 
 def resume_url(gateway_url: str, session_number: int) -> str:
@@ -236,6 +253,9 @@ class GatewayConnection:
         self.withheld: Phase | None = None  # a handshake step left unanswered (withhold)
         self.next_mode: tuple[str, Fault] | None = None  # fragment / split the next dispatch
         self.latency: tuple[int, int] | None = None  # (delay, jitter) of every frame, ms
+        self.payload_compression = False  # IDENTIFY compress=true honoured: the shell deflates
+        self.last_request: dict[int, Any] = {}  # op -> d of the client's latest request
+        self.limited_now = False  # a rate-limited fault answers the request in hand
 
     # --- events ------------------------------------------------------------------------
 
@@ -268,6 +288,11 @@ class GatewayConnection:
         if op not in _CLIENT_OPS:
             return self._close(CloseCode.UNKNOWN_OPCODE, f"unknown opcode {payload.op}")
         self.replay.judge.client_payload(self.number, int(op), payload.d, now_ns)
+        # Events > Gateway Events > Send Events (before IDENTIFY, op 3 is 4003's business).
+        if self.replay.options.validate_payloads and self.state is State.STREAMING:
+            problem = payload_problem(int(op), payload.d)
+            if problem is not None:
+                return self._close(CloseCode.UNKNOWN_OPCODE, problem[:120])
         # A withheld step stays unanswered: without HELLO nothing is, after IDENTIFY or
         # RESUME only heartbeats are (the client must give up and reconnect).
         if self.withheld is not None and (
@@ -283,7 +308,9 @@ class GatewayConnection:
         # Injected after _handle, it used to get its ACK, and the zombie began one later.
         if op is Opcode.HEARTBEAT and any(f.kind is FaultKind.ZOMBIE for f in faults):
             self.zombie = True
+        self.limited_now = any(f.kind is FaultKind.RATE_LIMITED for f in faults)
         out = self._handle(op, payload, now_ns)
+        self.limited_now = False
         for fault in faults:
             out += self._inject(fault, now_ns)
         return out
@@ -314,7 +341,14 @@ class GatewayConnection:
                 nonce = payload.d.get("nonce") if isinstance(payload.d, dict) else None
                 requests = session.requests.setdefault(int(op), [])
                 requests.append(nonce if isinstance(nonce, str) else None)
+                self.last_request[int(op)] = payload.d
                 out: list[Command] = []
+                if self.replay.options.answer_from_state:
+                    # Not while stalled or sent away, nor a request a rate-limited fault answers.
+                    streaming = self._streaming(session) and self.stall_until_ns is None
+                    if streaming and not self.limited_now:
+                        out += self._answer(session, int(op), payload.d, now_ns)
+                    return out + self.tick(now_ns)
                 if self._streaming(session) and self.stall_until_ns is None:
                     # Answers the stream already passed go out now, with this nonce.
                     for index in session.parked.pop((int(op), len(requests) - 1), []):
@@ -384,6 +418,8 @@ class GatewayConnection:
             answer = answers.get(index) if answers else None
             nonce: str | None = None
             if answer is not None:
+                if self.replay.options.answer_from_state:
+                    continue  # the request gets its answer from state instead
                 requests = session.requests.get(answer[0], [])
                 if len(requests) <= answer[1]:
                     # Not asked for (yet): never sent unasked, never holds up the stream.
@@ -488,6 +524,9 @@ class GatewayConnection:
     def _identify(self, payload: Payload, now_ns: int) -> list[Command]:
         if not isinstance(payload.d, dict):
             return self._close(CloseCode.DECODE_ERROR, "IDENTIFY without a d object")
+        problem = identify_problem(payload.d) if self.replay.options.validate_payloads else None
+        if problem is not None:  # Events > Gateway Events > Identify Structure
+            return self._close(CloseCode.UNKNOWN_OPCODE, problem[:120])
         if not self._token_ok(payload):
             return self._close(CloseCode.AUTHENTICATION_FAILED, "authentication failed")
         shard = payload.d.get("shard")
@@ -513,6 +552,15 @@ class GatewayConnection:
         )
         session = self.replay.new_session(script, str(recorded_id or "replayer-session"), shard)
         self.replay.judge.session_started(self.number, session.session_id, session.number, shard)
+        intents = payload.d.get("intents")
+        session.request_intents = intents if type(intents) is int else -1
+        # Gateway > Payload Compression: JSON only, "disabled if you use transport compression".
+        self.payload_compression = (
+            self.replay.options.payload_compression
+            and payload.d.get("compress") is True
+            and self.encoding is Encoding.JSON
+            and not (self.query is not None and self.query[2])
+        )
         self._attach(session, now_ns, script.t_ns[0])
         return self._after_handshake(now_ns)
 
@@ -674,16 +722,41 @@ class GatewayConnection:
             case FaultKind.RATE_LIMITED:
                 if session is None:
                     return []
-                session.sent.append(-1)  # a dispatch of its own, never replayed on RESUME
-                d = {
-                    "opcode": fault.trigger.client_op or int(Opcode.REQUEST_GUILD_MEMBERS),
-                    "retry_after": fault.retry_after_s,
-                    "meta": {},
-                }
-                obj = _payload(Opcode.DISPATCH, d, session.seq, "RATE_LIMITED")
-                self.replay.judge.dispatched(self.number, session.seq)
-                return [self._send(obj, s=session.seq, t="RATE_LIMITED", injected=True)]
+                op = fault.trigger.client_op or int(Opcode.REQUEST_GUILD_MEMBERS)
+                # The meta of the request in hand (Rate Limited: guild_id and nonce).
+                d = rate_limited(op, self.last_request.get(op), fault.retry_after_s)
+                return [self._own_dispatch(session, "RATE_LIMITED", d, injected=True)]
         raise AssertionError(fault.kind)
+
+    # --- requests answered from state (issue #15, item 9) --------------------------------
+
+    def _answer(self, session: SessionState, op: int, d: Any, now_ns: int) -> list[Command]:
+        """The dispatches that answer a (valid) request, from the archive's state."""
+        if not isinstance(d, dict):
+            return []
+        state = self.replay.script.guild_state(self.payloads)
+        if op == Opcode.REQUEST_GUILD_MEMBERS:
+            retry_after_s = self.replay.member_limit.check(d, now_ns)
+            if retry_after_s is not None:
+                limited = rate_limited(op, d, retry_after_s)
+                return [self._own_dispatch(session, "RATE_LIMITED", limited)]
+            answers = member_chunks(state, d, session.request_intents)
+            event = "GUILD_MEMBERS_CHUNK"
+        elif op == Opcode.REQUEST_SOUNDBOARD_SOUNDS:
+            answers, event = soundboard_sounds(state, d), "SOUNDBOARD_SOUNDS"
+        else:
+            info = channel_info(state, d)
+            answers, event = ([] if info is None else [info]), "CHANNEL_INFO"
+        return [self._own_dispatch(session, event, answer) for answer in answers]
+
+    def _own_dispatch(
+        self, session: SessionState, event: str, d: Any, *, injected: bool = False
+    ) -> Send:
+        """A dispatch of the replayer's own, numbered on (never replayed on RESUME)."""
+        session.sent.append(-1)
+        self.replay.judge.dispatched(self.number, session.seq)
+        obj = _payload(Opcode.DISPATCH, d, session.seq, event)
+        return self._send(obj, s=session.seq, t=event, injected=injected)
 
     def _attach(self, session: SessionState, now_ns: int, base_t_ns: int) -> None:
         self.faulted = False  # a new handshake (after op 9) streams again
