@@ -41,7 +41,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(archive, faults=(), plan=None, speed=0, token=None, at_end=None, "
-        "heartbeat_interval_ms=None, recorded_faults=True, allow_unfired=False, strict=False): "
+        "heartbeat_interval_ms=None, recorded_faults=True, allow_unfired=False, strict=False, "
+        "validate_payloads=True, payload_compression=True, answer_from_state=True, "
+        "member_rate_limit_s=30.0): "
         "the archive and faults the replayer_gateway fixture serves",
     )
 
@@ -59,6 +61,11 @@ class GatewaySettings:
     recorded_faults: bool = True  # replay the archive's own op 7 / op 9 / closes / drops
     allow_unfired: bool = False  # serve a plan whose triggers cannot all come
     strict: bool = False  # NON-STRICT verdicts fail ``passed`` too
+    # Issue #15 items 8 and 9: ReplayOptions' fields of the same names.
+    validate_payloads: bool = True
+    payload_compression: bool = True
+    answer_from_state: bool = True
+    member_rate_limit_s: float = 30.0
 
 
 @dataclass
@@ -175,6 +182,10 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         verdict_window_ms=settings.verdict_window_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         recorded_faults=settings.recorded_faults,
+        validate_payloads=settings.validate_payloads,
+        payload_compression=settings.payload_compression,
+        answer_from_state=settings.answer_from_state,
+        member_rate_limit_s=settings.member_rate_limit_s,
     )
     transcript = tmp_path / "replayer-transcript.rpl"
     loop = asyncio.new_event_loop()

@@ -112,6 +112,20 @@ def member_chunks(state: GuildState, d: dict[str, Any], intents: int) -> list[di
     return chunks
 
 
+def answer_members(
+    state: GuildState, limit: MemberRateLimit, d: dict[str, Any], intents: int, now_ns: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """What answers a valid op 8 request: ``("GUILD_MEMBERS_CHUNK", chunks)``, or
+    ``("RATE_LIMITED", [d])`` past the rate limit. A request that gets no answer anyway
+    (no GUILD_MEMBERS) does not count towards the limit."""
+    if is_all_members(d) and not intents & GUILD_MEMBERS:
+        return "GUILD_MEMBERS_CHUNK", []
+    retry_after_s = limit.check(d, now_ns)
+    if retry_after_s is not None:
+        return "RATE_LIMITED", [rate_limited(Opcode.REQUEST_GUILD_MEMBERS, d, retry_after_s)]
+    return "GUILD_MEMBERS_CHUNK", member_chunks(state, d, intents)
+
+
 def rate_limited(op: int, d: Any, retry_after_s: float) -> dict[str, Any]:
     """RATE_LIMITED's ``d`` for a request (Rate Limited Fields): the metadata names the
     request's guild and its nonce (Request Guild Member Rate Limit Metadata)."""
@@ -121,7 +135,7 @@ def rate_limited(op: int, d: Any, retry_after_s: float) -> dict[str, Any]:
         nonce = d.get("nonce")
         if isinstance(nonce, str):
             meta["nonce"] = nonce
-    return {"opcode": op, "retry_after": retry_after_s, "meta": meta}
+    return {"opcode": int(op), "retry_after": retry_after_s, "meta": meta}
 
 
 def soundboard_sounds(state: GuildState, d: dict[str, Any]) -> list[dict[str, Any]]:

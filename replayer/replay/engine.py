@@ -27,8 +27,8 @@ from replayer.gateway.opcodes import Direction, Opcode, as_opcode
 from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_payload
 from replayer.replay.answers import (
     MemberRateLimit,
+    answer_members,
     channel_info,
-    member_chunks,
     rate_limited,
     soundboard_sounds,
 )
@@ -736,12 +736,8 @@ class GatewayConnection:
             return []
         state = self.replay.script.guild_state(self.payloads)
         if op == Opcode.REQUEST_GUILD_MEMBERS:
-            retry_after_s = self.replay.member_limit.check(d, now_ns)
-            if retry_after_s is not None:
-                limited = rate_limited(op, d, retry_after_s)
-                return [self._own_dispatch(session, "RATE_LIMITED", limited)]
-            answers = member_chunks(state, d, session.request_intents)
-            event = "GUILD_MEMBERS_CHUNK"
+            limit, intents = self.replay.member_limit, session.request_intents
+            event, answers = answer_members(state, limit, d, intents, now_ns)
         elif op == Opcode.REQUEST_SOUNDBOARD_SOUNDS:
             answers, event = soundboard_sounds(state, d), "SOUNDBOARD_SOUNDS"
         else:

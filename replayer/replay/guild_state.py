@@ -89,8 +89,12 @@ class GuildState:
                 member = {k: v for k, v in d.items() if k != "guild_id"}
                 user_id = _user_id(member)
                 if user_id is not None:
-                    # An update carries only some fields: merge into what is known.
-                    guild.members[user_id] = {**guild.members.get(user_id, {}), **member}
+                    # An update may carry only some fields: merge into what is known.
+                    known = guild.members.get(user_id, {})
+                    merged = {**known, **member}
+                    if isinstance(known.get("user"), dict):
+                        merged["user"] = {**known["user"], **member["user"]}
+                    guild.members[user_id] = merged
             case "GUILD_MEMBER_REMOVE":
                 user_id = _user_id(d)
                 if user_id is not None:

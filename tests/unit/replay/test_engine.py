@@ -200,7 +200,9 @@ def test_recorded_member_chunks_go_out_only_when_asked_for_and_echo_its_nonce(
     assert [(p["t"], p["s"]) for p in out[-2:]] == [("MESSAGE_CREATE", 6), ("MESSAGE_CREATE", 7)]
     assert conn.next_wakeup_ns() is None
     # Asked for later: it goes out at once, with the client's nonce.
-    out = sent(conn.receive(msg(8, {"guild_id": "1", "query": "", "limit": 0, "nonce": "mine"}), 10 * MS))
+    out = sent(
+        conn.receive(msg(8, {"guild_id": "1", "query": "", "limit": 0, "nonce": "mine"}), 10 * MS)
+    )
     assert [(p["t"], p["s"], p["d"].get("nonce")) for p in out] == [
         ("GUILD_MEMBERS_CHUNK", 8, "mine"),
     ]  # fmt: skip
@@ -209,7 +211,8 @@ def test_recorded_member_chunks_go_out_only_when_asked_for_and_echo_its_nonce(
     eager.start(0)
     identify(eager)
     out = sent(
-        eager.receive(msg(8, {"guild_id": "1", "query": "", "limit": 0, "nonce": "early"}), 0) + drain(eager, 1000 * MS)
+        eager.receive(msg(8, {"guild_id": "1", "query": "", "limit": 0, "nonce": "early"}), 0)
+        + drain(eager, 1000 * MS)
     )
     assert [(p["t"], p["s"], p["d"].get("nonce")) for p in out[-2:]] == [
         ("GUILD_MEMBERS_CHUNK", 7, "early"), ("MESSAGE_CREATE", 8, None),
