@@ -71,12 +71,19 @@ def identify_problem(d: dict[str, Any]) -> str | None:
 
 def presence_problem(d: Any) -> str | None:
     """Gateway Presence Update Structure: since ?integer, activities (array of activity
-    objects), status (a Status Type), afk boolean; all four are required."""
+    objects), status (a Status Type), afk boolean. Instead of ``activities`` a client may
+    send the legacy ``game`` (one activity or null), which Discord still takes: hikari
+    does, in IDENTIFY and op 3."""
     if not isinstance(d, dict):
         return "PRESENCE_UPDATE d is not an object"
-    for name in ("since", "activities", "status", "afk"):
+    for name in ("since", "status", "afk"):
         if name not in d:
             return f"PRESENCE_UPDATE without {name}"
+    if "activities" not in d:
+        if "game" not in d:
+            return "PRESENCE_UPDATE without activities"
+        game = d["game"]
+        return None if game is None else _activities_problem([game], "game")
     if d["since"] is not None and not _is_int(d["since"]):
         return "PRESENCE_UPDATE since is not an integer or null"
     if not isinstance(d["status"], str) or d["status"] not in STATUSES:
@@ -86,14 +93,19 @@ def presence_problem(d: Any) -> str | None:
     activities = d["activities"]
     if not isinstance(activities, list):
         return "PRESENCE_UPDATE activities is not an array"
+    return _activities_problem(activities, "activities")
+
+
+def _activities_problem(activities: list[Any], field: str) -> str | None:
+    """Activity Object: name (string) and type (integer) are required."""
     for i, activity in enumerate(activities):
-        # Activity Object: name (string) and type (integer) are required.
+        where = field if field == "game" else f"{field}[{i}]"
         if not isinstance(activity, dict):
-            return f"PRESENCE_UPDATE activities[{i}] is not an object"
+            return f"PRESENCE_UPDATE {where} is not an object"
         if not isinstance(activity.get("name"), str):
-            return f"PRESENCE_UPDATE activities[{i}] has no name string"
+            return f"PRESENCE_UPDATE {where} has no name string"
         if not _is_int(activity.get("type")) or activity["type"] not in ACTIVITY_TYPES:
-            return f"PRESENCE_UPDATE activities[{i}] type {activity.get('type')!r} is unknown"
+            return f"PRESENCE_UPDATE {where} type {activity.get('type')!r} is unknown"
     return None
 
 

@@ -19,6 +19,8 @@ VALID: list[tuple[int, Any]] = [
     (3, {"since": 91879201, "activities": [{"name": "Save the Oxford Comma", "type": 0}], "status": "online", "afk": False}),
     (3, {"since": None, "activities": [], "status": "invisible", "afk": False}),
     (3, {"since": 0, "activities": [{"type": 4, "state": "hi", "name": "Custom Status"}], "status": "dnd", "afk": True}),
+    (3, {"since": None, "afk": False, "game": None, "status": "online"}),  # hikari's legacy "game"
+    (3, {"since": None, "afk": False, "game": {"name": "x", "type": 2}, "status": "idle"}),
     (4, {"guild_id": "41771983423143937", "channel_id": "127121515262115840", "self_mute": False, "self_deaf": False}),
     (4, {"guild_id": 41771983423143937, "channel_id": None, "self_mute": True, "self_deaf": False}),
     (8, {"guild_id": "41771983444115456", "query": "", "limit": 0}),
@@ -39,6 +41,8 @@ INVALID: list[tuple[int, Any, str]] = [
     (3, {"since": None, "activities": {}, "status": "idle", "afk": False}, "not an array"),
     (3, {"since": None, "activities": [], "status": "idle", "afk": 0}, "afk is not"),
     (3, None, "not an object"),
+    (3, {"since": None, "afk": False, "status": "idle"}, "without activities"),
+    (3, {"since": None, "afk": False, "game": {"type": 0}, "status": "idle"}, "game has no name"),
     (4, {"guild_id": "1", "self_mute": False, "self_deaf": False}, "without channel_id"),
     (4, {"guild_id": "x", "channel_id": None, "self_mute": False, "self_deaf": False}, "guild_id"),
     (4, {"guild_id": "1", "channel_id": None, "self_mute": "no", "self_deaf": False}, "self_mute"),
