@@ -120,7 +120,12 @@ Record = ConnectionRecord | ConnectionInfoRecord | FrameRecord | CloseRecord | H
 _CONNECTION, _FRAME, _CLOSE, _HTTP, _CONNECTION_INFO = (int(k) for k in RecordKind)
 
 
-_INT64 = range(-(1 << 63), 1 << 63)
+def _int64(x: int) -> bool:
+    """Whether ``x`` fits in 64 bits. Fix: this was ``x in range(-2**63, 2**63)``, which
+    is O(1) only for exact ints: for an IntEnum (``Opcode.DISPATCH``, which the replay's
+    recorded-bytes path puts in a frame) it walks the range, and a transcript hung on
+    the first large recorded dispatch."""
+    return -(1 << 63) <= x < 1 << 63
 
 
 def fitted(record: Record) -> Record | None:
@@ -129,14 +134,14 @@ def fitted(record: Record) -> Record | None:
     as ``UNDECODED``, bytes intact, with the reason), a shard, a query's ``v``. None when
     nothing like that is wrong."""
     if isinstance(record, FrameRecord):
-        if all(x is None or x in _INT64 for x in (record.op, record.s)):
+        if all(x is None or _int64(x) for x in (record.op, record.s)):
             return None
         return replace(
             record, op=None, s=None, t=None, flags=record.flags | FrameFlag.UNDECODED,
             error="op or s does not fit in 64 bits",
         )  # fmt: skip
     if isinstance(record, ConnectionInfoRecord) and record.shard is not None:
-        if all(x in _INT64 for x in record.shard):
+        if all(_int64(x) for x in record.shard):
             return None
         return replace(record, shard=None)
     if isinstance(record, ConnectionRecord):
