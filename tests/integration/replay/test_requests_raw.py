@@ -63,10 +63,14 @@ async def session(url: str, **identify: Any) -> ClientConnection:
     return ws
 
 
+async def read_all(ws: ClientConnection) -> None:
+    while True:
+        await recv(ws)
+
+
 async def closed_with(ws: ClientConnection) -> tuple[int | None, str]:
     with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            await recv(ws)
+        await read_all(ws)
     rcvd = closed.value.rcvd
     return (rcvd.code, rcvd.reason) if rcvd is not None else (None, "")
 
@@ -76,7 +80,10 @@ async def test_a_wrong_request_closes_4001_and_the_switch_lets_it_by(tmp_path: P
         ws = await session(server.gateway_url)
         await until(ws, "READY")
         await ws.send(json.dumps({"op": 8, "d": {"guild_id": "5", "nonce": "n"}}))
-        assert await closed_with(ws) == (4001, "REQUEST_GUILD_MEMBERS has neither query nor user_ids")
+        assert await closed_with(ws) == (
+            4001,
+            "REQUEST_GUILD_MEMBERS has neither query nor user_ids",
+        )
     async with serving(tmp_path, validate_payloads=False) as server:
         ws = await session(server.gateway_url)
         await until(ws, "READY")
