@@ -111,7 +111,8 @@ def _activities_problem(activities: list[Any], field: str) -> str | None:
 
 def voice_state_problem(d: Any) -> str | None:
     """Gateway Voice State Update Structure: guild_id, channel_id (null to leave),
-    self_mute and self_deaf booleans."""
+    self_mute and self_deaf booleans. Those two may be left out, as Discord takes it:
+    hikari's ``update_voice_state`` omits the ones not given."""
     if not isinstance(d, dict):
         return "VOICE_STATE_UPDATE d is not an object"
     if not is_snowflake(d.get("guild_id")):
@@ -121,7 +122,7 @@ def voice_state_problem(d: Any) -> str | None:
     if d["channel_id"] is not None and not is_snowflake(d["channel_id"]):
         return "VOICE_STATE_UPDATE channel_id is not a snowflake or null"
     for name in ("self_mute", "self_deaf"):
-        if not _is_bool(d.get(name)):
+        if name in d and not _is_bool(d[name]):
             return f"VOICE_STATE_UPDATE {name} is not a boolean"
     return None
 

@@ -23,6 +23,7 @@ VALID: list[tuple[int, Any]] = [
     (3, {"since": None, "afk": False, "game": {"name": "x", "type": 2}, "status": "idle"}),
     (4, {"guild_id": "41771983423143937", "channel_id": "127121515262115840", "self_mute": False, "self_deaf": False}),
     (4, {"guild_id": 41771983423143937, "channel_id": None, "self_mute": True, "self_deaf": False}),
+    (4, {"guild_id": "1", "channel_id": "2"}),  # hikari's update_voice_state without mute flags
     (8, {"guild_id": "41771983444115456", "query": "", "limit": 0}),
     (8, {"guild_id": 1, "presences": False, "limit": 0, "query": "", "nonce": "x" * 40}),  # discord.py
     (8, {"guild_id": "1", "user_ids": ["2", 3], "limit": 2, "presences": True}),

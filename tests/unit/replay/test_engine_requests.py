@@ -149,7 +149,7 @@ def test_soundboard_and_channel_info_from_state(harness: Callable[..., Harness])
     [
         (8, {"guild_id": "3", "nonce": "n"}),
         (3, {"status": "online"}),
-        (4, {"guild_id": "3", "channel_id": "60"}),
+        (4, {"guild_id": "3", "self_mute": False}),  # no channel_id
         (31, {"guild_ids": "3"}),
         (43, {"guild_id": "3", "fields": ["topic"]}),
     ],
