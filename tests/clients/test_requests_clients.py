@@ -224,3 +224,69 @@ async def test_hikari_payload_compression_and_member_requests(
     after = [f for f in server_frames if f.s is not None]
     assert after
     assert all(f.frame_type == FrameType.BINARY for f in after)  # zlib per message
+
+
+def server_closes(records: list[Any]) -> list[int | None]:
+    from replayer.archive.records import Closer, CloseRecord
+
+    return [r.code for r in records if isinstance(r, CloseRecord) and r.closed_by is Closer.SERVER]
+
+
+async def test_discordpy_presence_and_voice_payloads_pass_validation(
+    tmp_path: Path, discord_at: Any
+) -> None:
+    """discord.py's op 3 (a game, idle) and op 4 (leave voice) meet the documented
+    structures: no 4001; a member request after them is still answered."""
+    scenario = rich_scenario()
+    async with replay(scenario, tmp_path, ReplayOptions(speed=0)) as server:
+        discord_at(server)
+        client = discord.Client(intents=MEMBER_INTENTS, guild_ready_timeout=0.1)
+        task = await run_until_ready(client)
+        try:
+            await client.change_presence(activity=discord.Game("chess"), status=discord.Status.idle)
+            guild = client.guilds[0]
+            await guild.change_voice_state(channel=None, self_deaf=True)
+            [member] = await guild.query_members(user_ids=[guild.owner_id or 0])
+            assert member.id == guild.owner_id
+        finally:
+            await stop(client, task)
+    records = transcript(server)
+    ops = [f.op for f in frames(records, 1, Direction.CLIENT)]
+    assert {3, 4, 8} <= set(ops)
+    assert 4001 not in server_closes(records)
+
+
+async def test_hikari_presence_and_voice_payloads_pass_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hikari's op 3 (with the legacy ``game``) and op 4 (without self_mute) pass: no
+    4001; a member request after them is still answered."""
+    init: Any = hikari.impl.shard.GatewayShardImpl.__init__
+    monkeypatch.setitem(
+        init.__kwdefaults__, "compression", GatewayCompression.TRANSPORT_ZLIB_STREAM
+    )
+    scenario = rich_scenario()
+    archive = scenario.write(tmp_path / "rich.rpl")
+    guild_id = min(archive_members(archive))
+    chunk = asyncio.Event()
+    async with replay(scenario, tmp_path, ReplayOptions(speed=0)) as server:
+        bot = await hikari_bot(server, hikari.Intents.GUILDS | hikari.Intents.GUILD_MEMBERS)
+
+        async def on_chunk(_: hikari.MemberChunkEvent) -> None:
+            chunk.set()
+
+        bot.subscribe(hikari.MemberChunkEvent, on_chunk)
+        try:
+            await bot.update_presence(
+                status=hikari.Status.IDLE, activity=hikari.Activity(name="chess")
+            )
+            await bot.update_voice_state(guild_id, None, self_deaf=True)
+            await bot.request_guild_members(guild_id, query="", limit=0)
+            await asyncio.wait_for(chunk.wait(), TIMEOUT)
+        finally:
+            await asyncio.wait_for(bot.close(), TIMEOUT)
+    records = transcript(server)
+    sent = {f.op: payload_json(f)["d"] for f in frames(records, 1, Direction.CLIENT)}
+    assert "game" in sent[3]
+    assert "self_mute" not in sent[4]
+    assert 4001 not in server_closes(records)
