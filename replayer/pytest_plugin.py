@@ -47,7 +47,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "heartbeat_interval_ms=None, recorded_faults=True, allow_unfired=False, strict=False, "
         "session_start_limit=None, identify_concurrency=True, enforce_session_start_limit=True, "
         "check_intents=True, grant_intents=None, filter_intents=True, check_shards=True, "
-        "require_sharding=False, reroute_shards=True, options={}): "
+        "require_sharding=False, reroute_shards=True, validate_payloads=True, "
+        "payload_compression=True, answer_from_state=True, member_rate_limit_s=30.0, "
+        "options={}): "
         "the archive and faults the replayer_gateway fixture serves",
     )
 
@@ -77,6 +79,11 @@ class GatewaySettings:
     check_shards: bool = True
     require_sharding: bool = False
     reroute_shards: bool = True
+    # Issue #15 items 8 and 9: ReplayOptions' fields of the same names.
+    validate_payloads: bool = True
+    payload_compression: bool = True
+    answer_from_state: bool = True
+    member_rate_limit_s: float = 30.0
     # Any other ReplayOptions field by name: the switches of Discord's rules
     # (docs/gateway-conduct.md), e.g. {"rate_limit": False, "session_ttl_ms": 1000}.
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -230,6 +237,10 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         check_shards=settings.check_shards,
         require_sharding=settings.require_sharding,
         reroute_shards=settings.reroute_shards,
+        validate_payloads=settings.validate_payloads,
+        payload_compression=settings.payload_compression,
+        answer_from_state=settings.answer_from_state,
+        member_rate_limit_s=settings.member_rate_limit_s,
     )
     known = {f.name for f in dataclasses.fields(ReplayOptions)}
     unknown = sorted(set(settings.options) - known)

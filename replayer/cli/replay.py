@@ -215,6 +215,35 @@ def replay(
             "by (guild_id >> 22) % num_shards; off: the recorded shard of its shard_id."
         ),
     ] = True,
+    # Issue #15 items 8 and 9 (docs/gateway-conduct-requests.md).
+    validate_payloads: Annotated[
+        bool,
+        typer.Option(
+            help="Close with 4001 a client whose op 3, 4, 8, 31 or 43 payload, or IDENTIFY "
+            "compress / large_threshold / presence, breaks its documented structure."
+        ),
+    ] = True,
+    payload_compression: Annotated[
+        bool,
+        typer.Option(
+            help="Honour IDENTIFY compress=true: each message a zlib stream of its own "
+            "(JSON, without transport compression)."
+        ),
+    ] = True,
+    answer_from_state: Annotated[
+        bool,
+        typer.Option(
+            help="Answer member, soundboard and channel-info requests from everything the "
+            "archive knows; --no-answer-from-state: the recorded answers, k-th for k-th."
+        ),
+    ] = True,
+    member_rate_limit: Annotated[
+        str,
+        typer.Option(
+            help="One all-members REQUEST_GUILD_MEMBERS per guild per this long, else "
+            "RATE_LIMITED (Discord: 30s); 0s: no limit."
+        ),
+    ] = "30s",
     force: ForceOption = False,
     # Discord's own rules, on by default (docs/gateway-conduct.md): issue #15.
     heartbeat_timeout: Annotated[
@@ -312,6 +341,10 @@ def replay(
         check_shards=check_shards,
         require_sharding=require_sharding,
         reroute_shards=reroute_shards,
+        validate_payloads=validate_payloads,
+        payload_compression=payload_compression,
+        answer_from_state=answer_from_state,
+        member_rate_limit_s=duration_ns(member_rate_limit, "--member-rate-limit") / 1e9,
     )
     verdicts: list[Verdict] = []
     answered_404: list[str] = []

@@ -198,6 +198,10 @@ class FrameEncoder:
         self._deflate_payloads = deflate_payloads
         self._compressor = make_compressor(compression)
 
+    @property
+    def deflate_payloads(self) -> bool:
+        return self._deflate_payloads
+
     def encode_raw(self, raw: bytes) -> tuple[bytes | str, bool]:
         """``(frame, is_binary)`` for an already encoded payload."""
         if self.compression is not Compression.NONE:

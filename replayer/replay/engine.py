@@ -25,6 +25,14 @@ from replayer.gateway.close_codes import CloseCode, client_close_ends_session, m
 from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
 from replayer.gateway.opcodes import Direction, Opcode, as_opcode
 from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_payload
+from replayer.replay.answers import (
+    MemberRateLimit,
+    answer_members,
+    channel_info,
+    rate_limited,
+    soundboard_sounds,
+)
+from replayer.replay.client_payloads import identify_problem, payload_problem
 from replayer.replay.faults import Fault, FaultKind, FaultPlan, Phase
 from replayer.replay.injector import FaultInjector
 from replayer.replay.intents import (
@@ -109,6 +117,11 @@ class ReplayOptions:
     check_shards: bool = True  # shard_id outside 0..num_shards-1 gets 4010
     require_sharding: bool = False  # an IDENTIFY handling every guild gets 4011
     reroute_shards: bool = True  # another num_shards than recorded: guilds routed by formula
+    # Issue #15 items 8 and 9 (client payloads validated; requests answered from state).
+    validate_payloads: bool = True  # ops 3, 4, 8, 31, 43 and IDENTIFY fields checked: 4001
+    payload_compression: bool = True  # IDENTIFY compress=true: each message zlib'd (JSON)
+    answer_from_state: bool = True  # ops 8, 31, 43 answered from the archive's state
+    member_rate_limit_s: float = 30.0  # one all-members request per guild per N s; 0: off
 
 
 class SessionState:
@@ -138,6 +151,7 @@ class SessionState:
         self.ended = False
         self.dispatches = 0  # recorded dispatches sent (fault triggers count these)
         self.intent_filter: IntentFilter | None = None  # None: every dispatch as recorded
+        self.request_intents = -1  # IDENTIFY's intents, for answers from state (-1: all)
 
     @property
     def seq(self) -> int:
@@ -190,6 +204,7 @@ class Replay:
         self.shard_router = ShardRouter(script, options.reroute_shards)
         self.notices: list[str] = []  # said once a run; the shell logs them (on_notice)
         self.on_notice: Callable[[str], None] | None = None
+        self.member_limit = MemberRateLimit(options.member_rate_limit_s)  # per bot: per run
 
     def notice(self, text: str) -> None:
         if text not in self.notices:
@@ -242,7 +257,9 @@ class Replay:
         for fault in self.rejected_resumes:
             self.judge.not_fired(fault, "armed, but no RESUME came to reject")
         self.rejected_resumes.clear()
-        return self.judge.finish(now_ns) + self.starts.verdicts()
+        verdicts = self.judge.finish(now_ns) + self.starts.verdicts()
+        member_verdict = self.member_limit.verdict()
+        return verdicts if member_verdict is None else [*verdicts, member_verdict]
 
     def resumable_session(self, shard: list[int] | None) -> str | None:
         """A session of this shard that its client left and may still RESUME: an IDENTIFY
@@ -345,6 +362,9 @@ class GatewayConnection:
         self.awaiting_since_ns: int | None = None  # waiting for IDENTIFY/RESUME since
         self.reconnect_ns: int | None = None  # op 7 sent at
         self.recent_payloads: deque[int] = deque()  # within the last 60 s (rate limit)
+        self.payload_compression = False  # IDENTIFY compress=true honoured: the shell deflates
+        self.last_request: dict[int, Any] = {}  # op -> d of the client's latest request
+        self.limited_now = False  # a rate-limited fault answers the request in hand
 
     # --- events ------------------------------------------------------------------------
 
@@ -398,6 +418,11 @@ class GatewayConnection:
         if op is Opcode.HEARTBEAT:
             self.last_beat_ns = now_ns
         self.replay.judge.client_payload(self.number, int(op), payload.d, now_ns)
+        # Events > Gateway Events > Send Events (before IDENTIFY, op 3 is 4003's business).
+        if self.replay.options.validate_payloads and self.state is State.STREAMING:
+            problem = payload_problem(int(op), payload.d)
+            if problem is not None:
+                return self._close(CloseCode.UNKNOWN_OPCODE, problem[:120])
         # A withheld step stays unanswered: without HELLO nothing is, after IDENTIFY or
         # RESUME only heartbeats are (the client must give up and reconnect).
         if self.withheld is not None and (
@@ -413,7 +438,9 @@ class GatewayConnection:
         # Injected after _handle, it used to get its ACK, and the zombie began one later.
         if op is Opcode.HEARTBEAT and any(f.kind is FaultKind.ZOMBIE for f in faults):
             self.zombie = True
+        self.limited_now = any(f.kind is FaultKind.RATE_LIMITED for f in faults)
         out = self._handle(op, payload, now_ns)
+        self.limited_now = False
         for fault in faults:
             out += self._inject(fault, now_ns)
         return out
@@ -444,7 +471,14 @@ class GatewayConnection:
                 nonce = payload.d.get("nonce") if isinstance(payload.d, dict) else None
                 requests = session.requests.setdefault(int(op), [])
                 requests.append(nonce if isinstance(nonce, str) else None)
+                self.last_request[int(op)] = payload.d
                 out: list[Command] = []
+                if self.replay.options.answer_from_state:
+                    # Not while stalled or sent away, nor a request a rate-limited fault answers.
+                    streaming = self._streaming(session) and self.stall_until_ns is None
+                    if streaming and not self.limited_now:
+                        out += self._answer(session, int(op), payload.d, now_ns)
+                    return out + self.tick(now_ns)
                 if self._streaming(session) and self.stall_until_ns is None:
                     # Answers the stream already passed go out now, with this nonce.
                     for index in session.parked.pop((int(op), len(requests) - 1), []):
@@ -581,6 +615,8 @@ class GatewayConnection:
             answer = answers.get(index) if answers else None
             nonce: str | None = None
             if answer is not None:
+                if self.replay.options.answer_from_state:
+                    continue  # the request gets its answer from state instead
                 requests = session.requests.get(answer[0], [])
                 if len(requests) <= answer[1]:
                     # Not asked for (yet): never sent unasked, never holds up the stream.
@@ -691,6 +727,9 @@ class GatewayConnection:
     def _identify(self, payload: Payload, now_ns: int) -> list[Command]:
         if not isinstance(payload.d, dict):
             return self._close(CloseCode.DECODE_ERROR, "IDENTIFY without a d object")
+        problem = identify_problem(payload.d) if self.replay.options.validate_payloads else None
+        if problem is not None:  # Events > Gateway Events > Identify Structure
+            return self._close(CloseCode.UNKNOWN_OPCODE, problem[:120])
         if not self._token_ok(payload):
             return self._close(CloseCode.AUTHENTICATION_FAILED, "authentication failed")
         # Gateway > Gateway Intents: "required as of v8"; without them, close 4013.
@@ -744,6 +783,15 @@ class GatewayConnection:
             if notice is not None:
                 self.replay.notice(notice)
         self.replay.judge.session_started(self.number, session.session_id, session.number, shard)
+        intents = payload.d.get("intents")
+        session.request_intents = intents if type(intents) is int else -1
+        # Gateway > Payload Compression: JSON only, "disabled if you use transport compression".
+        self.payload_compression = (
+            self.replay.options.payload_compression
+            and payload.d.get("compress") is True
+            and self.encoding is Encoding.JSON
+            and not (self.query is not None and self.query[2])
+        )
         self._attach(session, now_ns, script.t_ns[0])
         return self._after_handshake(now_ns)
 
@@ -918,17 +966,37 @@ class GatewayConnection:
             case FaultKind.RATE_LIMITED:
                 if session is None:
                     return []
-                # A dispatch of its own, never replayed on RESUME.
-                session.record_sent(-1, self.replay.options.resume_buffer)
-                d = {
-                    "opcode": fault.trigger.client_op or int(Opcode.REQUEST_GUILD_MEMBERS),
-                    "retry_after": fault.retry_after_s,
-                    "meta": {},
-                }
-                obj = _payload(Opcode.DISPATCH, d, session.seq, "RATE_LIMITED")
-                self.replay.judge.dispatched(self.number, session.seq)
-                return [self._send(obj, s=session.seq, t="RATE_LIMITED", injected=True)]
+                op = fault.trigger.client_op or int(Opcode.REQUEST_GUILD_MEMBERS)
+                # The meta of the request in hand (Rate Limited: guild_id and nonce).
+                d = rate_limited(op, self.last_request.get(op), fault.retry_after_s)
+                return [self._own_dispatch(session, "RATE_LIMITED", d, injected=True)]
         raise AssertionError(fault.kind)
+
+    # --- requests answered from state (issue #15, item 9) --------------------------------
+
+    def _answer(self, session: SessionState, op: int, d: Any, now_ns: int) -> list[Command]:
+        """The dispatches that answer a (valid) request, from the archive's state."""
+        if not isinstance(d, dict):
+            return []
+        state = self.replay.script.guild_state(self.payloads)
+        if op == Opcode.REQUEST_GUILD_MEMBERS:
+            limit, intents = self.replay.member_limit, session.request_intents
+            event, answers = answer_members(state, limit, d, intents, now_ns)
+        elif op == Opcode.REQUEST_SOUNDBOARD_SOUNDS:
+            answers, event = soundboard_sounds(state, d), "SOUNDBOARD_SOUNDS"
+        else:
+            info = channel_info(state, d)
+            answers, event = ([] if info is None else [info]), "CHANNEL_INFO"
+        return [self._own_dispatch(session, event, answer) for answer in answers]
+
+    def _own_dispatch(
+        self, session: SessionState, event: str, d: Any, *, injected: bool = False
+    ) -> Send:
+        """A dispatch of the replayer's own, numbered on (never replayed on RESUME)."""
+        session.record_sent(-1, self.replay.options.resume_buffer)
+        self.replay.judge.dispatched(self.number, session.seq)
+        obj = _payload(Opcode.DISPATCH, d, session.seq, event)
+        return self._send(obj, s=session.seq, t=event, injected=injected)
 
     def _attach(self, session: SessionState, now_ns: int, base_t_ns: int) -> None:
         self.faulted = False  # a new handshake (after op 9) streams again

@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
@@ -36,6 +36,7 @@ from replayer.errors import ArchiveError, CodecError
 from replayer.gateway.encoding import Encoding, decode_payload
 from replayer.gateway.opcodes import Direction, Opcode
 from replayer.replay.faults import Fault, FaultKind, Trigger
+from replayer.replay.guild_state import STATE_EVENTS, GuildState
 
 DEFAULT_HEARTBEAT_INTERVAL_MS = 41_250
 
@@ -85,6 +86,30 @@ class ReplayScript:
     application: dict[str, Any] | None = None
     # The intents of every recorded IDENTIFY that got READY (replay/intents.py).
     identify_intents: list[int] = field(default_factory=list)
+    # Where the dispatches carrying guild state are, from every connection (members,
+    # presences, sounds, voice channels): read when a request is answered from state.
+    state_offsets: array[int] = field(default_factory=lambda: array("q"))
+    state_etf: bytearray = field(default_factory=bytearray)  # 1: that record is ETF
+    _guild_state: GuildState | None = None
+
+    def guild_state(self, payloads: FrameSource) -> GuildState:
+        """The archive's guild state, built on first use from ``state_offsets`` (memory:
+        what it indexes; the payloads are read one at a time)."""
+        if self._guild_state is None:
+            state = GuildState()
+            for offset, etf in zip(self.state_offsets, self.state_etf, strict=True):
+                record = payloads.frame(offset)
+                obj = _decode(record, Encoding.ETF if etf else Encoding.JSON)
+                if isinstance(obj, dict) and record.t is not None:
+                    state.feed(record.t, obj.get("d"))
+            self._guild_state = state
+        return self._guild_state
+
+
+class FrameSource(Protocol):
+    """Reads the frame record at a file offset (:class:`ArchivePayloads`)."""
+
+    def frame(self, offset: int) -> FrameRecord: ...
 
 
 @dataclass
@@ -121,6 +146,8 @@ def load_script(
     application: dict[str, Any] | None = None
     num_shards = 1
     identify_intents: list[int] = []
+    state_offsets: array[int] = array("q")
+    state_etf = bytearray()
     with ArchiveReader(path) as reader:
         for offset, record in _with_offsets(reader):
             if progress is not None and not reader.records_read % 4096:
@@ -153,6 +180,9 @@ def load_script(
                         continue
                     if record.op != Opcode.DISPATCH or record.t is None:
                         continue
+                    if record.t in STATE_EVENTS:
+                        state_offsets.append(offset)
+                        state_etf.append(encoding is Encoding.ETF)
                     session = sessions.get(record.conn_id)
                     if session is None:
                         continue
@@ -223,7 +253,10 @@ def load_script(
         raise ArchiveError(
             "nothing to replay: no connection with an IDENTIFY and a READY", path=str(path)
         )
-    return ReplayScript(Path(path), shards, num_shards, http, user, application, identify_intents)
+    return ReplayScript(
+        Path(path), shards, num_shards, http, user, application, identify_intents,
+        state_offsets, state_etf,
+    )  # fmt: skip
 
 
 def _incident(

@@ -476,7 +476,13 @@ class ReplayServer:
                     msg = receiving.result()
                     if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                         self._record_client(link, msg.data)
-                        await self._execute(conn, link, conn.receive(msg.data, self._now()))
+                        commands = conn.receive(msg.data, self._now())
+                        if conn.payload_compression and not link.encoder.deflate_payloads:
+                            # IDENTIFY compress=true: from READY on, a zlib stream per message.
+                            link.encoder = FrameEncoder(
+                                link.encoding, link.encoder.compression, deflate_payloads=True
+                            )
+                        await self._execute(conn, link, commands)
                         receiving = asyncio.ensure_future(link.ws.receive())
                         continue
                     # CLOSE, CLOSING, CLOSED or ERROR: the client is gone.

@@ -196,15 +196,16 @@ def test_bad_resume_gets_invalid_session_false(
     ], why
 
 
-def test_member_chunks_go_out_only_when_asked_for_and_echo_its_nonce(
+def test_recorded_member_chunks_go_out_only_when_asked_for_and_echo_its_nonce(
     harness: Callable[..., Harness],
 ) -> None:
+    """With answer_from_state off, the recorded answers (the k-th for the k-th request)."""
     extra = [
         {"kind": "frame", "conn": 1, "dir": "client", "t_ms": 400, "payload": {"op": 8, "d": {"guild_id": "1", "nonce": "rec"}}},
         {"kind": "frame", "conn": 1, "dir": "server", "t_ms": 401, "payload": {"op": 0, "s": 7, "t": "GUILD_MEMBERS_CHUNK", "d": {"guild_id": "1", "nonce": "rec", "members": []}}},
         {"kind": "frame", "conn": 1, "dir": "server", "t_ms": 402, "payload": {"op": 0, "s": 8, "t": "MESSAGE_CREATE", "d": {"content": "after"}}},
     ]  # fmt: skip
-    h = harness(session_lines(extra=extra), speed=0)
+    h = harness(session_lines(extra=extra), speed=0, answer_from_state=False)
     conn = h.connect()
     conn.start(0)
     out = sent(identify(conn) + drain(conn, 0))
@@ -212,16 +213,19 @@ def test_member_chunks_go_out_only_when_asked_for_and_echo_its_nonce(
     assert [(p["t"], p["s"]) for p in out[-2:]] == [("MESSAGE_CREATE", 6), ("MESSAGE_CREATE", 7)]
     assert conn.next_wakeup_ns() is None
     # Asked for later: it goes out at once, with the client's nonce.
-    out = sent(conn.receive(msg(8, {"guild_id": "1", "nonce": "mine"}), 10 * MS))
+    out = sent(
+        conn.receive(msg(8, {"guild_id": "1", "query": "", "limit": 0, "nonce": "mine"}), 10 * MS)
+    )
     assert [(p["t"], p["s"], p["d"].get("nonce")) for p in out] == [
         ("GUILD_MEMBERS_CHUNK", 8, "mine"),
     ]  # fmt: skip
     # Asked for before the stream reaches it: it goes out in its recorded place.
-    eager = harness(session_lines(extra=extra), speed=1).connect()
+    eager = harness(session_lines(extra=extra), speed=1, answer_from_state=False).connect()
     eager.start(0)
     identify(eager)
     out = sent(
-        eager.receive(msg(8, {"guild_id": "1", "nonce": "early"}), 0) + drain(eager, 1000 * MS)
+        eager.receive(msg(8, {"guild_id": "1", "query": "", "limit": 0, "nonce": "early"}), 0)
+        + drain(eager, 1000 * MS)
     )
     assert [(p["t"], p["s"], p["d"].get("nonce")) for p in out[-2:]] == [
         ("GUILD_MEMBERS_CHUNK", 7, "early"), ("MESSAGE_CREATE", 8, None),

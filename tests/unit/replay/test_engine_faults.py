@@ -314,8 +314,10 @@ def test_rate_limited_is_a_dispatch_with_the_next_s(harness: Callable[..., Harne
     h = faulty(harness, "rate-limited:2s@client-op=REQUEST_GUILD_MEMBERS#1", speed=1)
     conn = started(h)
     assert view(identify(conn)) == dispatched(1, 1)
-    out = view(conn.receive(msg(8, {"guild_id": "1", "nonce": "n"}), 5 * MS))
-    d = {"opcode": 8, "retry_after": 2.0, "meta": {}}
+    request = {"guild_id": "1", "query": "", "limit": 0, "nonce": "n"}
+    out = view(conn.receive(msg(8, request), 5 * MS))
+    # The meta of the request in hand; the rate-limited request itself gets no answer.
+    d = {"opcode": 8, "retry_after": 2.0, "meta": {"guild_id": "1", "nonce": "n"}}
     assert out == [("send", 0, 2, "RATE_LIMITED", d, True)]
     # The recorded stream goes on after it, numbered on.
     assert view(conn.tick(30 * MS)) == dispatched(2, 3, start_s=3)
@@ -493,7 +495,8 @@ def run_plan(harness: Callable[..., Harness]) -> list[Command]:
     out: list[Command] = []
     conn = started(h)
     out += identify(conn) + heartbeat(conn, 1)
-    out += conn.receive(msg(3, {"status": "idle"}), 2)
+    idle = {"since": 0, "activities": [], "status": "idle", "afk": True}
+    out += conn.receive(msg(3, idle), 2)
     out += heartbeat(conn, 3) + heartbeat(conn, 4) + drain(conn, 300 * MS)  # op 9 true
     conn.client_closed(4000, 301 * MS)
     second = started(h, 302 * MS)
