@@ -215,7 +215,7 @@ def replay(
             "by (guild_id >> 22) % num_shards; off: the recorded shard of its shard_id."
         ),
     ] = True,
-    # Issue #15 items 8 and 9 (docs/gateway-conduct-requests.md).
+    # Issue #15 items 8 and 9 (docs/gateway-conduct.md).
     validate_payloads: Annotated[
         bool,
         typer.Option(

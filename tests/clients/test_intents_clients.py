@@ -18,6 +18,7 @@ import pytest
 
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.intents import PRIVILEGED_INTENTS
+from replayer.replay.starts import SessionStartLimit
 from tests.clients.conftest import (
     TIMEOUT,
     TOKEN,
@@ -117,8 +118,10 @@ async def test_discordpy_another_shard_count_gets_the_guilds_by_the_formula(
     """AutoShardedClient(shard_count=3) on a 2-shard recording: every guild arrives, on
     the shard discord.py itself computes for it ((id >> 22) % 3), READY.shard echoed."""
     scenario = rich_scenario(num_shards=2)
+    # No wait between IDENTIFYs is right only with max_concurrency 3 (one bucket each).
+    options = ReplayOptions(speed=0, session_start_limit=SessionStartLimit(max_concurrency=3))
     async with (
-        replay(scenario, tmp_path) as server,
+        replay(scenario, tmp_path, options) as server,
         running(
             server,
             monkeypatch,
