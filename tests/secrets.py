@@ -166,7 +166,9 @@ async def _good_session(url: str, proxy: str | None) -> list[str | None]:
     events: list[str | None] = []
     async with websockets.connect(url, proxy=proxy, max_queue=None) as ws:
         assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["op"] == 10
-        await ws.send(json.dumps({"op": 2, "d": {"token": token, "properties": {}, "intents": 1}}))
+        await ws.send(
+            json.dumps({"op": 2, "d": {"token": token, "properties": {}, "intents": 4097}})
+        )
         while "VOICE_SERVER_UPDATE" not in events:
             events.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)).get("t"))
     return events

@@ -24,6 +24,7 @@ from replayer.archive.reader import ArchiveReader
 from replayer.archive.records import CloseRecord, FrameRecord
 from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
+from replayer.replay.intents import VALID_INTENTS
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
 from tests.archives import session_lines, write_archive
@@ -69,7 +70,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 async def identify_and_read(ws: websockets.ClientConnection) -> list[str | None]:
     assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["op"] == 10
-    await ws.send(json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}, "intents": 1}}))
+    await ws.send(json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}, "intents": 4097}}))
     return [json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["t"] for _ in range(6)]
 
 
@@ -194,7 +195,9 @@ async def test_a_full_disk_is_said_once_and_the_bot_gets_everything(tmp_path: Pa
         async with websockets.connect(gateway_url + "?v=10&encoding=json") as ws:
             assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["op"] == 10
             await ws.send(
-                json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}, "intents": 1}})
+                json.dumps(
+                    {"op": 2, "d": {"token": TOKEN, "properties": {}, "intents": VALID_INTENTS}}
+                )  # every event the synth session holds
             )
             events = [
                 json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) for _ in range(expected)

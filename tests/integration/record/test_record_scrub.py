@@ -91,7 +91,7 @@ async def test_record_scrub_in_reverse_mode(tmp_path: Path) -> None:
             async with websockets.connect(gateway_url + "?v=10&encoding=json") as ws:
                 assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["op"] == 10
                 await ws.send(
-                    json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}, "intents": 1}})
+                    json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}, "intents": 4097}})
                 )
                 seen = [json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) for _ in range(2)]
         finally:

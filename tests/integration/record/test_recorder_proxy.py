@@ -82,7 +82,9 @@ async def session_through(
                     got.append(json.loads(message))
 
     async with websockets.connect(gateway_url + query, compression=None) as ws:
-        await ws.send(json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}, "intents": 1}}))
+        await ws.send(
+            json.dumps({"op": 2, "d": {"token": TOKEN, "properties": {}, "intents": 4097}})
+        )
         await asyncio.wait_for(read(ws), TIMEOUT)
         assert ws.close_code == 4000
     resume_url = next(p["d"]["resume_gateway_url"] for p in got if p.get("t") == "READY")

@@ -14,7 +14,7 @@ import websockets
 
 from tests.integration.replay.test_replay_process import SAMPLE, finish, start
 
-IDENTIFY = json.dumps({"op": 2, "d": {"token": "t", "properties": {}, "intents": 1}})
+IDENTIFY = json.dumps({"op": 2, "d": {"token": "t", "properties": {}, "intents": 4097}})
 PRESENCE = json.dumps(
     {"op": 3, "d": {"since": None, "activities": [], "status": "online", "afk": False}}
 )

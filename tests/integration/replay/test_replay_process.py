@@ -46,7 +46,7 @@ async def test_ctrl_c_closes_clients_with_1001_and_exits(tmp_path: Path) -> None
     process, url = await start()
     async with websockets.connect(url + "?v=10&encoding=json", max_queue=None) as ws:
         assert json.loads(await ws.recv())["op"] == 10
-        await ws.send(json.dumps({"op": 2, "d": {"token": "t", "properties": {}, "intents": 1}}))
+        await ws.send(json.dumps({"op": 2, "d": {"token": "t", "properties": {}, "intents": 4097}}))
         assert json.loads(await ws.recv())["t"] == "READY"
         process.send_signal(signal.SIGINT)
         with contextlib.suppress(websockets.ConnectionClosed):

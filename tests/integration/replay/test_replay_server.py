@@ -95,7 +95,7 @@ async def test_client_chooses_the_wire_format(server: ReplayServer, compress: Co
     async with websockets.connect(server.gateway_url + query, compression=None) as ws:
         hello = await recv_json(ws, compress, inflater)
         assert hello["op"] == 10
-        await ws.send(json.dumps({"op": 2, "d": {"token": "t", "shard": [1, 2], "intents": 1}}))
+        await ws.send(json.dumps({"op": 2, "d": {"token": "t", "shard": [1, 2], "intents": 4097}}))
         events = [(await recv_json(ws, compress, inflater))["t"] for _ in range(6)]
         assert events == [
             "READY",
@@ -130,7 +130,9 @@ async def test_misbehaving_clients_do_not_hurt_others(server: ReplayServer) -> N
             assert info.value.rcvd is not None
             assert info.value.rcvd.code == 4002
         # The first client is unaffected.
-        await good.send(json.dumps({"op": 2, "d": {"token": "t", "shard": [0, 2], "intents": 1}}))
+        await good.send(
+            json.dumps({"op": 2, "d": {"token": "t", "shard": [0, 2], "intents": 4097}})
+        )
         assert (await recv_json(good))["t"] == "READY"
 
 
@@ -139,7 +141,7 @@ async def test_transcript_records_both_directions(server: ReplayServer, tmp_path
         await recv_json(ws)
         await ws.send(
             json.dumps(
-                {"op": 2, "d": {"token": "secret-token-value", "shard": [0, 2], "intents": 1}}
+                {"op": 2, "d": {"token": "secret-token-value", "shard": [0, 2], "intents": 4097}}
             )
         )
         for _ in range(6):
@@ -167,7 +169,7 @@ async def test_sample_archive_serves(tmp_path: Path) -> None:
         async with websockets.connect(server.gateway_url + "?v=10&encoding=etf") as ws:
             hello = etf_decode(await asyncio.wait_for(ws.recv(), TIMEOUT))  # type: ignore[arg-type]
             assert hello["d"]["heartbeat_interval"] == 41250
-            await ws.send(etf_encode({"op": 2, "d": {"token": "x", "intents": 1}}))
+            await ws.send(etf_encode({"op": 2, "d": {"token": "x", "intents": 4097}}))
             ready = etf_decode(await asyncio.wait_for(ws.recv(), TIMEOUT))  # type: ignore[arg-type]
             assert ready["t"] == "READY"
             assert ready["d"]["resume_gateway_url"] == server.gateway_url + "resume/1"

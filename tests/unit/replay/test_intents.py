@@ -32,6 +32,9 @@ CONTENT = {
     "poll": {"question": {"text": "?"}},
 }
 
+# Several IDENTIFYs at one instant here: Discord's identify concurrency (one per 5 s
+# per bucket, replay/starts.py, tested in test_starts.py) is off in these tests.
+
 
 def message(
     mid: str, author: dict[str, Any], *, guild: bool = True, **extra: Any
@@ -144,19 +147,21 @@ def connect(h: Harness, intents: Any, **d: Any) -> tuple[GatewayConnection, list
 
 @pytest.mark.parametrize("intents", [1 << 17, 1 << 30, -1, "1", True, 1.0])
 def test_invalid_intent_bits_get_4013(intents: Any, harness: Callable[..., Harness]) -> None:
-    _, out = connect(harness(lines(), speed=0), intents)
+    _, out = connect(harness(lines(), speed=0, identify_concurrency=False), intents)
     [close] = out
     assert isinstance(close, Close)
     assert close.code == 4013
 
 
 def test_check_intents_off_accepts_invalid_bits(harness: Callable[..., Harness]) -> None:
-    _, out = connect(harness(lines(), speed=0, check_intents=False), 1 << 17 | 1)
+    _, out = connect(
+        harness(lines(), speed=0, identify_concurrency=False, check_intents=False), 1 << 17 | 1
+    )
     assert payloads(out)[0]["t"] == "READY"
 
 
 def test_every_documented_intent_is_valid(harness: Callable[..., Harness]) -> None:
-    _, out = connect(harness(lines(), speed=0), I.VALID_INTENTS)
+    _, out = connect(harness(lines(), speed=0, identify_concurrency=False), I.VALID_INTENTS)
     assert payloads(out)[0]["t"] == "READY"
 
 
@@ -175,7 +180,10 @@ def test_privileged_intents_not_granted_get_4014(
 ) -> None:
     """The recorded application flags say what is granted (Resources > Application >
     Application Flags); IDENTIFY with anything more is closed with 4014."""
-    _, out = connect(harness(lines(recorded_intents=1, app_flags=flags), speed=0), asked)
+    _, out = connect(
+        harness(lines(recorded_intents=1, app_flags=flags), speed=0, identify_concurrency=False),
+        asked,
+    )
     if refused:
         assert out == [
             Close(4014, f"disallowed intent(s): {I.names(refused)} (see --grant-intents)")
@@ -188,7 +196,11 @@ def test_a_recorded_identify_proves_its_privileged_intents(
     harness: Callable[..., Harness],
 ) -> None:
     """The recorded session got READY with MESSAGE_CONTENT: it was granted, flags or not."""
-    h = harness(lines(recorded_intents=1 | I.MESSAGE_CONTENT, app_flags=0), speed=0)
+    h = harness(
+        lines(recorded_intents=1 | I.MESSAGE_CONTENT, app_flags=0),
+        speed=0,
+        identify_concurrency=False,
+    )
     assert payloads(connect(h, I.MESSAGE_CONTENT)[1])[0]["t"] == "READY"
     assert connect(h, I.GUILD_MEMBERS)[1][0] == Close(
         4014, "disallowed intent(s): GUILD_MEMBERS (see --grant-intents)"
@@ -196,17 +208,23 @@ def test_a_recorded_identify_proves_its_privileged_intents(
 
 
 def test_without_recorded_flags_everything_is_granted(harness: Callable[..., Harness]) -> None:
-    _, out = connect(harness(lines(recorded_intents=1), speed=0), I.PRIVILEGED_INTENTS)
+    _, out = connect(
+        harness(lines(recorded_intents=1), speed=0, identify_concurrency=False),
+        I.PRIVILEGED_INTENTS,
+    )
     assert payloads(out)[0]["t"] == "READY"
 
 
 def test_grant_intents_overrides_the_recording(harness: Callable[..., Harness]) -> None:
     h = harness(
-        lines(app_flags=1 << 12 | 1 << 14 | 1 << 18), speed=0, grant_intents=I.GUILD_MEMBERS
+        lines(app_flags=1 << 12 | 1 << 14 | 1 << 18),
+        speed=0,
+        identify_concurrency=False,
+        grant_intents=I.GUILD_MEMBERS,
     )
     assert payloads(connect(h, I.GUILD_MEMBERS)[1])[0]["t"] == "READY"
     assert connect(h, I.MESSAGE_CONTENT)[1][0].code == 4014  # type: ignore[union-attr]
-    h = harness(lines(app_flags=0), speed=0, check_intents=False)
+    h = harness(lines(app_flags=0), speed=0, identify_concurrency=False, check_intents=False)
     assert payloads(connect(h, I.PRIVILEGED_INTENTS)[1])[0]["t"] == "READY"
 
 
@@ -225,7 +243,9 @@ def test_dispatches_follow_the_clients_intents(harness: Callable[..., Harness]) 
     emptied except the bot's own and those that mention it; the bot's member update
     only; GUILD_CREATE keeps the bot and the voice-connected member; ``s`` stays
     consecutive; an event of no intent comes anyway."""
-    _, out = connect(harness(lines(), speed=0), I.GUILDS | I.GUILD_MESSAGES)
+    _, out = connect(
+        harness(lines(), speed=0, identify_concurrency=False), I.GUILDS | I.GUILD_MESSAGES
+    )
     got = by_event(out)
     assert [(s, t) for s, t, _ in got] == [
         (1, "READY"), (2, "GUILD_CREATE"), (3, "MESSAGE_CREATE"), (4, "MESSAGE_CREATE"),
@@ -247,7 +267,10 @@ def test_dispatches_follow_the_clients_intents(harness: Callable[..., Harness]) 
 def test_dms_keep_their_content_and_need_direct_messages(harness: Callable[..., Harness]) -> None:
     """DM events need the DIRECT_* intents and keep their content; the bot's own member
     update comes without GUILD_MEMBERS (Gateway > Caveats)."""
-    _, out = connect(harness(lines(), speed=0), I.DIRECT_MESSAGES | I.DIRECT_MESSAGE_TYPING)
+    _, out = connect(
+        harness(lines(), speed=0, identify_concurrency=False),
+        I.DIRECT_MESSAGES | I.DIRECT_MESSAGE_TYPING,
+    )
     got = by_event(out)
     assert [t for _, t, _ in got] == [
         "READY", "TYPING_START", "MESSAGE_CREATE", "GUILD_MEMBER_UPDATE", "INTERACTION_CREATE",
@@ -258,7 +281,7 @@ def test_dms_keep_their_content_and_need_direct_messages(harness: Callable[..., 
 
 
 def test_all_intents_get_the_recorded_bytes(harness: Callable[..., Harness]) -> None:
-    h = harness(lines(), speed=0)
+    h = harness(lines(), speed=0, identify_concurrency=False)
     _, out = connect(h, I.VALID_INTENTS)
     assert [t for _, t, _ in by_event(out)] == ["READY"] + [e for e, _ in DISPATCHES]
     for send, (_, d) in zip(out[1:], DISPATCHES, strict=True):
@@ -268,7 +291,7 @@ def test_all_intents_get_the_recorded_bytes(harness: Callable[..., Harness]) -> 
 
 def test_every_intent_needs_no_filter(harness: Callable[..., Harness]) -> None:
     """The hot path's cheapest case: a client with every intent has no filter at all."""
-    h = harness(lines(), speed=0)
+    h = harness(lines(), speed=0, identify_concurrency=False)
     connect(h, I.VALID_INTENTS)
     connect(h, I.VALID_INTENTS & ~I.MESSAGE_CONTENT)
     first, second = h.replay.sessions.values()
@@ -277,13 +300,15 @@ def test_every_intent_needs_no_filter(harness: Callable[..., Harness]) -> None:
 
 
 def test_filter_intents_off_sends_everything(harness: Callable[..., Harness]) -> None:
-    _, out = connect(harness(lines(), speed=0, filter_intents=False), I.GUILDS)
+    _, out = connect(
+        harness(lines(), speed=0, identify_concurrency=False, filter_intents=False), I.GUILDS
+    )
     assert [t for _, t, _ in by_event(out)] == ["READY"] + [e for e, _ in DISPATCHES]
     assert by_event(out)[5][2]["content"] == "secret"
 
 
 def test_a_resume_replays_what_was_sent_filtered_alike(harness: Callable[..., Harness]) -> None:
-    h = harness(lines(), speed=0)
+    h = harness(lines(), speed=0, identify_concurrency=False)
     conn, out = connect(h, I.GUILDS | I.GUILD_MESSAGES)
     first = by_event(out)
     conn.client_closed(4000, 0)
@@ -296,7 +321,9 @@ def test_a_resume_replays_what_was_sent_filtered_alike(harness: Callable[..., Ha
 
 
 def test_intents_beyond_the_recording_are_noticed_once(harness: Callable[..., Harness]) -> None:
-    h = harness(lines(recorded_intents=I.GUILDS | I.GUILD_MESSAGES), speed=0)
+    h = harness(
+        lines(recorded_intents=I.GUILDS | I.GUILD_MESSAGES), speed=0, identify_concurrency=False
+    )
     heard: list[str] = []
     h.replay.on_notice = heard.append
     connect(h, I.GUILDS | I.GUILD_MESSAGES)

@@ -21,6 +21,9 @@ from .conftest import Harness
 
 INTENTS = (1 << 26) - 1 & ~(7 << 17 | 3 << 22)  # every documented intent
 
+# Several IDENTIFYs at one instant here: Discord's identify concurrency (one per 5 s
+# per bucket, replay/starts.py, tested in test_starts.py) is off in these tests.
+
 
 def gid(k: int) -> str:
     """A guild id whose shard is ``k % num_shards`` for any num_shards."""
@@ -108,12 +111,14 @@ def guilds_and_messages(got: list[tuple[int, str, Any]]) -> list[tuple[str, str]
 def test_shard_id_outside_num_shards_gets_4010(
     shard: list[int], harness: Callable[..., Harness]
 ) -> None:
-    _, out = identify(harness(two_shards(), speed=0), shard)
+    _, out = identify(harness(two_shards(), speed=0, identify_concurrency=False), shard)
     assert out == [Close(4010, f"invalid shard {shard}: shard_id >= num_shards")]
 
 
 def test_check_shards_off_serves_a_recorded_shard_by_id(harness: Callable[..., Harness]) -> None:
-    h = harness(two_shards(), speed=0, check_shards=False, reroute_shards=False)
+    h = harness(
+        two_shards(), speed=0, identify_concurrency=False, check_shards=False, reroute_shards=False
+    )
     _, out = identify(h, [1, 1])
     assert stream(out)[0][2]["session_id"] == "sess1"
 
@@ -122,19 +127,23 @@ def test_check_shards_off_serves_a_recorded_shard_by_id(harness: Callable[..., H
 def test_require_sharding_refuses_an_unsharded_identify(
     shard: list[int] | None, refused: bool, harness: Callable[..., Harness]
 ) -> None:
-    _, out = identify(harness(two_shards(), speed=0, require_sharding=True), shard)
+    _, out = identify(
+        harness(two_shards(), speed=0, identify_concurrency=False, require_sharding=True), shard
+    )
     if refused:
         assert out == [Close(4011, "sharding required (--require-sharding)")]
     else:
         assert stream(out)[0][1] == "READY"
-    _, out = identify(harness(two_shards(), speed=0), shard)  # off by default
+    _, out = identify(
+        harness(two_shards(), speed=0, identify_concurrency=False), shard
+    )  # off by default
     assert stream(out)[0][1] == "READY"
 
 
 def test_the_recorded_num_shards_gets_the_recorded_streams(
     harness: Callable[..., Harness],
 ) -> None:
-    h = harness(two_shards(), speed=0)
+    h = harness(two_shards(), speed=0, identify_concurrency=False)
     _, out = identify(h, [1, 2])
     got = stream(out)
     assert got[0][2]["session_id"] == "sess1"
@@ -147,7 +156,7 @@ def test_the_recorded_num_shards_gets_the_recorded_streams(
 
 def test_an_unsharded_client_gets_every_recorded_guild(harness: Callable[..., Harness]) -> None:
     """Both recorded shards merged in recorded time order, READY listing all guilds."""
-    _, out = identify(harness(two_shards(), speed=0), None)
+    _, out = identify(harness(two_shards(), speed=0, identify_concurrency=False), None)
     got = stream(out)
     assert [s for s, _, _ in got] == list(range(1, 15))
     assert "shard" not in got[0][2]
@@ -164,7 +173,7 @@ def test_an_unsharded_client_gets_every_recorded_guild(harness: Callable[..., Ha
 def test_another_num_shards_is_routed_by_the_formula(
     num_shards: int, harness: Callable[..., Harness]
 ) -> None:
-    h = harness(two_shards(), speed=0)
+    h = harness(two_shards(), speed=0, identify_concurrency=False)
     seen: list[str] = []
     for shard_id in range(num_shards):
         _, out = identify(h, [shard_id, num_shards])
@@ -182,7 +191,7 @@ def test_another_num_shards_is_routed_by_the_formula(
 
 
 def test_several_sessions_may_hold_one_shard(harness: Callable[..., Harness]) -> None:
-    h = harness(two_shards(), speed=0)
+    h = harness(two_shards(), speed=0, identify_concurrency=False)
     _, first = identify(h, [0, 2])
     _, second = identify(h, [0, 2])
     a, b = stream(first), stream(second)
@@ -191,7 +200,9 @@ def test_several_sessions_may_hold_one_shard(harness: Callable[..., Harness]) ->
 
 
 def test_reroute_off_serves_the_recorded_shard(harness: Callable[..., Harness]) -> None:
-    _, out = identify(harness(two_shards(), speed=0, reroute_shards=False), None)
+    _, out = identify(
+        harness(two_shards(), speed=0, identify_concurrency=False, reroute_shards=False), None
+    )
     got = stream(out)
     assert got[0][2]["session_id"] == "sess0"
     assert {g for _, g in guilds_and_messages(got)} == {gid(2), gid(4), gid(6), "99"}
