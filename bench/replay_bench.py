@@ -257,6 +257,9 @@ class Server:
             cmd = [
                 venv_tool("replayer"), "replay", str(archive), "--speed", "0",
                 "--host", "127.0.0.1", "--port", "0",
+                # One IDENTIFY per transfer, back to back, and no heartbeats: the rules
+                # that would stop that are not what this measures.
+                "--no-identify-concurrency", "--no-heartbeat-timeout",
             ]  # fmt: skip
         else:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(archive)]
@@ -585,7 +588,8 @@ def profile(archive: Path, out_dir: Path | None, top: int) -> None:
     expected = len(script.shards[0])
 
     async def one(compress: str) -> tuple[cProfile.Profile, dict[str, Any], float]:
-        async with ReplayServer(script, ReplayOptions(speed=0)) as server:
+        options = ReplayOptions(speed=0, identify_concurrency=False, heartbeat_timeout=False)
+        async with ReplayServer(script, options) as server:
             cmd = [
                 sys.executable, str(Path(__file__).resolve()), "--client", server.gateway_url,
                 compress, str(expected),
