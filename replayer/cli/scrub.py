@@ -16,7 +16,14 @@ from replayer.archive.header import Header
 from replayer.archive.reader import ArchiveReader
 from replayer.archive.scrub import Scrubber
 from replayer.archive.writer import ArchiveWriter
-from replayer.cli.output import ArchivePath, complete_records, err, fail, progress_bar
+from replayer.cli.output import (
+    ArchivePath,
+    ForceOption,
+    complete_records,
+    err,
+    fail,
+    progress_bar,
+)
 from replayer.cli.root import app
 
 KEY_ENV = "REPLAYER_SCRUB_KEY"
@@ -68,7 +75,7 @@ def scrub(
             show_default=False,
         ),
     ] = None,
-    force: Annotated[bool, typer.Option(help="Write over an existing output file.")] = False,
+    force: ForceOption = False,
 ) -> None:
     """Pseudonymise an archive to publish it: ids, names, text replaced (keyed), replayable."""
     if _same_file(archive, output):

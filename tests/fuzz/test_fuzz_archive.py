@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import pytest
 from hypothesis import strategies as st
 
 from replayer.archive.header import Header
@@ -87,3 +88,13 @@ test_mutated_archive, test_mutated_archive_long = fuzz_pair(
     edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6),
     cut=st.integers(0, 40),
 )
+
+
+def test_the_targets_tell_good_from_bad() -> None:
+    """What the fuzz targets rely on: a valid archive reads whole, and a bad one raises
+    the documented error (which the targets allow), not something else."""
+    read_all(VALID)
+    with pytest.raises(ArchiveError, match="truncated"):
+        read_all(VALID[:-3])
+    with pytest.raises(ArchiveError):
+        read_all(HEADER + msgpack.packb([99, 1, 2, 3]))

@@ -8,10 +8,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 
 from replayer.archive.jsonl import Importer, LineError, header_from_json, parse_line
 from replayer.archive.writer import ArchiveWriter
+from tests.archives import session_lines
 
 from .conftest import fuzz_pair, fuzz_target
 
@@ -93,3 +95,14 @@ test_import_lines, test_import_lines_long = fuzz_pair(
         lambda t: [t[0], *t[1]]
     ),
 )
+
+
+def test_the_target_tells_good_from_bad() -> None:
+    """What the fuzz target relies on: a good session imports (records reach the file),
+    and a bad line raises the documented LineError, naming its field."""
+    good = [line_bytes(obj) for obj in session_lines()]
+    import_lines(good)
+    assert OUT.stat().st_size > 100
+    with pytest.raises(LineError, match="t_ms"):
+        # The target itself swallows LineError, the one error it allows: call what it wraps.
+        import_lines.__wrapped__([good[0], b'{"kind": "connection", "t_ms": NaN}'])  # type: ignore[attr-defined]
