@@ -33,8 +33,9 @@ from replayer.cli.root import app
 from replayer.errors import ReplayerError
 from replayer.replay.faults import FaultPlan, parse_fault
 from replayer.replay.verdicts import Verdict, all_ok
+from replayer.resources import sample_archive
 
-DEFAULT_ARCHIVE = Path(__file__).resolve().parents[2] / "recordings" / "small-bot.rpl"
+DEFAULT_ARCHIVE = sample_archive("small-bot.rpl")
 DEFAULT_FAULTS = (
     "reconnect@event=MESSAGE_CREATE#3",
     "invalid-session:false@event=MESSAGE_CREATE#6",

@@ -1,0 +1,4 @@
+"""The conformance suite: case catalogue, runner, reports.
+
+May import ``replay``, ``record``, ``synth``, ``archive``, ``gateway`` and below.
+"""
