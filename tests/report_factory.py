@@ -232,6 +232,11 @@ def client_log_text(case_id: str, agent: str) -> str:
     return f"[{agent}] case {case_id}: connecting\n{HOSTILE}\n\x1b[0mdone\n"
 
 
+def shown(text: str) -> str:
+    """``text`` as the reports show it: the control characters of HOSTILE as escapes."""
+    return text.replace("\x1b", "\\x1b").replace("\x00", "\\x00")
+
+
 def write_logs(
     report_dir: Path, report_dict: dict[str, Any], *, size_bytes: int | None = None
 ) -> None:

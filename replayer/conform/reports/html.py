@@ -26,7 +26,7 @@ from replayer.conform.reports.schema import (
     Case,
     Report,
 )
-from replayer.conform.reports.text import ClientLog, broken_rules
+from replayer.conform.reports.text import ClientLog, broken_rules, xml_safe
 from replayer.conform.reports.timeline import format_ms, legend_opcodes, timeline_svg
 
 RESULT_MEANING = {
@@ -91,7 +91,9 @@ def result_class(result: str) -> str:
 
 
 def _e(text: object) -> str:
-    return escape(str(text), quote=True)
+    """``text`` as HTML text or attribute value: escaped, control characters shown as
+    ``\\xNN`` (a client's log has ANSI colours; HTML holds no NUL)."""
+    return escape(xml_safe(str(text)), quote=True)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import math
 from html import escape
 
 from replayer.conform.reports.schema import Connection, Frame, Mark, Timeline
+from replayer.conform.reports.text import xml_safe
 from replayer.gateway.close_codes import close_code_name
 from replayer.gateway.opcodes import opcode_name
 
@@ -48,7 +49,9 @@ def opcode_colour(op: int | None) -> str:
 
 
 def _e(text: object) -> str:
-    return escape(str(text), quote=True)
+    """``text`` as HTML text or attribute value: escaped, control characters shown as
+    ``\\xNN`` (a client's log has ANSI colours; HTML holds no NUL)."""
+    return escape(xml_safe(str(text)), quote=True)
 
 
 def _n(value: float) -> str:

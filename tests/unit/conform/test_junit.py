@@ -10,7 +10,15 @@ from typing import Any
 from replayer.conform.reports import merge_reports, write_merged, write_reports
 from replayer.conform.reports.junit import Suite, junit_xml
 from replayer.conform.reports.schema import parse_report
-from tests.report_factory import HOSTILE, case, client_log_text, report, sample_report, write_logs
+from tests.report_factory import (
+    HOSTILE,
+    case,
+    client_log_text,
+    report,
+    sample_report,
+    shown,
+    write_logs,
+)
 
 
 def written(tmp_path: Path, data: dict[str, Any]) -> ET.Element:
@@ -59,10 +67,9 @@ def test_a_failure_says_expected_and_observed_and_holds_the_verdict_table(tmp_pa
     failure = by_name(suite)["3.2"].find("failure")
     assert failure is not None
     assert failure.get("type") == "FAIL"
-    shown = HOSTILE.replace("\x1b", "\\x1b").replace("\x00", "\\x00")
     assert (
         failure.get("message")
-        == f"expected: a RESUME on a new connection; observed: a fresh IDENTIFY {shown}"
+        == f"expected: a RESUME on a new connection; observed: a fresh IDENTIFY {shown(HOSTILE)}"
     )
     table = failure.text or ""
     assert "FAIL       reconnect-resumes (connection 1)" in table
@@ -96,10 +103,7 @@ def test_the_client_log_is_in_system_out_even_when_hostile(tmp_path: Path) -> No
     suite = written(tmp_path, sample_report()).find("testsuite")
     assert suite is not None
     out = by_name(suite)["1.1"].findtext("system-out")
-    expected = (
-        client_log_text("1.1", "discord.py 2.7.1").replace("\x1b", "\\x1b").replace("\x00", "\\x00")
-    )
-    assert out == expected
+    assert out == shown(client_log_text("1.1", "discord.py 2.7.1"))
     # The hostile name survives as text.
     name = by_name(suite)["3.2"].get("name") or ""
     assert '<script>alert("x")</script>' in name
