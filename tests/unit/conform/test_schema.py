@@ -224,3 +224,23 @@ def test_any_one_field_changed_is_read_or_refused_never_a_crash(
 def test_any_json_is_read_or_refused(value: Any) -> None:
     with contextlib.suppress(ReportError):
         parse_report(value)
+
+
+def test_the_documented_example_is_a_report_this_reader_accepts() -> None:
+    doc = (Path(__file__).parents[3] / "docs" / "conformance" / "results-schema.md").read_text(
+        encoding="utf-8"
+    )
+    example = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    report = parse_report(json.loads(example))
+    assert [c.id for c in report.cases] == ["3.1"]
+    case = report.cases[0]
+    assert case.timeline is not None
+    assert case.timeline.connections[0].close is not None
+    assert case.timeline.connections[0].close.code == 4000
+    # The error line the page shows is the one the reader gives.
+    data = json.loads(example)
+    data["cases"][0]["timeline"]["connections"][0]["close"]["code"] = "4000"
+    with pytest.raises(ReportError) as caught:
+        parse_report(data, path="run2/results.json")
+    shown = str(caught.value).replace("cases[0]", "cases[4]")
+    assert f"error: {shown}" in doc
