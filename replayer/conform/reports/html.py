@@ -77,7 +77,10 @@ pre.log { background: #101418; color: #e6e6e6; padding: .75rem; max-height: 36re
 .note { color: #555; font-style: italic; }
 figure.timeline { margin: 0; }
 svg.timeline { border: 1px solid #dde1e4; background: #fff; max-width: 100%; }
-svg.timeline text { font: 11px system-ui, sans-serif; fill: #37474f; }
+svg.timeline text { font: 11px system-ui, sans-serif; fill: #37474f; paint-order: stroke;
+  stroke: #fff; stroke-width: 3px; stroke-linejoin: round; }
+table.verdicts { width: 100%; }
+table.verdicts td { overflow-wrap: anywhere; }
 svg.timeline text.close-label { font-weight: 700; fill: #263238; }
 ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .3rem 1rem; }
 .swatch { display: inline-block; width: .8rem; height: .8rem; vertical-align: -.1rem;
@@ -364,7 +367,20 @@ def _timeline(case: Case) -> list[str]:
         "a black bar the close with its code. Hover for details.</figcaption>",
         "</figure>",
         f'<ul class="legend opcodes">{swatches}</ul>',
+        *_reactions(case),
     ]
+
+
+def _reactions(case: Case) -> list[str]:
+    if case.timeline is None or not case.timeline.reactions:
+        return []
+    items = "".join(
+        f"<li>{_e(format_ms(r.t_ms))}"
+        + (f" on conn {r.conn}" if r.conn is not None else "")
+        + f": {_e(r.what)}</li>"
+        for r in sorted(case.timeline.reactions, key=lambda r: r.t_ms)
+    )
+    return [f'<p>The client\'s reactions:</p><ul class="reactions">{items}</ul>']
 
 
 def _log(log: ClientLog, log_href: str | None) -> list[str]:

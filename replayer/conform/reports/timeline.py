@@ -22,6 +22,7 @@ AXIS_H = 26
 LANE_H = 44
 LANE_GAP = 10
 BOTTOM = 8
+CHAR_W = 6.2  # about how wide a character of the 11 px labels is
 
 # One colour per opcode the gateway uses (Topics > Opcodes and Status Codes > Gateway
 # Opcodes); any other opcode is black.
@@ -125,8 +126,15 @@ def timeline_svg(timeline: Timeline) -> str:
         out.extend(_lane(scale, i, conn, timeline.duration_ms))
     for fault in timeline.faults:
         out.append(_fault(scale, fault, lane_of, len(lanes)))
-    for reaction in timeline.reactions:
-        out.append(_reaction(scale, reaction, lane_of, len(lanes)))
+    # A reaction's label is left out (its dot and tooltip stay) where it would run into
+    # the label before it in the same lane: the case page lists them all under the drawing.
+    label_end: dict[int | None, float] = {}
+    for reaction in sorted(timeline.reactions, key=lambda m: m.t_ms):
+        lane = reaction.conn if reaction.conn in lane_of else None
+        drawn, end = _reaction(scale, reaction, lane_of, len(lanes), label_end.get(lane))
+        if end is not None:
+            label_end[lane] = end
+        out.append(drawn)
     out.append("</svg>")
     return "\n".join(out)
 
@@ -157,31 +165,45 @@ def _lane(scale: _Scale, index: int, conn: Connection, duration_ms: float) -> li
         f'<line x1="{_n(x0)}" y1="{_n(mid)}" x2="{_n(x1)}" y2="{_n(mid)}" '
         f'stroke="#cfd8dc" stroke-dasharray="2 3"/>',
     ]
-    parts.extend(_frame(scale, top, frame) for frame in conn.frames)
+    parts.extend(_frame_ticks(scale, top, conn.frames))
     if conn.closed_ms is not None or conn.close is not None:
         parts.append(_close(scale, top, conn, end_ms))
     parts.append("</g>")
     return parts
 
 
-def _frame(scale: _Scale, top: float, frame: Frame) -> str:
-    x = _n(scale.x(frame.t_ms))
-    y1, y2 = (
-        (top + 3, top + LANE_H / 2 - 2)
-        if frame.dir == "server"
-        else (
-            top + LANE_H / 2 + 2,
-            top + LANE_H - 3,
+def _frame_ticks(scale: _Scale, top: float, frames: tuple[Frame, ...]) -> list[str]:
+    """A tick per frame, but one per pixel column, direction and opcode: the frames that
+    would be drawn on top of each other are one tick whose tooltip counts them (a lane
+    holds at most a few thousand ticks, however many frames the case had)."""
+    buckets: dict[tuple[int, str, int | None], list[Frame]] = {}
+    for frame in frames:
+        key = (math.floor(scale.x(frame.t_ms)), frame.dir, frame.op)
+        buckets.setdefault(key, []).append(frame)
+    return [_tick(scale, top, group) for group in buckets.values()]
+
+
+def _tick(scale: _Scale, top: float, frames: list[Frame]) -> str:
+    first = frames[0]
+    x = _n(scale.x(first.t_ms))
+    if first.dir == "server":
+        y1, y2 = top + 3, top + LANE_H / 2 - 2
+    else:
+        y1, y2 = top + LANE_H / 2 + 2, top + LANE_H - 3
+    what = f"op {first.op} {opcode_name(first.op)}" if first.op is not None else "no opcode"
+    if len(frames) == 1:
+        tip = f"{format_ms(first.t_ms)} · {first.dir} · {what}" + (f" {first.t}" if first.t else "")
+    else:
+        names = sorted({f.t for f in frames if f.t})
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        tip = (
+            f"{format_ms(first.t_ms)} to {format_ms(frames[-1].t_ms)} · {first.dir} · "
+            f"{len(frames)} frames, {what}" + (f" ({shown})" if shown else "")
         )
-    )
-    what = f"op {frame.op} {opcode_name(frame.op)}" if frame.op is not None else "no opcode"
-    if frame.t:
-        what += f" {frame.t}"
-    tip = f"{format_ms(frame.t_ms)} · {frame.dir} · {what}"
     return (
-        f'<line class="frame" data-op="{"" if frame.op is None else frame.op}" '
-        f'x1="{x}" y1="{_n(y1)}" x2="{x}" y2="{_n(y2)}" '
-        f'stroke="{opcode_colour(frame.op)}" stroke-width="2"><title>{_e(tip)}</title></line>'
+        f'<line class="frame" data-op="{"" if first.op is None else first.op}" '
+        f'data-frames="{len(frames)}" x1="{x}" y1="{_n(y1)}" x2="{x}" y2="{_n(y2)}" '
+        f'stroke="{opcode_colour(first.op)}" stroke-width="2"><title>{_e(tip)}</title></line>'
     )
 
 
@@ -194,7 +216,7 @@ def _close(scale: _Scale, top: float, conn: Connection, end_ms: float) -> str:
         code = ""
     else:
         code = "" if close.code is None else str(close.code)
-        label = f"{code or 'no code'}" + (f" by {close.by}" if close.by else "")
+        label = (code or "no close code") + (f" by {close.by}" if close.by else "")
         tip = f"{format_ms(end_ms)} · close {code or '(no code)'} {close_code_name(close.code)}"
         if close.by:
             tip += f" by the {close.by}"
@@ -234,18 +256,34 @@ def _fault(scale: _Scale, fault: Mark, lane_of: dict[int, int], n_lanes: int) ->
     )
 
 
-def _reaction(scale: _Scale, reaction: Mark, lane_of: dict[int, int], n_lanes: int) -> str:
+def _reaction(
+    scale: _Scale,
+    reaction: Mark,
+    lane_of: dict[int, int],
+    n_lanes: int,
+    free_from: float | None,
+) -> tuple[str, float | None]:
+    """The reaction's dot, and its label unless it would start before ``free_from``; with
+    where the label ends (None: no label)."""
     x = scale.x(reaction.t_ms)
     _top, bottom = _mark_span(reaction, lane_of, n_lanes)
     on = f" on conn {reaction.conn}" if reaction.conn is not None else ""
     tip = f"{format_ms(reaction.t_ms)} · the client{on}: {reaction.what}"
+    label = _short(reaction.what)
+    width = CHAR_W * len(label)
+    # Right of the dot, or left of it near the right edge.
+    x0 = x + 7 if x + 7 + width <= WIDTH - 2 else x - 7 - width
+    text, end = "", None
+    if free_from is None or x0 >= free_from:
+        text = (
+            f'<text x="{_n(x0)}" y="{_n(bottom - 1)}" fill="{REACTION_COLOUR}">{_e(label)}</text>'
+        )
+        end = x0 + width + 4
     return (
         f'<g class="reaction"><title>{_e(tip)}</title>'
         f'<circle cx="{_n(x)}" cy="{_n(bottom - 5)}" r="5" fill="{REACTION_COLOUR}" '
-        f'stroke="#fff" stroke-width="1"/>'
-        f'<text x="{_n(x + 7)}" y="{_n(bottom - 1)}" fill="{REACTION_COLOUR}">'
-        f"{_e(_short(reaction.what))}</text></g>"
-    )
+        f'stroke="#fff" stroke-width="1"/>{text}</g>'
+    ), end
 
 
 def _short(text: str, limit: int = 24) -> str:

@@ -12,7 +12,7 @@ from replayer.conform.reports import write_reports
 from replayer.conform.reports.html import result_class
 from replayer.conform.reports.schema import parse_report
 from replayer.conform.reports.timeline import timeline_svg
-from tests.report_factory import HOSTILE, client_log_text, sample_report, shown, write_logs
+from tests.report_factory import HOSTILE, client_log_text, frame, sample_report, shown, write_logs
 from tests.unit.conform.html_parse import Page, parse_page
 
 
@@ -108,9 +108,25 @@ def test_frames_faults_and_reactions_are_drawn() -> None:
     assert svg.count('<g class="fault">') == 2
     assert svg.count('<g class="reaction">') == 1
     # RECONNECT (op 7) has its colour, HELLO its own.
-    assert 'data-op="7" x1=' in svg
+    assert svg.count('data-op="7" data-frames="1"') == 1
     assert re.search(r'data-op="7"[^>]*stroke="#e53935"', svg)
     assert re.search(r'data-op="10"[^>]*stroke="#00acc1"', svg)
+
+
+def test_frames_on_one_pixel_are_one_tick_that_counts_them() -> None:
+    data = sample_report()
+    conn = data["cases"][0]["timeline"]["connections"][0]
+    flood = [frame(100.0 + i * 0.001, "server", 0, f"EVENT_{i % 5}") for i in range(1000)]
+    conn["frames"] = [*conn["frames"], *flood, frame(100.2, "client", 1)]
+    case = parse_report(data).cases[0]
+    assert case.timeline is not None
+    svg = timeline_svg(case.timeline)
+    assert svg.count('<line class="frame"') == 5 + 1 + 1
+    assert 'data-op="0" data-frames="1000"' in svg
+    assert (
+        "100.0 ms to 101.0 ms · server · 1000 frames, op 0 DISPATCH (EVENT_0, EVENT_1, EVENT_2 and 2 more)"
+        in svg
+    )
 
 
 def test_nothing_hostile_becomes_markup(tmp_path: Path) -> None:
@@ -157,3 +173,21 @@ def test_same_report_same_bytes(tmp_path: Path) -> None:
     assert len(names) == 3 + 2 * 7
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_crowded_reaction_labels_are_left_out_but_every_dot_and_tip_stays() -> None:
+    data = sample_report()
+    timeline = data["cases"][1]["timeline"]
+    timeline["reactions"] = [
+        {"t_ms": 825.0, "conn": 2, "what": "RESUME"},
+        {"t_ms": 826.0, "conn": 2, "what": "close 4000"},
+        {"t_ms": 826.0, "conn": 1, "what": "IDENTIFY"},
+        {"t_ms": 2000.0, "conn": 2, "what": "RESUME again"},
+    ]
+    case = parse_report(data).cases[1]
+    assert case.timeline is not None
+    svg = timeline_svg(case.timeline)
+    assert svg.count('<g class="reaction">') == 4
+    labels = re.findall(r'<text [^>]*fill="#1565c0">([^<]*)</text>', svg)
+    assert labels == ["RESUME", "IDENTIFY", "RESUME again"]
+    assert "the client on conn 2: close 4000</title>" in svg
