@@ -5,14 +5,29 @@ comes from the network, and the same report gives the same bytes."""
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from replayer.conform.reports import write_reports
-from replayer.conform.reports.html import result_class
+from replayer.conform.reports.html import Column, case_html, index_html, result_class
 from replayer.conform.reports.schema import parse_report
+from replayer.conform.reports.text import ClientLog, xml_safe
 from replayer.conform.reports.timeline import timeline_svg
-from tests.report_factory import HOSTILE, client_log_text, frame, sample_report, shown, write_logs
+from tests.report_factory import (
+    HOSTILE,
+    case,
+    client_log_text,
+    frame,
+    reconnect_connections,
+    report,
+    sample_report,
+    shown,
+    write_logs,
+)
 from tests.unit.conform.html_parse import Page, parse_page
 
 
@@ -191,3 +206,44 @@ def test_crowded_reaction_labels_are_left_out_but_every_dot_and_tip_stays() -> N
     labels = re.findall(r'<text [^>]*fill="#1565c0">([^<]*)</text>', svg)
     assert labels == ["RESUME", "IDENTIFY", "RESUME again"]
     assert "the client on conn 2: close 4000</title>" in svg
+
+
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+
+
+@settings(max_examples=100)
+@given(agent=any_text, title=any_text, reason=any_text)
+def test_any_strings_read_back_as_text_never_markup(agent: str, title: str, reason: str) -> None:
+    data = report(
+        agent,
+        [
+            case(
+                "1.1",
+                title,
+                "PASS",
+                group_title="G",
+                connections=reconnect_connections(4000, reason),
+            )
+        ],
+    )
+    parsed = parse_report(data)
+    column = Column(parsed, "a")
+    index = parse_page(index_html([column], lambda _c, c: f"cases/{c.id}.html"))
+    page_html = case_html(
+        column,
+        parsed.cases[0],
+        index_href="../index.html",
+        log=ClientLog("", 0, 0, ""),
+        log_href=None,
+    )
+    page = parse_page(page_html)
+
+    seen = xml_safe  # html.parser gives back the text, control characters shown as escapes
+    assert "".join(index.agents) == seen(agent)
+    assert page.h1 == seen(f"1.1 {title}")
+    assert "script" not in index.tags
+    assert "script" not in page.tags
+    assert page.lanes == ["1", "2"]
+    [tip] = re.findall(r'<g class="close" data-code="4000"><title>([^<]*)</title>', page_html)
+    expected = "812.4 ms · close 4000 UNKNOWN_ERROR by the client"
+    assert html.unescape(tip) == (f"{expected}: {seen(reason)}" if reason else expected)

@@ -7,9 +7,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from replayer.conform.reports import merge_reports, write_merged, write_reports
 from replayer.conform.reports.junit import Suite, junit_xml
 from replayer.conform.reports.schema import parse_report
+from replayer.conform.reports.text import xml_safe
 from tests.report_factory import (
     HOSTILE,
     case,
@@ -146,3 +150,33 @@ def test_same_input_same_bytes(tmp_path: Path) -> None:
     first = junit_xml([Suite(data, tmp_path)])
     assert junit_xml([Suite(parse_report(sample_report()), tmp_path)]) == first
     assert first.startswith(b"<?xml version='1.0' encoding='utf-8'?>\n<testsuites")
+
+
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(agent=any_text, title=any_text, observed=any_text, log=any_text)
+def test_any_strings_give_a_junit_xml_that_parses_back_to_them(
+    tmp_path: Path, agent: str, title: str, observed: str, log: str
+) -> None:
+    data = report(agent, [case("1.1", title, "FAIL", group_title=title, observed=observed)])
+    log_path = tmp_path / "cases" / "1.1" / "client.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_bytes(log.encode("utf-8", "surrogatepass"))
+    root = ET.fromstring(junit_xml([Suite(parse_report(data), tmp_path)]))
+    [suite] = root.findall("testsuite")
+    [testcase] = suite.findall("testcase")
+    failure = testcase.find("failure")
+    assert failure is not None
+
+    def seen(text: str) -> str:  # what an XML reader gives back: \r\n and \r as \n
+        return xml_safe(text).replace("\r\n", "\n").replace("\r", "\n")
+
+    assert suite.get("name") == xml_safe(agent)
+    assert testcase.get("name") == xml_safe(f"1.1 {title}")
+    assert failure.get("message") == xml_safe(
+        f"expected: closes with a non-1000 code and RESUMEs at the resume URL; observed: {observed}"
+    )
+    logged = log.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    assert (testcase.findtext("system-out") or "") == seen(logged)
