@@ -145,7 +145,8 @@ def _testcase(parent: ET.Element, suite: Suite, case: Case, *, missing: bool) ->
         notes.append(f"INFO (records behaviour, judges nothing): {case.observed}")
     log = read_client_log(suite.report_dir, case)
     if log.note:
-        notes.append(f"client output: {log.note}")
+        whole = f"; the whole log is {case.client_output}" if log.truncated else ""
+        notes.append(f"client output: {log.note}{whole}")
     if log.text:
         notes.append(log.text)
     if notes:

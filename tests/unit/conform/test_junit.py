@@ -3,6 +3,7 @@ says, whatever the client printed."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,18 @@ def test_any_strings_give_a_junit_xml_that_parses_back_to_them(
     )
     logged = log.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     assert (testcase.findtext("system-out") or "") == seen(logged)
+
+
+def test_a_long_log_is_its_end_with_a_note(tmp_path: Path) -> None:
+    data = sample_report()
+    write_logs(tmp_path, data, size_bytes=200 * 1024)
+    write_reports(data, tmp_path)
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    out = by_name(suite)["1.1"].findtext("system-out") or ""
+    assert re.match(
+        r"client output: the last 6\d\.\d KiB of 200\.0 KiB shown; the whole log is cases/1\.1/client\.log\n\n",
+        out,
+    )
+    assert out.endswith(shown(client_log_text("1.1", "discord.py 2.7.1")))
+    assert "FIRST LINE" not in out
