@@ -64,7 +64,7 @@ td.id { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .r-info { background: #bbdefb; color: #0d47a1; }
 .r-missing { background: #f4f4f4; color: #6b6b6b; }
 .badge { display: inline-block; padding: .05rem .5rem; border-radius: .25rem;
-  font-weight: 600; }
+  font-weight: 600; white-space: nowrap; }
 .broken { border-left: 4px solid #b71c1c; background: #fff5f5; padding: .5rem 1rem;
   margin: 1rem 0; }
 .broken.non-strict { border-left-color: #a08900; background: #fffde7; }
