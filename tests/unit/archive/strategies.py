@@ -11,6 +11,7 @@ from replayer.archive.records import (
     Closer,
     CloseRecord,
     ConnectionInfoRecord,
+    ConnectionKind,
     ConnectionRecord,
     FrameFlag,
     FrameRecord,
@@ -58,6 +59,7 @@ connection_records = st.builds(
     headers=headers,
     shard=shard,
     resumes=st.none() | small_uint,
+    kind=st.sampled_from(ConnectionKind),
 )
 frame_records = st.builds(
     FrameRecord,
@@ -101,6 +103,7 @@ info_records = st.builds(
     shard=shard,
     resumes=st.none() | small_uint,
     session_id=st.none() | text,
+    kind=st.none() | st.sampled_from(ConnectionKind),
 )
 any_record: st.SearchStrategy[Record] = st.one_of(
     connection_records, frame_records, close_records, http_records, info_records
