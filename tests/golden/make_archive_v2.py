@@ -99,8 +99,8 @@ def records() -> list[Any]:
         # Opened without the endpoint known (a "gateway" at first), recognised by the voice
         # handshake: HELLO op 8 with no "t", then RESUME with server_id/session_id/token.
         ConnectionRecord(3, 20 * MS, voice_url, voice_query, (("Host", ENDPOINT.split(":")[0]),)),
+        ConnectionInfoRecord(3, 21 * MS, kind=v),  # as the recorder writes it: before HELLO
         _frame(3, 21, server, _json({"op": 8, "d": {"v": 8, "heartbeat_interval": 13750.0}}), v),
-        ConnectionInfoRecord(3, 21 * MS + 1, kind=v),
         _frame(3, 22, client, _json({"op": 7, "d": {"server_id": "41771983423143936", "session_id": "gold-voice-session", "token": VOICE_TOKEN, "seq_ack": 4}}), v),
         ConnectionInfoRecord(3, 22 * MS + 1, resumes=2),
         _frame(3, 23, server, _json({"op": 9, "d": None, "seq": 5}), v),
