@@ -167,3 +167,24 @@ def test_reverse_mode_rewrites_the_endpoint_and_routes_the_voice_socket(tmp_path
     assert kinds == {1: ConnectionKind.GATEWAY, 2: ConnectionKind.VOICE, 3: ConnectionKind.VOICE}
     resumes = [r for r in records if isinstance(r, ConnectionInfoRecord) and r.resumes]
     assert [(r.conn_id, r.resumes) for r in resumes] == [(3, 2)]
+
+
+def test_the_bundled_voice_recording() -> None:
+    """recordings/voice-bot.rpl, made by recordings/make_recordings.py through the recorder."""
+    path = Path(__file__).parents[3] / "recordings" / "voice-bot.rpl"
+    _, records = read_records(path)
+    checker = ArchiveChecker()
+    for record in records:
+        checker.check(record)
+    kinds = [r.kind for r in records if isinstance(r, ConnectionRecord)]
+    assert kinds == [ConnectionKind.GATEWAY, ConnectionKind.VOICE, ConnectionKind.VOICE]
+    update = next(r for r in records if isinstance(r, FrameRecord) and r.t == "VOICE_SERVER_UPDATE")
+    assert update.flags == FrameFlag.REDACTED | FrameFlag.REWRITTEN
+    assert json.loads(update.payload)["d"]["token"] == "[REDACTED]"
+    voice = [r for r in records if isinstance(r, FrameRecord) and r.conn_id != 1]
+    assert [f.op for f in voice if f.direction is Direction.SERVER] == [8, 2, 4, 25, 6, 8, 9]
+    assert all(
+        f.flags & FrameFlag.REDACTED
+        for f in voice
+        if f.op in (0, 7) and f.direction is Direction.CLIENT
+    )
