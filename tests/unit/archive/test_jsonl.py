@@ -10,7 +10,7 @@ from replayer.archive.jsonl import Exporter, Importer, LineError, export_lines, 
 from replayer.archive.records import FrameFlag, FrameRecord, FrameType, Record
 from replayer.gateway.opcodes import Direction
 
-from .strategies import sessions
+from .strategies import sessions, voice_sessions
 
 
 def round_trip(header: Header, records: list[Record]) -> tuple[list[str], list[Record]]:
@@ -22,7 +22,7 @@ def round_trip(header: Header, records: list[Record]) -> tuple[list[str], list[R
     return lines, back
 
 
-@given(sessions())
+@given(sessions() | voice_sessions())
 def test_export_import_export_is_lossless(records: list[Record]) -> None:
     header = Header(metadata={"bot": "test"})
     lines, back = round_trip(header, records)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
 
 from replayer.archive.records import (
     CloseRecord,
@@ -18,6 +19,8 @@ from replayer.archive.records import (
 from replayer.archive.verify import ArchiveChecker
 from replayer.errors import ArchiveError
 from replayer.gateway.opcodes import Direction
+
+from .strategies import voice_sessions
 
 HELLO = b'{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}'
 READY = b'{"op":0,"d":{},"s":1,"t":"READY"}'
@@ -149,3 +152,8 @@ def test_an_injected_voice_message_may_break_the_seq_run() -> None:
         frame(b'{"op":6,"d":null,"seq":1}', 6, 1, flags=FrameFlag.INJECTED),
         frame(b'{"op":6,"d":null,"seq":6}', 6, 6),
     ])  # fmt: skip
+
+
+@given(voice_sessions())
+def test_voice_sessions_verify(records: list[Record]) -> None:
+    check_all(records)
