@@ -1,6 +1,8 @@
 """Canary secrets, one per class that docs/archive-format.md §5 lists, and a client that
 sends them through a recording path (proxy, addon, replay): REST calls, a well-formed
-session that receives the dispatches holding secrets, and malformed IDENTIFYs.
+session that receives the dispatches holding secrets, and malformed IDENTIFYs; with
+``voice``, a voice session at the endpoint VOICE_SERVER_UPDATE gave (IDENTIFY and RESUME
+with voice tokens of their own), against a scripted voice server (tests/voice_upstream.py).
 
 Every canary is its own value, so one learned secret cannot hide another's leak.
 """
@@ -20,9 +22,17 @@ import aiohttp
 import websockets
 
 from replayer.archive.reader import read_records
-from replayer.archive.records import FrameFlag, FrameRecord, HttpRecord
+from replayer.archive.records import (
+    ConnectionInfoRecord,
+    ConnectionKind,
+    ConnectionRecord,
+    FrameFlag,
+    FrameRecord,
+    HttpRecord,
+)
 from replayer.gateway.opcodes import Direction
 from tests.archives import session_lines, write_archive
+from tests.voice_upstream import voice_client_session
 
 __all__ = ["CANARIES", "check_archive", "send_secrets", "write_upstream"]
 
@@ -49,6 +59,8 @@ CANARIES: dict[str, str] = {
     "interaction token (INTERACTION_CREATE d.token)": _secret("i01"),
     "interaction token (REST path)": _secret("i02"),
     "voice token (VOICE_SERVER_UPDATE d.token)": _secret("c02"),
+    "voice token (voice IDENTIFY d.token)": _secret("v01"),
+    "voice token (voice RESUME d.token)": _secret("v02"),
     "webhook token (create-webhook response)": _secret("c03"),
     "webhook token (REST path)": _secret("c04"),
     "OAuth2 client_secret (form body)": _secret("c05"),
@@ -88,9 +100,10 @@ SPLIT = json.dumps({"op": 2, "d": {"token": C["bot token in an IDENTIFY split ov
 SPLIT_AT = SPLIT.index(C["bot token in an IDENTIFY split over two messages"]) + 15
 
 
-def write_upstream(path: Path) -> Path:
+def write_upstream(path: Path, voice_endpoint: str = "x.discord.media:443") -> Path:
     """An archive, written without redaction, whose dispatches and REST answers hold
-    canaries: what a real Discord would send."""
+    canaries: what a real Discord would send. Its VOICE_SERVER_UPDATE names
+    ``voice_endpoint``."""
     extra: list[dict[str, Any]] = [
         {
             "kind": "frame", "conn": 1, "dir": "server", "t_ms": 400,
@@ -102,7 +115,7 @@ def write_upstream(path: Path) -> Path:
         {
             "kind": "frame", "conn": 1, "dir": "server", "t_ms": 410,
             "payload": {"op": 0, "s": 8, "t": "VOICE_SERVER_UPDATE", "d": {
-                "guild_id": "1", "endpoint": "x.discord.media:443",
+                "guild_id": "1", "endpoint": voice_endpoint,
                 "token": C["voice token (VOICE_SERVER_UPDATE d.token)"],
             }},
         },
@@ -126,9 +139,10 @@ def write_upstream(path: Path) -> Path:
 
 
 async def send_secrets(
-    rest_base: str, gateway_url: str, proxy: str | None = None
+    rest_base: str, gateway_url: str, proxy: str | None = None, *, voice: bool = False
 ) -> list[str | None]:
-    """Send every canary (REST first, then the gateway); the events of the good session."""
+    """Send every canary (REST first, then the gateway; with ``voice``, then a voice session
+    at the endpoint the VOICE_SERVER_UPDATE gave); the events of the good session."""
     auth = {"Authorization": f"Bot {C['bot token (Authorization header, good IDENTIFY)']}"}
     form = {
         "grant_type": "authorization_code", "client_id": "9", "redirect_uri": "http://x/cb",
@@ -154,24 +168,35 @@ async def send_secrets(
             async with http.request(method, rest_base + route, **kwargs) as response:
                 await response.read()
     url = gateway_url + "?v=10&encoding=json"
-    events = await _good_session(url + f"&token={C['token in the gateway URL']}", proxy)
+    events, endpoint = await _good_session(url + f"&token={C['token in the gateway URL']}", proxy)
+    if voice:
+        await voice_client_session(
+            endpoint, server_id="1", session_id="voice-session-1", proxy=proxy,
+            identify_token=C["voice token (voice IDENTIFY d.token)"],
+            resume_token=C["voice token (voice RESUME d.token)"],
+        )  # fmt: skip
     for text in MALFORMED:
         await _answered(url, proxy, text)
     await _answered(url, proxy, SPLIT[:SPLIT_AT], SPLIT[SPLIT_AT:])
     return events
 
 
-async def _good_session(url: str, proxy: str | None) -> list[str | None]:
+async def _good_session(url: str, proxy: str | None) -> tuple[list[str | None], str]:
+    """The events up to VOICE_SERVER_UPDATE, and its endpoint."""
     token = C["bot token (Authorization header, good IDENTIFY)"]
     events: list[str | None] = []
+    endpoint = ""
     async with websockets.connect(url, proxy=proxy, max_queue=None) as ws:
         assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["op"] == 10
         await ws.send(
             json.dumps({"op": 2, "d": {"token": token, "properties": {}, "intents": 4097}})
         )
         while "VOICE_SERVER_UPDATE" not in events:
-            events.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)).get("t"))
-    return events
+            payload = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            events.append(payload.get("t"))
+            if payload.get("t") == "VOICE_SERVER_UPDATE":
+                endpoint = payload["d"]["endpoint"]
+    return events, endpoint
 
 
 async def _answered(url: str, proxy: str | None, *messages: str) -> None:
@@ -185,9 +210,10 @@ async def _answered(url: str, proxy: str | None, *messages: str) -> None:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
 
 
-def check_archive(path: Path) -> None:
+def check_archive(path: Path, *, voice: bool = False) -> None:
     """No canary, nor any 12 characters of one, is in the file; and each went through
-    (the records that carried them are there, redacted)."""
+    (the records that carried them are there, redacted). ``voice``: the voice session too,
+    recorded as voice connections."""
     data = path.read_bytes()
     leaks = [
         name
@@ -206,3 +232,29 @@ def check_archive(path: Path) -> None:
     assert {"INTERACTION_CREATE", "VOICE_SERVER_UPDATE"} <= redacted
     client = [f for f in frames if f.direction == Direction.CLIENT and f.flags & FrameFlag.REDACTED]
     assert len(client) >= 1 + len(MALFORMED) + 1  # the good IDENTIFY, each malformed one, a half
+    if voice:
+        _check_voice(records)
+
+
+def _check_voice(records: list[Any]) -> None:
+    """Two voice connections (the second resumes the first), their IDENTIFY and RESUME
+    redacted, known as voice at open or by their handshake."""
+    voice = {
+        r.conn_id
+        for r in records
+        if isinstance(r, ConnectionRecord) and r.kind is ConnectionKind.VOICE
+    }
+    voice |= {
+        r.conn_id
+        for r in records
+        if isinstance(r, ConnectionInfoRecord) and r.kind is ConnectionKind.VOICE
+    }
+    assert len(voice) == 2, records
+    frames = [r for r in records if isinstance(r, FrameRecord) and r.conn_id in voice]
+    handshakes = [f for f in frames if f.direction == Direction.CLIENT and f.op in (0, 7)]
+    assert [(f.op, bool(f.flags & FrameFlag.REDACTED)) for f in handshakes] == [
+        (0, True),
+        (7, True),
+    ]
+    server_ops = [f.op for f in frames if f.direction == Direction.SERVER]
+    assert server_ops == [8, 2, 4, 25, 6, 8, 9], server_ops

@@ -10,7 +10,7 @@ from replayer import __version__
 from replayer.errors import ArchiveError, ArchiveVersionError
 
 MAGIC = "replayer-archive"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)

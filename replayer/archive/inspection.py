@@ -1,5 +1,6 @@
 """What ``replayer inspect`` shows, computed without any output: a filter over frame
-records and running statistics of a whole archive."""
+records, the names of opcodes and close codes by connection kind, and running statistics
+of a whole archive."""
 
 from __future__ import annotations
 
@@ -10,12 +11,44 @@ from replayer.archive.records import (
     Closer,
     CloseRecord,
     ConnectionInfoRecord,
+    ConnectionKind,
     ConnectionRecord,
     FrameRecord,
     HttpRecord,
     Record,
 )
+from replayer.gateway.close_codes import close_code_name
 from replayer.gateway.opcodes import Direction, opcode_name
+from replayer.voice.close_codes import VOICE_CLOSE_CODES
+from replayer.voice.opcodes import voice_op_name
+
+
+@dataclass
+class ConnectionKinds:
+    """Each connection's kind as the records read so far say (``connection``, then any
+    ``connection_info``), and the names its opcodes and close codes go by: a voice
+    connection's are the voice tables (Opcodes and Status Codes > Voice)."""
+
+    voice: set[int] = field(default_factory=set)
+
+    def see(self, record: Record) -> None:
+        if isinstance(record, ConnectionRecord | ConnectionInfoRecord) and record.kind:
+            if record.kind is ConnectionKind.VOICE:
+                self.voice.add(record.conn_id)
+            else:
+                self.voice.discard(record.conn_id)
+
+    def kind(self, conn_id: int) -> ConnectionKind:
+        return ConnectionKind.VOICE if conn_id in self.voice else ConnectionKind.GATEWAY
+
+    def op_name(self, frame: FrameRecord) -> str:
+        if frame.conn_id in self.voice:
+            return voice_op_name(frame.op)
+        return opcode_name(frame.op)
+
+    def close_name(self, conn_id: int, code: int) -> str:
+        row = VOICE_CLOSE_CODES.get(code) if conn_id in self.voice else None
+        return row.name if row is not None else close_code_name(code)
 
 
 @dataclass(frozen=True)
@@ -49,6 +82,7 @@ class ConnectionSummary:
     shard: tuple[int, int] | None = None
     resumes: int | None = None
     session_id: str | None = None
+    kind: ConnectionKind = ConnectionKind.GATEWAY
     frames_in: int = 0  # server -> client
     frames_out: int = 0  # client -> server
     close: CloseRecord | None = None
@@ -67,8 +101,9 @@ class ArchiveStats:
     by_event: Counter[str] = field(default_factory=Counter)
     connections: dict[int, ConnectionSummary] = field(default_factory=dict)
     # Server-side incidents (op 7, op 9, a close or drop by the server): the replay
-    # repeats those of the replayed sessions as faults.
+    # repeats those of the replayed sessions as faults. Main-gateway connections only.
     incidents: int = 0
+    kinds: ConnectionKinds = field(default_factory=ConnectionKinds)
 
     def add(self, record: Record) -> None:
         self.last_t_ns = max(self.last_t_ns, record.t_ns)
@@ -77,8 +112,10 @@ class ArchiveStats:
                 self.frames += 1
                 self.payload_bytes += len(record.payload)
                 self.wire_bytes += record.wire_size
-                self.by_op[f"{record.direction.label} {opcode_name(record.op)}"] += 1
-                if record.direction == Direction.SERVER and record.op in (7, 9):
+                voice = record.conn_id in self.kinds.voice
+                name = self.kinds.op_name(record)
+                self.by_op[f"{record.direction.label} {'voice ' if voice else ''}{name}"] += 1
+                if record.direction == Direction.SERVER and record.op in (7, 9) and not voice:
                     self.incidents += 1
                 if record.t is not None:
                     self.by_event[record.t] += 1
@@ -89,19 +126,22 @@ class ArchiveStats:
                     else:
                         summary.frames_out += 1
             case ConnectionRecord():
+                self.kinds.see(record)
                 self.connections[record.conn_id] = ConnectionSummary(
-                    record, shard=record.shard, resumes=record.resumes
+                    record, shard=record.shard, resumes=record.resumes, kind=record.kind
                 )
             case ConnectionInfoRecord():
+                self.kinds.see(record)
                 summary = self.connections.get(record.conn_id)
                 if summary is not None:
+                    summary.kind = record.kind or summary.kind
                     summary.shard = record.shard or summary.shard
                     summary.resumes = (
                         record.resumes if record.resumes is not None else summary.resumes
                     )
                     summary.session_id = record.session_id or summary.session_id
             case CloseRecord():
-                if record.closed_by is Closer.SERVER:
+                if record.closed_by is Closer.SERVER and record.conn_id not in self.kinds.voice:
                     self.incidents += 1
                 summary = self.connections.get(record.conn_id)
                 if summary is not None:

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from replayer.archive.bounds import MAX_CONTAINER_LEN
+from replayer.archive.frame_heads import frame_head
 from replayer.archive.header import Header
 from replayer.archive.records import (
     Closer,
     CloseRecord,
     ConnectionInfoRecord,
+    ConnectionKind,
     ConnectionRecord,
     FrameFlag,
     FrameRecord,
@@ -33,7 +35,6 @@ from replayer.archive.records import (
 from replayer.errors import CodecError, GatewayError
 from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
 from replayer.gateway.opcodes import Direction
-from replayer.gateway.payload import parse_payload
 
 _FLAG_NAMES = {f.name.lower(): f for f in FrameFlag if f.name and f is not FrameFlag.NONE}
 
@@ -84,6 +85,7 @@ class Exporter:
     """Turns records into JSON-ready maps; remembers each connection's encoding."""
 
     encodings: dict[int, Encoding] = field(default_factory=dict)
+    voice: set[int] = field(default_factory=set)  # voice connections: binary frames stay raw
 
     def header(self, header: Header) -> dict[str, Any]:
         return {"kind": "header", **header.to_map()}
@@ -94,6 +96,7 @@ class Exporter:
                 return self._frame(record)
             case ConnectionRecord():
                 self.encodings[record.conn_id] = _encoding(record.query.encoding)
+                self._kind(record.conn_id, record.kind)
                 return {
                     "kind": "connection",
                     "conn": record.conn_id,
@@ -107,8 +110,11 @@ class Exporter:
                     "headers": [list(h) for h in record.headers],
                     "shard": list(record.shard) if record.shard else None,
                     "resumes": record.resumes,
+                    "connection_kind": str(record.kind),
                 }
             case ConnectionInfoRecord():
+                if record.kind is not None:
+                    self._kind(record.conn_id, record.kind)
                 return {
                     "kind": "connection_info",
                     "conn": record.conn_id,
@@ -116,6 +122,7 @@ class Exporter:
                     "shard": list(record.shard) if record.shard else None,
                     "resumes": record.resumes,
                     "session_id": record.session_id,
+                    "connection_kind": None if record.kind is None else str(record.kind),
                 }
             case CloseRecord():
                 return {
@@ -145,6 +152,12 @@ class Exporter:
                 return out
         raise TypeError(f"not an archive record: {record!r}")
 
+    def _kind(self, conn_id: int, kind: ConnectionKind) -> None:
+        if kind is ConnectionKind.VOICE:
+            self.voice.add(conn_id)
+        else:
+            self.voice.discard(conn_id)
+
     def _frame(self, frame: FrameRecord) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": "frame",
@@ -161,6 +174,10 @@ class Exporter:
         if frame.error is not None:
             out["error"] = frame.error
         encoding = self.encodings.get(frame.conn_id, Encoding.JSON)
+        # A voice binary frame ([seq][op][payload]) is bytes, whatever they look like.
+        if frame.frame_type == FrameType.BINARY and frame.conn_id in self.voice:
+            out["raw_b64"] = base64.b64encode(frame.payload).decode()
+            return out
         if not frame.flags & FrameFlag.UNDECODED:
             try:
                 obj = decode_payload(frame.payload, encoding)
@@ -340,11 +357,27 @@ def _body(obj: dict[str, Any], key: str) -> bytes:
         raise LineError(f"field {key!r}: a lone surrogate is not text") from None
 
 
+_CONNECTION_KINDS = {str(k): k for k in ConnectionKind}
+
+
+def _connection_kind(obj: dict[str, Any], default: ConnectionKind | None) -> ConnectionKind | None:
+    name = _get(obj, "connection_kind", str, None)
+    if name is None:
+        return default
+    kind = _CONNECTION_KINDS.get(name)
+    if kind is None:
+        raise LineError(
+            f"field 'connection_kind': expected {' or '.join(_CONNECTION_KINDS)}, got {name!r}"
+        )
+    return kind
+
+
 @dataclass
 class Importer:
     """Builds records from JSON maps (exported or hand-written)."""
 
     encodings: dict[int, Encoding] = field(default_factory=dict)
+    kinds: dict[int, ConnectionKind] = field(default_factory=dict)
     last_t_ns: int = 0
     next_conn_id: int = 1
 
@@ -372,13 +405,17 @@ class Importer:
         if kind == "connection":
             return self._connection(obj)
         if kind == "connection_info":
-            return ConnectionInfoRecord(
+            info = ConnectionInfoRecord(
                 conn_id=_uint(obj, "conn"),
                 t_ns=self._t_ns(obj),
                 shard=_shard(obj),
                 resumes=_uint(obj, "resumes", None),
                 session_id=_get(obj, "session_id", str, None),
+                kind=_connection_kind(obj, None),
             )
+            if info.kind is not None:
+                self.kinds[info.conn_id] = info.kind
+            return info
         if kind == "close":
             closed_by = _get(obj, "closed_by", str, None)
             if closed_by not in (None, "client", "server"):
@@ -427,6 +464,8 @@ class Importer:
             self.encodings[conn_id] = Encoding.parse(query.encoding)
         except CodecError as exc:
             raise LineError(f"field 'query.encoding': {exc}") from None
+        kind = _connection_kind(obj, ConnectionKind.GATEWAY) or ConnectionKind.GATEWAY
+        self.kinds[conn_id] = kind
         return ConnectionRecord(
             conn_id=conn_id,
             t_ns=self._t_ns(obj),
@@ -435,6 +474,7 @@ class Importer:
             headers=_headers(obj, "headers"),
             shard=_shard(obj),
             resumes=_uint(obj, "resumes", None),
+            kind=kind,
         )
 
     def _frame(self, obj: dict[str, Any]) -> FrameRecord:
@@ -467,23 +507,6 @@ class Importer:
                 raise LineError(f"field 'payload': {exc}") from None
         else:
             raise LineError("a frame needs 'payload', 'raw' or 'raw_b64'")
-        op = s = t = None
-        if not flags & FrameFlag.UNDECODED:
-            try:
-                payload = parse_payload(decode_payload(raw, encoding))
-            except GatewayError as exc:
-                raise LineError(
-                    f"field 'payload': {exc} (flag the frame 'undecoded' to keep it raw)"
-                ) from None
-            op, s, t = payload.op, payload.s, payload.t
-            for key, value in (("op", op), ("s", s)):
-                if value is not None and not INT_MIN <= value <= UINT_MAX:
-                    raise LineError(
-                        f"field 'payload': {key} {_shown(value)} does not fit in 64 bits"
-                    )
-            for key, actual in (("op", op), ("s", s), ("t", t)):
-                if obj.get(key) is not None and obj[key] != actual:
-                    raise LineError(f"field {key!r}: {obj[key]!r} but the payload says {actual!r}")
         default_type = "text" if encoding is Encoding.JSON else "binary"
         frame_type_name = _get(obj, "frame_type", str, default_type)
         try:
@@ -492,6 +515,28 @@ class Importer:
             raise LineError(
                 f"field 'frame_type': expected text or binary, got {frame_type_name!r}"
             ) from None
+        op = s = t = None
+        if not flags & FrameFlag.UNDECODED:
+            try:
+                op, s, t = frame_head(
+                    self.kinds.get(conn_id, ConnectionKind.GATEWAY),
+                    raw,
+                    binary=frame_type is FrameType.BINARY,
+                    from_server=direction is Direction.SERVER,
+                    encoding=encoding,
+                )
+            except GatewayError as exc:
+                raise LineError(
+                    f"field 'payload': {exc} (flag the frame 'undecoded' to keep it raw)"
+                ) from None
+            for key, value in (("op", op), ("s", s)):
+                if value is not None and not INT_MIN <= value <= UINT_MAX:
+                    raise LineError(
+                        f"field 'payload': {key} {_shown(value)} does not fit in 64 bits"
+                    )
+            for key, actual in (("op", op), ("s", s), ("t", t)):
+                if obj.get(key) is not None and obj[key] != actual:
+                    raise LineError(f"field {key!r}: {obj[key]!r} but the payload says {actual!r}")
         return FrameRecord(
             conn_id=conn_id,
             t_ns=self._t_ns(obj),

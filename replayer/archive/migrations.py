@@ -2,9 +2,8 @@
 
 ``MIGRATIONS[v]`` turns a version-``v`` row into a version-``v+1`` row; the reader chains
 them from the file's version up to ``FORMAT_VERSION``, so old files stay readable without
-being rewritten (as mitmproxy's ``io/compat.py`` does for flows). Version 1 is the first
-format, so the table is empty; each format change adds one entry, bumps
-``FORMAT_VERSION`` and adds a golden file under ``tests/golden/``.
+being rewritten (as mitmproxy's ``io/compat.py`` does for flows). Each format change adds
+one entry, bumps ``FORMAT_VERSION`` and adds a golden file under ``tests/golden/``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,23 @@ from typing import Any
 Row = list[Any]
 Migration = Callable[[Row], Row]
 
-MIGRATIONS: dict[int, Migration] = {}
+_CONNECTION, _CONNECTION_INFO = 1, 5  # record kinds (records.RecordKind)
+
+
+def _v1_to_v2(row: Row) -> Row:
+    """Version 2 adds the connection kind: ``connection`` gets ``kind`` (every version-1
+    connection is a main-gateway one) and ``connection_info`` a nil ``kind`` ("not
+    learned"). Rows of another shape are left for the reader to report."""
+    if type(row) is list and row:
+        kind = row[0]
+        if kind == _CONNECTION and len(row) == 8:
+            return [*row, "gateway"]
+        if kind == _CONNECTION_INFO and len(row) == 6:
+            return [*row, None]
+    return row
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
 
 
 def upgrader(from_version: int, to_version: int) -> Migration | None:

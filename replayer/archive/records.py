@@ -1,4 +1,4 @@
-"""Archive record types and their msgpack rows (format version 1).
+"""Archive record types and their msgpack rows (format version 2).
 
 Records are plain slotted dataclasses, to be treated as immutable: a frozen dataclass
 costs ~9x more to build (4.7 vs 0.5 us on CPython 3.12), which would dominate reading.
@@ -33,6 +33,14 @@ class RecordKind(enum.IntEnum):
     CONNECTION_INFO = 5
 
 
+class ConnectionKind(enum.StrEnum):
+    """Which WebSocket a connection is: the main gateway, or a voice gateway (Topics > Voice
+    Connections), whose frames follow the voice opcode table (``replayer.voice``)."""
+
+    GATEWAY = "gateway"
+    VOICE = "voice"
+
+
 class FrameType(enum.IntEnum):
     """WebSocket frame opcode of the message (RFC 6455 section 5.2)."""
 
@@ -62,6 +70,7 @@ class ConnectionRecord:
     headers: Headers = ()
     shard: tuple[int, int] | None = None
     resumes: int | None = None
+    kind: ConnectionKind = ConnectionKind.GATEWAY
 
 
 @dataclass(slots=True)
@@ -73,6 +82,7 @@ class ConnectionInfoRecord:
     shard: tuple[int, int] | None = None
     resumes: int | None = None
     session_id: str | None = None
+    kind: ConnectionKind | None = None  # learned from the voice handshake (recorder)
 
 
 @dataclass(slots=True)
@@ -195,6 +205,7 @@ def to_row(record: Record) -> list[Any]:
                 _headers_row(c.headers),
                 list(c.shard) if c.shard else None,
                 c.resumes,
+                str(c.kind),
             ]
         case ConnectionInfoRecord():
             i = record
@@ -205,6 +216,7 @@ def to_row(record: Record) -> list[Any]:
                 list(i.shard) if i.shard else None,
                 i.resumes,
                 i.session_id,
+                None if i.kind is None else str(i.kind),
             ]
         case CloseRecord():
             x = record
@@ -348,8 +360,18 @@ def _frame_checked(row: Sequence[Any]) -> FrameRecord:
     )
 
 
+_CONNECTION_KINDS = {str(k): k for k in ConnectionKind}
+
+
+def _connection_kind(name: str, v: object) -> ConnectionKind:
+    kind = _CONNECTION_KINDS.get(v) if type(v) is str else None
+    if kind is None:
+        raise _bad(name, f"one of {sorted(_CONNECTION_KINDS)}", v)
+    return kind
+
+
 def _connection(row: Sequence[Any]) -> ConnectionRecord:
-    _, conn, t_ns, url, query, headers, shard, resumes = row
+    _, conn, t_ns, url, query, headers, shard, resumes, kind = row
     return ConnectionRecord(
         conn_id=_uint("connection.conn_id", conn),
         t_ns=_uint("connection.t_ns", t_ns),
@@ -358,17 +380,19 @@ def _connection(row: Sequence[Any]) -> ConnectionRecord:
         headers=_headers("connection.headers", headers),
         shard=_shard("connection.shard", shard),
         resumes=None if resumes is None else _uint("connection.resumes", resumes),
+        kind=_connection_kind("connection.kind", kind),
     )
 
 
 def _connection_info(row: Sequence[Any]) -> ConnectionInfoRecord:
-    _, conn, t_ns, shard, resumes, session_id = row
+    _, conn, t_ns, shard, resumes, session_id, kind = row
     return ConnectionInfoRecord(
         conn_id=_uint("connection_info.conn_id", conn),
         t_ns=_uint("connection_info.t_ns", t_ns),
         shard=_shard("connection_info.shard", shard),
         resumes=None if resumes is None else _uint("connection_info.resumes", resumes),
         session_id=_opt_str("connection_info.session_id", session_id),
+        kind=None if kind is None else _connection_kind("connection_info.kind", kind),
     )
 
 
@@ -474,10 +498,10 @@ fast_frame_from_row = _load_fast_frame()
 
 _PARSERS: dict[int, tuple[int, str, Callable[[Sequence[Any]], Record]]] = {
     RecordKind.FRAME: (12, "frame", frame_from_row),
-    RecordKind.CONNECTION: (8, "connection", _connection),
+    RecordKind.CONNECTION: (9, "connection", _connection),
     RecordKind.CLOSE: (7, "close", _close),
     RecordKind.HTTP: (10, "http", _http),
-    RecordKind.CONNECTION_INFO: (6, "connection_info", _connection_info),
+    RecordKind.CONNECTION_INFO: (7, "connection_info", _connection_info),
 }
 
 

@@ -4,25 +4,31 @@ The checker is pure: feed it records in file order; it raises ``ArchiveError`` n
 field of the first record that breaks a rule. Rules: offsets never go back; connection
 ids are unique and a resumed connection came earlier; frames, closes and infos name an
 open connection; each frame's payload decodes with its connection's encoding and agrees
-with the stored ``op``, ``s`` and ``t`` (unless flagged undecoded).
+with the stored ``op``, ``s`` and ``t`` (unless flagged undecoded): a main-gateway payload
+as ``{op, d, s, t}``, a voice connection's by the voice rules (``frame_heads.py``), where the
+server's ``seq`` also only goes forward (Voice Connections > Resuming Voice Connection: the
+client acknowledges the last ``seq`` it received).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from replayer.archive.frame_heads import frame_head
 from replayer.archive.records import (
     CloseRecord,
     ConnectionInfoRecord,
+    ConnectionKind,
     ConnectionRecord,
     FrameFlag,
     FrameRecord,
+    FrameType,
     HttpRecord,
     Record,
 )
 from replayer.errors import ArchiveError, CodecError, GatewayError
-from replayer.gateway.encoding import Encoding, decode_payload
-from replayer.gateway.payload import parse_payload
+from replayer.gateway.encoding import Encoding
+from replayer.gateway.opcodes import Direction
 
 
 @dataclass
@@ -32,6 +38,8 @@ class ArchiveChecker:
     last_t_ns: int = 0
     encodings: dict[int, Encoding] = field(default_factory=dict)
     closed: set[int] = field(default_factory=set)
+    kinds: dict[int, ConnectionKind] = field(default_factory=dict)
+    voice_seq: dict[int, int] = field(default_factory=dict)  # conn -> last server seq
     connections: int = 0
     frames: int = 0
     closes: int = 0
@@ -55,6 +63,8 @@ class ArchiveChecker:
             case ConnectionInfoRecord():
                 self._open_connection(record.conn_id, "connection_info")
                 self._resumes(record.resumes, record.conn_id, "connection_info.resumes")
+                if record.kind is not None:
+                    self.kinds[record.conn_id] = record.kind
             case CloseRecord():
                 self._open_connection(record.conn_id, "close")
                 self.closed.add(record.conn_id)
@@ -73,6 +83,7 @@ class ArchiveChecker:
             raise ArchiveError(str(exc), field="connection.query.encoding") from None
         self._resumes(record.resumes, record.conn_id, "connection.resumes")
         self.encodings[record.conn_id] = encoding
+        self.kinds[record.conn_id] = record.kind
         self.connections += 1
 
     def _resumes(self, resumes: int | None, conn_id: int, field_name: str) -> None:
@@ -96,20 +107,39 @@ class ArchiveChecker:
                     "an undecoded frame must have null op, s and t", field="frame.op"
                 )
             return
+        kind = self.kinds[frame.conn_id]
+        from_server = frame.direction == Direction.SERVER
         try:
-            payload = parse_payload(decode_payload(frame.payload, self.encodings[frame.conn_id]))
+            op, s, t = frame_head(
+                kind,
+                frame.payload,
+                binary=frame.frame_type == FrameType.BINARY,
+                from_server=from_server,
+                encoding=self.encodings[frame.conn_id],
+            )
         except GatewayError as exc:
             raise ArchiveError(
                 f"payload does not decode ({exc}) but is not flagged undecoded",
                 field="frame.payload",
             ) from None
-        for name, stored, actual in (
-            ("op", frame.op, payload.op),
-            ("s", frame.s, payload.s),
-            ("t", frame.t, payload.t),
-        ):
+        for name, stored, actual in (("op", frame.op, op), ("s", frame.s, s), ("t", frame.t, t)):
             if stored != actual:
                 raise ArchiveError(
                     f"stored {name}={stored!r} but the payload says {actual!r}",
                     field=f"frame.{name}",
                 )
+        if kind is ConnectionKind.VOICE and from_server and s is not None:
+            self._voice_seq(frame.conn_id, s, frame.flags)
+
+    def _voice_seq(self, conn_id: int, seq: int, flags: FrameFlag) -> None:
+        """A voice server's ``seq`` only goes forward (16 bits in binary frames: compared
+        modulo 2**16, so a wrap to 0 goes forward); an injected message (a fault) is exempt."""
+        last = self.voice_seq.get(conn_id)
+        if flags & FrameFlag.INJECTED:
+            return
+        self.voice_seq[conn_id] = seq
+        if last is not None and not 0 < (seq - last) & 0xFFFF < 0x8000:
+            raise ArchiveError(
+                f"voice seq {seq} after {last}: the server's seq only goes forward",
+                field="frame.s",
+            )

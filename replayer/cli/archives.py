@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from replayer.archive.inspection import ArchiveStats, FrameFilter
+from replayer.archive.inspection import ArchiveStats, ConnectionKinds, FrameFilter
 from replayer.archive.jsonl import (
     Importer,
     LineError,
@@ -24,6 +24,7 @@ from replayer.archive.reader import ArchiveReader
 from replayer.archive.records import (
     CloseRecord,
     ConnectionInfoRecord,
+    ConnectionKind,
     ConnectionRecord,
     FrameFlag,
     FrameRecord,
@@ -48,11 +49,10 @@ from replayer.cli.output import (
 )
 from replayer.cli.root import app
 from replayer.errors import ArchiveError, ImportFormatError
-from replayer.gateway.close_codes import close_code_name
-from replayer.gateway.opcodes import Direction, opcode_name, parse_opcode
+from replayer.gateway.opcodes import Direction, parse_opcode
 
 
-def _frame_line(frame: FrameRecord) -> str:
+def _frame_line(frame: FrameRecord, kinds: ConnectionKinds) -> str:
     arrow = "C→S" if frame.direction == Direction.CLIENT else "S→C"
     seq = f"s={frame.s}" if frame.s is not None else ""
     marks = []
@@ -65,19 +65,20 @@ def _frame_line(frame: FrameRecord) -> str:
     if frame.flags & FrameFlag.REWRITTEN:
         marks.append("rewritten for the client")
     return (
-        f"{fmt_offset(frame.t_ns)}  c{frame.conn_id:<3} {arrow}  {opcode_name(frame.op):<22} "
+        f"{fmt_offset(frame.t_ns)}  c{frame.conn_id:<3} {arrow}  {kinds.op_name(frame):<22} "
         f"{frame.t or '':<28} {seq:<8} {fmt_bytes(len(frame.payload)):>9}"
         + (f"  [{', '.join(marks)}]" if marks else "")
     )
 
 
-def _other_line(record: Record) -> str | None:
+def _other_line(record: Record, kinds: ConnectionKinds) -> str | None:
     match record:
         case ConnectionRecord():
             q = record.query
             extra = f" resumes c{record.resumes}" if record.resumes is not None else ""
+            what = "open voice" if record.kind is ConnectionKind.VOICE else "open"
             return (
-                f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} open {record.url} "
+                f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} {what} {record.url} "
                 f"(v={q.v} encoding={q.encoding} compress={q.compress or 'none'}){extra}"
             )
         case ConnectionInfoRecord():
@@ -88,6 +89,8 @@ def _other_line(record: Record) -> str | None:
                 parts.append(f"resumes c{record.resumes}")
             if record.session_id:
                 parts.append(f"session {record.session_id}")
+            if record.kind is not None:
+                parts.append(f"{record.kind} connection (from its handshake)")
             return f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} info {', '.join(parts)}"
         case CloseRecord():
             by = record.closed_by.name.lower() if record.closed_by is not None else "unknown"
@@ -96,7 +99,7 @@ def _other_line(record: Record) -> str | None:
                 return f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} dropped (no close frame)"
             return (
                 f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} close {record.code} "
-                f"{close_code_name(record.code)} by {by}, {how}"
+                f"{kinds.close_name(record.conn_id, record.code)} by {by}, {how}"
                 + (f" {record.reason!r}" if record.reason else "")
             )
         case HttpRecord():
@@ -160,14 +163,16 @@ def inspect(
             print_stats(archive, reader, summary)
             return
         shown = 0
+        kinds = ConnectionKinds()
         for record in complete_records(reader):
             if limit is not None and shown >= limit:
                 break
             if isinstance(record, FrameRecord):
                 if not flt.matches(record):
                     continue
-                line = _frame_line(record)
+                line = _frame_line(record, kinds)
             else:
+                kinds.see(record)  # shown or not: it says how to name the later frames
                 if frames_only:
                     continue
                 if flt.conns and getattr(record, "conn_id", None) not in flt.conns:
@@ -177,7 +182,7 @@ def inspect(
                     flt.until_ns is not None and t_ns > flt.until_ns
                 ):
                     continue
-                other = _other_line(record)
+                other = _other_line(record, kinds)
                 if other is None:
                     continue
                 line = other
@@ -208,6 +213,7 @@ def print_stats(path: Path, reader: ArchiveReader, s: ArchiveStats) -> None:
         out.print(events)
     conns = Table(
         "conn",
+        "kind",
         "url",
         "v",
         "encoding",
@@ -228,11 +234,12 @@ def print_stats(path: Path, reader: ArchiveReader, s: ArchiveStats) -> None:
             close = "dropped (no close frame)"
         else:
             by = c.close.closed_by.name.lower() if c.close.closed_by is not None else "?"
-            close = f"{c.close.code} {close_code_name(c.close.code)} by {by}" + (
+            close = f"{c.close.code} {s.kinds.close_name(cid, c.close.code)} by {by}" + (
                 "" if c.close.clean else " (abrupt)"
             )
         conns.add_row(
             f"c{cid}",
+            str(c.kind),
             c.record.url,
             str(q.v),
             q.encoding,

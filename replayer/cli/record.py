@@ -196,6 +196,14 @@ def record(
             )
             out.print(f"gateway URL: {gateway_url}", markup=False)
             out.print(snippets(rest_base, gateway_url), markup=False)
+            voice_ca = ca_cert_path(confdir)
+            out.print(
+                "voice: VOICE_SERVER_UPDATE endpoints are rewritten to this proxy, which clients "
+                f"open with wss://: trust mitmproxy's CA, {voice_ca}\n"
+                f"  Python (discord.py, hikari): SSL_CERT_FILE={voice_ca}; "
+                f"discord.js: NODE_EXTRA_CA_CERTS={voice_ca}",
+                markup=False,
+            )
         else:
             ca = ca_cert_path(confdir)
             proxy_url = f"http://{proxy.host_for_url}:{proxy.port}"

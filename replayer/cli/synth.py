@@ -49,6 +49,14 @@ def synth(
             help="Go on with events until the payloads reach this size (200MB, 1GB; 1 KB = 1024 B)."
         ),
     ] = None,
+    voice: Annotated[
+        bool,
+        typer.Option(
+            "--voice",
+            help="The bot joins a voice channel: VOICE_STATE_UPDATE, VOICE_SERVER_UPDATE and a "
+            "voice connection (HELLO, READY, SESSION DESCRIPTION, SPEAKING, heartbeats).",
+        ),
+    ] = False,
     force: ForceOption = False,
 ) -> None:
     """Generate a realistic synthetic gateway session (no Discord needed) as an archive.
@@ -87,11 +95,14 @@ def synth(
             fail(f"--size: {exc}")
         if guilds == 0:
             fail("--size needs at least one guild (--guilds) to send events in")
+    if voice and (guilds < 1 or channels < 3):
+        fail("--voice needs a guild with a voice channel: --guilds 1 or more, --channels 3 or more")
     try:
         options = SynthOptions(
             guilds=guilds, channels_per_guild=channels, roles_per_guild=roles,
             members_per_guild=members, messages=messages, shards=shards, encoding=encoding,
             compress=compress, seed=seed, target_bytes=target, member_chunk_requests=chunk_requests,
+            voice=voice,
         )  # fmt: skip
     except ValueError as exc:
         fail(str(exc))
@@ -123,5 +134,5 @@ def synth(
     err.print(
         f"wrote {output}: {count} records, {fmt_bytes(payload)} of payloads "
         f"({fmt_bytes(output.stat().st_size)} file), {guilds} guild(s), {shards} shard(s), "
-        f"seed {seed}"
+        f"{'a voice connection, ' if voice else ''}seed {seed}"
     )

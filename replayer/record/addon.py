@@ -6,16 +6,17 @@ Loaded by ``addons/gateway_recorder.py`` for ``mitmdump -s``, and by ``replayer 
 
 Options (all ``gateway_*``): ``gateway_record`` (archive file, or a directory to create
 one in), ``gateway_hosts`` (comma-separated gateway hosts; any host with the gateway's
-``v=``/``encoding=`` query is recorded too), ``gateway_redact`` (scrub tokens, on by
-default), ``gateway_rest`` (record ``/api/...`` exchanges, on by default),
-``gateway_rewrite`` (the proxy's own ``ws://`` base: rewrite gateway URLs to it and route
-resumed connections, for reverse mode), ``gateway_upstream`` (where gateway upgrades
-go in reverse mode; default: the ``url`` of the upstream's ``/gateway`` answer) and
-``gateway_worker`` (decode and write in a child process, on by default; see
-:mod:`replayer.record.worker`; not with ``gateway_rewrite``, which needs the decoder
-in the proxy), ``gateway_scrub_key`` (pseudonymise what is written with this key,
-:mod:`replayer.archive.scrub`; empty, the default: off) and ``gateway_overwrite``
-(replace an existing archive file; off: it is refused).
+``v=``/``encoding=`` query is recorded too, and the voice servers VOICE_SERVER_UPDATE
+names), ``gateway_redact`` (scrub tokens, on by default), ``gateway_rest`` (record
+``/api/...`` exchanges, on by default), ``gateway_rewrite`` (the proxy's own ``ws://``
+base: rewrite gateway URLs and voice endpoints to it and route resumed and voice
+connections, for reverse mode), ``gateway_upstream`` (where gateway upgrades go in reverse
+mode; default: the ``url`` of the upstream's ``/gateway`` answer) and ``gateway_worker``
+(decode and write in a child process, on by default; see :mod:`replayer.record.worker`;
+not with ``gateway_rewrite``, which needs the decoder in the proxy), ``gateway_scrub_key``
+(pseudonymise what is written with this key, :mod:`replayer.archive.scrub`; empty, the
+default: off) and ``gateway_overwrite`` (replace an existing archive file; off: it is
+refused).
 
 The addon is thin: every decision is in :mod:`replayer.record.recorder`. No exception leaves a
 hook: a failure is logged, the message is kept raw, and the proxied connection goes on.

@@ -12,7 +12,17 @@ address; a resume URL becomes ``<proxy>/_replayer/resume/<key>/`` so that
 :meth:`GatewayRecorder.upstream_for` can route the resumed connection to the real host.
 On a compressed connection the proxy then re-compresses the server's stream itself
 (one changed message breaks the shared zlib/zstd context): the client receives the same
-payloads, in a stream of the proxy's making.
+payloads, in a stream of the proxy's making. VOICE_SERVER_UPDATE's ``endpoint`` (a host and
+port, no scheme) becomes ``<proxy host:port>/_replayer/voice/<key>``, routed to the real
+voice server the same way.
+
+Voice connections (Topics > Voice Connections) are recorded as their own kind: known at open
+when their address is the endpoint of a VOICE_SERVER_UPDATE seen on a main gateway (or our
+voice route), else recognised by their handshake (the server's first message is the voice
+HELLO, op 8 with ``heartbeat_interval`` and no ``t``; or the client's first is a voice
+IDENTIFY/RESUME with ``server_id``, ``session_id`` and ``token``), which a ``connection_info``
+record then says. Not from a ``v=`` query: the main gateway has one too. Their frames are
+read by the voice rules (``replayer.voice.messages``): op and ``seq``, text or binary.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from replayer.archive.records import (
     Closer,
     CloseRecord,
     ConnectionInfoRecord,
+    ConnectionKind,
     ConnectionRecord,
     FrameFlag,
     FrameRecord,
@@ -44,6 +55,15 @@ from replayer.gateway.compression import Compression
 from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
 from replayer.gateway.opcodes import Direction, Opcode
 from replayer.gateway.url import GatewayQuery
+from replayer.voice.endpoint import (
+    VoiceEndpoint,
+    is_voice_handshake,
+    is_voice_hello,
+    parse_endpoint,
+    url_address,
+)
+from replayer.voice.messages import VoiceMessageError, read_voice_message
+from replayer.voice.opcodes import VoiceOp
 
 DEFAULT_GATEWAY_HOSTS = frozenset({"gateway.discord.gg"})
 # Server payloads from this size on are read for op, s and t only (FrameDecoder's
@@ -52,6 +72,7 @@ DEFAULT_GATEWAY_HOSTS = frozenset({"gateway.discord.gg"})
 HEAD_ONLY_BYTES = 4096
 _FULL_EVENTS = frozenset({"READY"})
 RESUME_PATH = "/_replayer/resume/"
+VOICE_PATH = "/_replayer/voice/"
 _GATEWAY_ROUTE = re.compile(r"^/api(?:/v\d+)?/gateway(?:/bot)?/?(?:\?.*)?$")
 _API = re.compile(r"^/api(?:/v\d+)?/")
 _GATEWAY_QUERY = re.compile(r"(^|&)(v|encoding)=")
@@ -60,7 +81,7 @@ _GATEWAY_QUERY = re.compile(r"(^|&)(v|encoding)=")
 def is_gateway(gateway_hosts: frozenset[str], host: str, path: str) -> bool:
     """A gateway WebSocket: one of the gateway hosts, a resume route of ours, or any host
     with the gateway's ``v=``/``encoding=`` query."""
-    if host in gateway_hosts or path.startswith(RESUME_PATH):
+    if host in gateway_hosts or path.startswith((RESUME_PATH, VOICE_PATH)):
         return True
     query = path.partition("?")[2]
     return bool(_GATEWAY_QUERY.search(query))
@@ -78,6 +99,7 @@ class _Connection:
     server_decoder: FrameDecoder
     client_decoder: FrameDecoder
     reencoder: FrameEncoder | None  # set when the proxy re-compresses the server stream
+    kind: ConnectionKind = ConnectionKind.GATEWAY
     frames_in: int = 0
     frames_out: int = 0
     session_id: str | None = None
@@ -115,6 +137,12 @@ class GatewayRecorder:
     _conns: dict[object, _Connection] = field(default_factory=dict)
     _sessions: dict[str, int] = field(default_factory=dict)  # session_id -> conn_id with READY
     _resume_urls: dict[str, str] = field(default_factory=dict)  # key -> real resume URL
+    # Voice servers named by VOICE_SERVER_UPDATE: their (host, port), their hosts, and the
+    # route keys of the rewritten endpoints (reverse mode).
+    _voice_addresses: set[tuple[str, int]] = field(default_factory=set)
+    _voice_hosts: set[str] = field(default_factory=set)
+    _voice_routes: dict[str, VoiceEndpoint] = field(default_factory=dict)
+    _voice_sessions: dict[str, int] = field(default_factory=dict)  # session_id -> conn_id
 
     on_error: Callable[[str], None] = lambda message: None
     write_errors: int = 0  # records not written
@@ -157,7 +185,8 @@ class GatewayRecorder:
     # --- which traffic -----------------------------------------------------------------
 
     def is_gateway(self, host: str, path: str) -> bool:
-        return is_gateway(self.gateway_hosts, host, path)
+        """A connection to record: a main gateway, or a voice server a VOICE_SERVER_UPDATE named."""
+        return is_gateway(self.gateway_hosts, host, path) or host.lower() in self._voice_hosts
 
     def is_rest(self, path: str) -> bool:
         return is_rest(path)
@@ -179,14 +208,26 @@ class GatewayRecorder:
             real = self._resume_urls.get(key)
             if real is not None:
                 return real.rstrip("/"), "/" + rest
+        if path.startswith(VOICE_PATH):
+            rest = path[len(VOICE_PATH) :]
+            cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+            endpoint = self._voice_routes.get(rest[:cut])
+            if endpoint is not None:
+                tail = rest[cut:]
+                return endpoint.base_url, tail if tail.startswith("/") else "/" + tail
         if self.gateway_upstream is not None:
             return self.gateway_upstream.rstrip("/"), path
         return None
 
     # --- gateway connections -----------------------------------------------------------
 
+    def _is_voice_url(self, url: str) -> bool:
+        address = url_address(url)
+        return address is not None and (address[0].lower(), address[1]) in self._voice_addresses
+
     def open(self, key: object, url: str, headers: Headers) -> int:
         query = GatewayQuery.from_url(url)
+        kind = ConnectionKind.VOICE if self._is_voice_url(url) else ConnectionKind.GATEWAY
         try:
             encoding = Encoding.parse(query.encoding)
         except CodecError:
@@ -195,6 +236,8 @@ class GatewayRecorder:
             compression = Compression.parse(query.compress)
         except CodecError:
             compression = Compression.NONE
+        if kind is ConnectionKind.VOICE:  # JSON and binary frames, no transport compression
+            encoding, compression = Encoding.JSON, Compression.NONE
         reencode = self.rewrite_base is not None and compression is not Compression.NONE
         conn = _Connection(
             conn_id=self._next_conn_id,
@@ -205,13 +248,14 @@ class GatewayRecorder:
             # Clients never compress (Events > Gateway > Encoding and Compression).
             client_decoder=FrameDecoder(encoding, Compression.NONE, inflate_payloads=False),
             reencoder=FrameEncoder(encoding, compression) if reencode else None,
+            kind=kind,
         )
         self._next_conn_id += 1
         self._conns[key] = conn
         resumes = None
         self._write(
             ConnectionRecord(
-                conn.conn_id, self._now(), url, query.archived(), headers, None, resumes
+                conn.conn_id, self._now(), url, query.archived(), headers, None, resumes, kind
             )
         )
         self.stats[conn.conn_id] = ConnectionStats(conn.conn_id, url, 0, 0)
@@ -221,6 +265,13 @@ class GatewayRecorder:
         """A message the client sent (forwarded unchanged)."""
         conn = self._conns.get(key)
         if conn is None:
+            return
+        if conn.frames_out == 0 and conn.kind is ConnectionKind.GATEWAY and is_text:
+            self._recognise_voice(conn, content, is_voice_handshake)
+        if conn.kind is ConnectionKind.VOICE:
+            self._voice_frame(conn, Direction.CLIENT, content, is_text)
+            conn.frames_out += 1
+            self.stats[conn.conn_id].frames_out = conn.frames_out
             return
         decoder = conn.client_decoder
         for message in decoder.feed_text(content) if is_text else decoder.feed(content):
@@ -235,6 +286,13 @@ class GatewayRecorder:
         re-compressed stream whose message is not complete)."""
         conn = self._conns.get(key)
         if conn is None:
+            return None
+        if conn.frames_in == 0 and conn.kind is ConnectionKind.GATEWAY and is_text:
+            self._recognise_voice(conn, content, is_voice_hello)
+        if conn.kind is ConnectionKind.VOICE:
+            self._voice_frame(conn, Direction.SERVER, content, is_text)
+            conn.frames_in += 1
+            self.stats[conn.conn_id].frames_in = conn.frames_in
             return None
         decoder = conn.server_decoder
         messages = decoder.feed_text(content) if is_text else decoder.feed(content)
@@ -377,6 +435,85 @@ class GatewayRecorder:
             )
         )
 
+    # --- voice connections ---------------------------------------------------------------
+
+    def _recognise_voice(
+        self, conn: _Connection, content: bytes, test: Callable[[Any], bool]
+    ) -> None:
+        """A connection's first text message: when ``test`` says it is the voice handshake,
+        the connection is voice from now on (said in a connection_info record first, so that
+        this message is read as voice too)."""
+        try:
+            obj = json.loads(content)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return
+        if test(obj):
+            conn.kind = ConnectionKind.VOICE
+            self._write(ConnectionInfoRecord(conn.conn_id, self._now(), kind=ConnectionKind.VOICE))
+
+    def _voice_frame(
+        self, conn: _Connection, direction: Direction, content: bytes, is_text: bool
+    ) -> None:
+        """One voice message: its op and seq, or kept raw (UNDECODED) with the reason."""
+        op: int | None = None
+        seq: int | None = None
+        flags, error = FrameFlag.NONE, None
+        try:
+            head = read_voice_message(
+                content, binary=not is_text, from_server=direction is Direction.SERVER
+            )
+            op, seq = head.op, head.seq
+        except VoiceMessageError as exc:
+            flags, error = FrameFlag.UNDECODED, str(exc)
+        frame_type = FrameType.TEXT if is_text else FrameType.BINARY
+        self._write(
+            FrameRecord(
+                conn.conn_id, self._now(), direction, frame_type, content, op, seq, None,
+                len(content), flags, error,
+            )
+        )  # fmt: skip
+        if direction is Direction.CLIENT and is_text and op in (VoiceOp.IDENTIFY, VoiceOp.RESUME):
+            self._learn_voice_session(conn, content, op)
+
+    def _learn_voice_session(self, conn: _Connection, content: bytes, op: int) -> None:
+        """IDENTIFY: this connection holds the voice session; RESUME: which one it resumes."""
+        try:
+            d = json.loads(content).get("d")
+        except (ValueError, UnicodeDecodeError, RecursionError, AttributeError):
+            return
+        session_id = d.get("session_id") if isinstance(d, dict) else None
+        if not isinstance(session_id, str):
+            return
+        if op == VoiceOp.IDENTIFY:
+            self._voice_sessions[session_id] = conn.conn_id
+            return
+        resumed = self._voice_sessions.get(session_id)
+        if resumed is not None and resumed != conn.conn_id:
+            self._write(ConnectionInfoRecord(conn.conn_id, self._now(), resumes=resumed))
+        self._voice_sessions[session_id] = conn.conn_id
+
+    def _voice_server_update(
+        self, conn: _Connection, message: DecodedMessage
+    ) -> tuple[bytes, FrameFlag]:
+        """Learn the voice server; with rewriting on, point the endpoint at the proxy's route."""
+        payload = message.payload
+        d = payload.d if payload is not None else None
+        endpoint = parse_endpoint(d.get("endpoint")) if isinstance(d, dict) else None
+        if endpoint is None:  # null: no voice server until the next update
+            return message.raw, FrameFlag.NONE
+        self._voice_addresses.add((endpoint.host, endpoint.port))
+        self._voice_hosts.add(endpoint.host)
+        if self.rewrite_base is None:
+            return message.raw, FrameFlag.NONE
+        key = next((k for k, e in self._voice_routes.items() if e == endpoint), None)
+        if key is None:
+            key = f"v{len(self._voice_routes) + 1}"
+            self._voice_routes[key] = endpoint
+        proxy = self.rewrite_base.rstrip("/").partition("://")[2]
+        obj: Any = decode_payload(message.raw, conn.encoding)
+        obj["d"]["endpoint"] = f"{proxy}{VOICE_PATH}{key}"
+        return encode_payload(obj, conn.encoding), FrameFlag.REWRITTEN
+
     def _learn_from_client(self, conn: _Connection, message: DecodedMessage) -> None:
         payload = message.payload
         if payload is None or not isinstance(payload.d, dict):
@@ -404,8 +541,11 @@ class GatewayRecorder:
                     )
 
     def _rewrite(self, conn: _Connection, message: DecodedMessage) -> tuple[bytes, FrameFlag]:
-        """READY: remember the session; with rewriting on, point resume_gateway_url here."""
+        """READY: remember the session; with rewriting on, point resume_gateway_url here.
+        VOICE_SERVER_UPDATE: the same for the voice endpoint."""
         payload = message.payload
+        if payload is not None and payload.t == "VOICE_SERVER_UPDATE":
+            return self._voice_server_update(conn, message)
         if payload is None or payload.t != "READY" or not isinstance(payload.d, dict):
             return message.raw, FrameFlag.NONE
         d = payload.d

@@ -14,7 +14,9 @@ class SynthOptions:
     too); ``roles_per_guild`` counts @everyone and the bot's managed role;
     ``channels_per_guild`` counts a category and a voice channel (from 3 channels on).
     With ``target_bytes``, events go on (in the proportions of ``messages``,
-    ``presence_updates`` and ``typing``) until the frames' payloads reach that many bytes."""
+    ``presence_updates`` and ``typing``) until the frames' payloads reach that many bytes.
+    ``voice``: the bot joins the voice channel of the first guild that has one (so it needs a
+    guild and 3 channels per guild) and holds a voice connection to the end."""
 
     guilds: int = 3
     channels_per_guild: int = 5
@@ -33,6 +35,7 @@ class SynthOptions:
     message_interval_ms: int = 200
     target_bytes: int | None = None
     end_with_close: bool = True
+    voice: bool = False
 
     def __post_init__(self) -> None:
         minimums = {
@@ -60,6 +63,13 @@ class SynthOptions:
             )
         if not 0 < self.bot_id < 1 << 63:
             raise ValueError(f"bot_id must be a snowflake (1 .. 2**63-1), got {self.bot_id!r}")
+        if self.voice is not True and self.voice is not False:
+            raise ValueError(f"voice must be True or False, got {self.voice!r}")
+        if self.voice and (self.guilds < 1 or self.channels_per_guild < 3):
+            raise ValueError(
+                "voice needs a guild with a voice channel: guilds >= 1 and "
+                f"channels_per_guild >= 3, got {self.guilds} and {self.channels_per_guild}"
+            )
         if self.target_bytes is not None:
             if type(self.target_bytes) is not int or self.target_bytes < 0:
                 raise ValueError(f"target_bytes must be >= 0, got {self.target_bytes!r}")

@@ -4,10 +4,12 @@
 it: the REST calls a client makes first, then per shard a gateway connection (HELLO,
 HEARTBEAT, IDENTIFY, READY, one GUILD_CREATE per guild, member chunks), a stream of
 MESSAGE_CREATE / PRESENCE_UPDATE / TYPING_START dispatches, heartbeats every interval and
-a clean close. Everything comes from ``random.Random(seed)``: the same options give the
-same records. Shards run concurrently: a small discrete-event scheduler interleaves their
-frames by time, so ``t_ns`` never goes back across the whole file. Records are produced
-one at a time (``target_bytes`` archives of gigabytes stream in constant memory).
+a clean close; with ``voice``, the bot also joins a voice channel and holds a voice
+connection (``synth/voice.py``). Everything comes from ``random.Random(seed)``: the same
+options give the same records. Shards run concurrently: a small discrete-event scheduler
+interleaves their frames by time, so ``t_ns`` never goes back across the whole file.
+Records are produced one at a time (``target_bytes`` archives of gigabytes stream in
+constant memory).
 
 Where the shapes come from (Discord docs, discord/discord-api-docs):
 
@@ -62,6 +64,7 @@ from replayer.synth.activity import Activity
 from replayer.synth.guilds import LARGE_THRESHOLD, Guild, World
 from replayer.synth.ids import JSON, MS_NS, Mint, random_hex, snowflake
 from replayer.synth.options import SynthOptions
+from replayer.synth.voice import VoiceSession
 
 # What the client authenticates with; the archive writer redacts it (docs/archive-format.md §5).
 SYNTH_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.synthetic.token"
@@ -148,6 +151,23 @@ class _Session:
         self._cum_weights = list(itertools.accumulate(self._left.values()))
         self._ready_shards: list[Shard] = []
         self._shards_with_guilds = sum(1 for shard in self.shards if shard.guilds)
+        self.voice = self._voice_session() if options.voice else None
+
+    def _voice_session(self) -> tuple[Shard, VoiceSession]:
+        """The first guild with a voice channel, its shard, and the bot's voice session there
+        (drawn from a random.Random of its own: every other draw stays as without voice)."""
+        guild = next((g for g in self.world.guilds if g.voice_channel_id is not None), None)
+        if guild is None:  # SynthOptions refuses this
+            raise AssertionError("voice needs a guild with a voice channel")
+        shard = self.shards[guild.shard]
+        session = VoiceSession(
+            conn_id=self.o.shards + 1,
+            guild_id=str(guild.id),
+            channel_id=str(guild.voice_channel_id),
+            user_id=str(self.o.bot_id),
+            rng=random.Random(f"voice:{self.o.seed}"),
+        )
+        return shard, session
 
     def _compressor(self) -> Callable[[bytes], bytes] | None:
         if self.compression is Compression.NONE:
@@ -199,6 +219,9 @@ class _Session:
             start = connect_ns + shard.index * IDENTIFY_SPACING_MS * MS_NS + self._ms(0, 40)
             self._schedule_setup(shard, start)
         self._at(min(s.ready_ns for s in self.shards) + self._ms(50, 500), self._event)
+        if self.voice is not None:
+            shard, voice = self.voice
+            self._at(shard.ready_ns + round(voice.rng.uniform(100, 400) * MS_NS), self._voice_join)
         while self._heap and not self._done:
             t_ns, _, action = heapq.heappop(self._heap)
             yield from action(t_ns)
@@ -478,14 +501,54 @@ class _Session:
         gap = rng.expovariate(1 / o.message_interval_ms) if o.message_interval_ms else 0.0
         self._at(t_ns + round(gap * MS_NS), self._event)
 
+    def _voice_join(self, t_ns: int) -> Iterator[Record]:
+        """op 4 VOICE_STATE_UPDATE, Discord's two answers, then the voice connection."""
+        assert self.voice is not None
+        shard, voice = self.voice
+        yield self._frame(
+            shard, t_ns, Direction.CLIENT,
+            _client(Opcode.VOICE_STATE_UPDATE, voice.state_update_request()),
+        )  # fmt: skip
+        t_ns += round(voice.rng.uniform(20, 60) * MS_NS)
+        yield self._send_dispatch(shard, t_ns, "VOICE_STATE_UPDATE", voice.voice_state())
+        t_ns += round(voice.rng.uniform(1, 10) * MS_NS)
+        yield self._send_dispatch(shard, t_ns, "VOICE_SERVER_UPDATE", voice.server_update())
+        records, beat_ns = voice.handshake(t_ns + round(voice.rng.uniform(5, 30) * MS_NS))
+        self.payload_bytes += sum(len(r.payload) for r in records if isinstance(r, FrameRecord))
+        for record in records:  # in time order, but other frames may fall between
+            self._at(record.t_ns, _emit(record))
+        self._at(beat_ns, self._voice_heartbeat)
+
+    def _voice_heartbeat(self, t_ns: int) -> Iterator[Record]:
+        assert self.voice is not None
+        voice = self.voice[1]
+        if not voice.open:
+            return
+        records, next_ns = voice.heartbeat(t_ns)
+        yield records[0]
+        self.payload_bytes += sum(len(r.payload) for r in records if isinstance(r, FrameRecord))
+        self._at(records[1].t_ns, _emit(records[1]))
+        self._at(next_ns, self._voice_heartbeat)
+
     def _finish(self, t_ns: int) -> Iterator[Record]:
-        """The client shuts down: every shard closes with 1000 (unless told otherwise)."""
+        """The client shuts down: every shard closes with 1000 (unless told otherwise), the
+        voice connection first."""
         self._done = True
         if not self.o.end_with_close:
             return
+        if self.voice is not None:
+            close = self.voice[1].close(t_ns)
+            if close is not None:
+                yield close
+                t_ns += self._ms(0.1, 2)
         for shard in self.shards:
             yield CloseRecord(shard.conn_id, t_ns, 1000, "", Closer.CLIENT, True)
             t_ns += self._ms(0.1, 2)
+
+
+def _emit(record: Record) -> Action:
+    """An action that yields ``record`` (already timed)."""
+    return lambda t_ns: (record,)
 
 
 def _response_headers() -> Headers:
@@ -520,7 +583,10 @@ def write_synth(
     tmp = target.with_name(target.name + ".partial")
     payload_bytes = 0
     try:
-        metadata = {"synthetic": True, "options": asdict(options)}
+        shown = asdict(options)
+        if not options.voice:  # the metadata of the sessions before --voice existed
+            del shown["voice"]
+        metadata = {"synthetic": True, "options": shown}
         with ArchiveWriter(tmp, metadata=metadata, overwrite=True) as writer:
             for count, record in enumerate(synth_records(options), start=1):
                 writer.write(record)

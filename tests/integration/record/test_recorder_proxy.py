@@ -168,12 +168,17 @@ async def test_client_keeps_its_traffic_when_the_addon_fails(
 
 
 async def start_mitmdump(
-    tmp_path: Path, upstream: ReplayServer, *args: str, log: list[str] | None = None
+    tmp_path: Path,
+    upstream: ReplayServer,
+    *args: str,
+    log: list[str] | None = None,
+    mode: list[str] | None = None,
 ) -> tuple[subprocess.Popen[str], int]:
+    """mitmdump in reverse mode before ``upstream`` (or in ``mode``); its port."""
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("mitmdump")),
-            "--mode", f"reverse:http://127.0.0.1:{upstream.port}@127.0.0.1:0",
+            *(mode or ["--mode", f"reverse:http://127.0.0.1:{upstream.port}@127.0.0.1:0"]),
             "--set", f"confdir={tmp_path / 'mitm'}",
             *args,
         ],

@@ -1,6 +1,9 @@
 """Canary secrets of every class (tests/secrets.py) through every path that writes an
 archive: `replayer record`, the mitmdump addon with its worker, `import-mitm` of a flow
-file, and the replay's `--transcript`. None may reach the disk, nor any part of one."""
+file, and the replay's `--transcript`. None may reach the disk, nor any part of one.
+The recorders also carry a voice session to a scripted voice server (tests/voice_upstream.py):
+`replayer record` by rewriting VOICE_SERVER_UPDATE's endpoint to itself, mitmdump as a
+regular proxy the client goes through."""
 
 from __future__ import annotations
 
@@ -20,12 +23,21 @@ from replayer.replay.server import ReplayServer
 from tests.integration.record.test_record_cli import start_record, stop
 from tests.integration.record.test_recorder_proxy import ADDON, TIMEOUT, start_mitmdump
 from tests.secrets import check_archive, send_secrets, write_upstream
+from tests.voice_upstream import VoiceUpstream, voice_upstream
 
 
 @pytest.fixture
-async def upstream(tmp_path: Path) -> AsyncIterator[ReplayServer]:
-    """A stand-in for Discord that sends and answers with canaries."""
-    script = load_script(write_upstream(tmp_path / "discord.rpl"))
+async def voice() -> AsyncIterator[VoiceUpstream]:
+    """A stand-in for a Discord voice server."""
+    async with voice_upstream() as server:
+        yield server
+
+
+@pytest.fixture
+async def upstream(tmp_path: Path, voice: VoiceUpstream) -> AsyncIterator[ReplayServer]:
+    """A stand-in for Discord that sends and answers with canaries; its VOICE_SERVER_UPDATE
+    names the voice server."""
+    script = load_script(write_upstream(tmp_path / "discord.rpl", voice.endpoint))
     async with ReplayServer(script, ReplayOptions(speed=0)) as server:
         yield server
 
@@ -35,7 +47,9 @@ def _stop_mitmdump(proc: subprocess.Popen[str]) -> None:
     proc.communicate(timeout=TIMEOUT)
 
 
-async def test_replayer_record(tmp_path: Path, upstream: ReplayServer) -> None:
+async def test_replayer_record(
+    tmp_path: Path, upstream: ReplayServer, voice: VoiceUpstream
+) -> None:
     out = tmp_path / "rec.rpl"
     proc, gateway_url = await start_record(
         tmp_path, "-o", str(out), "--upstream", f"http://127.0.0.1:{upstream.port}",
@@ -43,11 +57,33 @@ async def test_replayer_record(tmp_path: Path, upstream: ReplayServer) -> None:
     )  # fmt: skip
     base = gateway_url.rstrip("/")
     try:
-        events = await send_secrets(f"{base}/api/v10", base + "/")
+        events = await send_secrets(f"{base}/api/v10", base + "/", voice=True)
         assert events[-2:] == ["INTERACTION_CREATE", "VOICE_SERVER_UPDATE"]
     finally:
         stop(proc)
-    check_archive(out)
+    # The client went to the proxy's voice route; the proxy, to the voice server.
+    assert voice.connections == 2
+    check_archive(out, voice=True)
+
+
+async def test_mitmdump_regular_mode_with_voice(
+    tmp_path: Path, upstream: ReplayServer, voice: VoiceUpstream
+) -> None:
+    out = tmp_path / "regular.rpl"
+    proc, port = await start_mitmdump(
+        tmp_path, upstream, "-s", str(ADDON), "--set", f"gateway_record={out}",
+        mode=["--mode", "regular@127.0.0.1:0"],
+    )  # fmt: skip
+    try:
+        await send_secrets(
+            f"http://127.0.0.1:{upstream.port}/api/v10", upstream.gateway_url,
+            proxy=f"http://127.0.0.1:{port}", voice=True,
+        )  # fmt: skip
+    finally:
+        _stop_mitmdump(proc)
+    await asyncio.wait_for(asyncio.to_thread(wait_until_written, out), TIMEOUT)
+    assert voice.connections == 2
+    check_archive(out, voice=True)
 
 
 async def test_mitmdump_addon_and_worker(tmp_path: Path, upstream: ReplayServer) -> None:

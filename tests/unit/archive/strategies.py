@@ -11,6 +11,7 @@ from replayer.archive.records import (
     Closer,
     CloseRecord,
     ConnectionInfoRecord,
+    ConnectionKind,
     ConnectionRecord,
     FrameFlag,
     FrameRecord,
@@ -20,6 +21,7 @@ from replayer.archive.records import (
     Record,
 )
 from replayer.gateway.opcodes import Direction
+from replayer.voice.frames import build_binary
 
 uint = st.integers(min_value=0, max_value=2**63 - 1)
 small_uint = st.integers(min_value=0, max_value=10_000)
@@ -58,6 +60,7 @@ connection_records = st.builds(
     headers=headers,
     shard=shard,
     resumes=st.none() | small_uint,
+    kind=st.sampled_from(ConnectionKind),
 )
 frame_records = st.builds(
     FrameRecord,
@@ -101,6 +104,7 @@ info_records = st.builds(
     shard=shard,
     resumes=st.none() | small_uint,
     session_id=st.none() | text,
+    kind=st.none() | st.sampled_from(ConnectionKind),
 )
 any_record: st.SearchStrategy[Record] = st.one_of(
     connection_records, frame_records, close_records, http_records, info_records
@@ -192,4 +196,50 @@ def sessions(draw: st.DrawFn) -> list[Record]:
                 draw(st.binary(max_size=30) | st.just(b'{"url":"wss://gateway.discord.gg"}')),
             )
         )
+    return records
+
+
+@st.composite
+def voice_sessions(draw: st.DrawFn) -> list[Record]:
+    """A consistent archive body with voice connections (known at open, or from a
+    connection_info): JSON {op, d, seq?} text frames and binary [seq][op] frames, the server's
+    seq going forward."""
+    records: list[Record] = []
+    t_ns = 0
+    for conn_id in range(1, draw(st.integers(1, 3)) + 1):
+        t_ns += draw(small_uint)
+        at_open = draw(st.booleans())
+        records.append(
+            ConnectionRecord(
+                conn_id, t_ns, "wss://x.discord.media/?v=8", Query(v=8),
+                kind=ConnectionKind.VOICE if at_open else ConnectionKind.GATEWAY,
+            )
+        )  # fmt: skip
+        if not at_open:
+            records.append(ConnectionInfoRecord(conn_id, t_ns, kind=ConnectionKind.VOICE))
+        seq = draw(st.integers(0, 0xFFFF))
+        for _ in range(draw(st.integers(0, 8))):
+            t_ns += draw(small_uint)
+            direction = draw(st.sampled_from(Direction))
+            server = direction == Direction.SERVER
+            op = draw(st.integers(0, 31))
+            s = None
+            if server and draw(st.booleans()):
+                seq = (seq + draw(st.integers(1, 3))) & 0xFFFF
+                s = seq
+            if draw(st.booleans()):  # a binary frame: the server's always carries a seq
+                if server:
+                    seq = (seq + 1) & 0xFFFF
+                    s = seq
+                raw = build_binary(op, draw(st.binary(max_size=20)), s)
+                frame_type = FrameType.BINARY
+            else:
+                obj: dict[str, Any] = {"op": op, "d": draw(json_value)}
+                if s is not None:
+                    obj["seq"] = s
+                raw = json.dumps(obj, separators=(",", ":")).encode()
+                frame_type = FrameType.TEXT
+            records.append(
+                FrameRecord(conn_id, t_ns, direction, frame_type, raw, op, s, None, len(raw))
+            )
     return records

@@ -166,6 +166,7 @@ def test_cost_walk_passes_valid_rows_and_leaves_bad_bytes_to_the_unpacker(
 ) -> None:
     row = [2, 1, 5, 1, 1, b"p" * (8 * MiB), 0, 1, "X", 10, 0, None]
     headers = [1, 1, 0, "u", {"v": 10}, [["a" * 100, "b" * 100]] * MAX_CONTAINER_LEN, None, None]
+    headers.append("gateway")
     for obj in (row, headers):
         _walk(tmp_path, msgpack.packb(obj))
     for junk in (b"\xc1\x90", b"\xdd\xff", b"\xdc\x00\x05\x90"):  # invalid, cut short

@@ -14,6 +14,7 @@ from replayer.archive.records import (
     Closer,
     CloseRecord,
     ConnectionInfoRecord,
+    ConnectionKind,
     ConnectionRecord,
     FrameFlag,
     FrameRecord,
@@ -98,3 +99,64 @@ def test_v1_verifies() -> None:
     for record in read_records(V1)[1]:
         checker.check(record)
     assert checker.frames == 10
+
+
+V2 = GOLDEN / "archive-v2.rpl"
+
+
+def test_v2_file_is_unchanged() -> None:
+    digest = hashlib.sha256(V2.read_bytes()).hexdigest()
+    assert digest == (GOLDEN / "archive-v2.rpl.sha256").read_text().split()[0]
+
+
+def test_v1_connections_migrate_to_gateway_connections() -> None:
+    _, records = read_records(V1)
+    connections = [r for r in records if isinstance(r, ConnectionRecord)]
+    assert [c.kind for c in connections] == [ConnectionKind.GATEWAY, ConnectionKind.GATEWAY]
+    infos = [r for r in records if isinstance(r, ConnectionInfoRecord)]
+    assert len(infos) == 2
+    assert all(i.kind is None for i in infos)
+
+
+def test_v2_reads_with_every_field() -> None:
+    header, records = read_records(V2)
+    assert header.format_version == 2
+    assert header.metadata == {"purpose": "golden file of archive format v2", "bot": "golden#0"}
+    kinds = {r.conn_id: r.kind for r in records if isinstance(r, ConnectionRecord)}
+    assert kinds == {1: ConnectionKind.GATEWAY, 2: ConnectionKind.VOICE, 3: ConnectionKind.GATEWAY}
+    learned = [r for r in records if isinstance(r, ConnectionInfoRecord) and r.kind is not None]
+    assert [(i.conn_id, i.kind) for i in learned] == [(3, ConnectionKind.VOICE)]
+
+    server_update = next(
+        r for r in records if isinstance(r, FrameRecord) and r.t == "VOICE_SERVER_UPDATE"
+    )
+    assert server_update.flags == FrameFlag.REDACTED
+    assert decode_payload(server_update.payload, Encoding.JSON)["d"]["token"] == "[REDACTED]"
+
+    voice = [r for r in records if isinstance(r, FrameRecord) and r.conn_id == 2]
+    assert [(f.direction, f.frame_type, f.op, f.s, f.t) for f in voice] == [
+        (Direction.SERVER, FrameType.TEXT, 8, None, None),  # HELLO
+        (Direction.CLIENT, FrameType.TEXT, 0, None, None),  # IDENTIFY
+        (Direction.SERVER, FrameType.TEXT, 2, 1, None),  # READY
+        (Direction.CLIENT, FrameType.TEXT, 1, None, None),  # SELECT_PROTOCOL
+        (Direction.SERVER, FrameType.TEXT, 4, 2, None),  # SESSION_DESCRIPTION
+        (Direction.SERVER, FrameType.BINARY, 25, 3, None),  # DAVE_MLS_EXTERNAL_SENDER
+        (Direction.CLIENT, FrameType.BINARY, 26, None, None),  # DAVE_MLS_KEY_PACKAGE
+        (Direction.CLIENT, FrameType.TEXT, 3, None, None),  # HEARTBEAT
+        (Direction.SERVER, FrameType.TEXT, 6, 4, None),  # HEARTBEAT_ACK
+        (Direction.CLIENT, FrameType.TEXT, 5, None, None),  # SPEAKING
+    ]
+    identify = voice[1]
+    assert identify.flags == FrameFlag.REDACTED
+    assert decode_payload(identify.payload, Encoding.JSON)["d"]["token"] == "[REDACTED]"
+    assert voice[5].payload == b"\x00\x03\x19\x00\x01external-sender"
+    resume = next(r for r in records if isinstance(r, FrameRecord) and r.conn_id == 3 and r.op == 7)
+    assert decode_payload(resume.payload, Encoding.JSON)["d"]["token"] == "[REDACTED]"
+    assert b"a1b2c3d4e5f60718" not in V2.read_bytes()
+
+
+def test_v2_verifies() -> None:
+    checker = ArchiveChecker()
+    for record in read_records(V2)[1]:
+        checker.check(record)
+    assert (checker.connections, checker.frames) == (3, 19)

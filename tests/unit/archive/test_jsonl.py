@@ -10,7 +10,7 @@ from replayer.archive.jsonl import Exporter, Importer, LineError, export_lines, 
 from replayer.archive.records import FrameFlag, FrameRecord, FrameType, Record
 from replayer.gateway.opcodes import Direction
 
-from .strategies import sessions
+from .strategies import sessions, voice_sessions
 
 
 def round_trip(header: Header, records: list[Record]) -> tuple[list[str], list[Record]]:
@@ -22,7 +22,7 @@ def round_trip(header: Header, records: list[Record]) -> tuple[list[str], list[R
     return lines, back
 
 
-@given(sessions())
+@given(sessions() | voice_sessions())
 def test_export_import_export_is_lossless(records: list[Record]) -> None:
     header = Header(metadata={"bot": "test"})
     lines, back = round_trip(header, records)
@@ -138,3 +138,56 @@ def test_etf_tuples_and_int_keys_keep_exact_bytes() -> None:
 def test_null_http_body_is_empty() -> None:
     http = Importer().record({"kind": "http", "path": "/x", "response_body": None})
     assert http.response_body == b""  # type: ignore[union-attr]
+
+
+def test_voice_connections_carry_their_kind_and_voice_frames() -> None:
+    lines = [
+        {"kind": "connection", "url": "wss://v.discord.media/?v=8", "connection_kind": "voice"},
+        {"kind": "frame", "conn": 1, "dir": "server", "payload": {"op": 8, "d": {"heartbeat_interval": 13750}}},
+        {"kind": "frame", "conn": 1, "dir": "server", "payload": {"op": 2, "d": {"ssrc": 1}, "seq": 1}},
+        {"kind": "frame", "conn": 1, "dir": "server", "frame_type": "binary", "raw_b64": "AAIZe30="},
+        {"kind": "frame", "conn": 1, "dir": "client", "frame_type": "binary", "raw": "\u001akeys"},
+        {"kind": "connection", "url": "wss://v.discord.media/?v=8"},
+        {"kind": "connection_info", "conn": 2, "connection_kind": "voice"},
+        {"kind": "frame", "conn": 2, "dir": "server", "payload": {"op": 9, "d": None, "seq": 2}},
+    ]  # fmt: skip
+    importer = Importer()
+    records = [importer.record(obj) for obj in lines]
+    heads = [(r.op, r.s, r.t) for r in records if isinstance(r, FrameRecord)]
+    assert heads == [(8, None, None), (2, 1, None), (25, 2, None), (26, None, None), (9, 2, None)]
+    _, back = round_trip(Header(), records)
+    assert back == records
+    exported = [Exporter().record(r) for r in records[:1]]
+    assert exported[0]["connection_kind"] == "voice"
+    exporter = Exporter()
+    objs = [exporter.record(r) for r in records]
+    assert "payload" not in objs[3]  # a binary voice frame is not JSON: raw bytes only
+    assert objs[3]["raw_b64"] == "AAIZe30="
+    assert objs[6]["connection_kind"] == "voice"
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        (
+            {"kind": "connection", "connection_kind": "rtc"},
+            "field 'connection_kind': expected gateway or voice",
+        ),
+        (
+            {"kind": "connection", "connection_kind": 1},
+            "field 'connection_kind': expected a string",
+        ),
+    ],
+)
+def test_bad_connection_kinds_say_what(obj: object, message: str) -> None:
+    with pytest.raises(LineError, match=message):
+        Importer().record(obj)
+
+
+def test_a_voice_binary_frame_without_its_header_must_be_flagged_undecoded() -> None:
+    importer = Importer()
+    importer.record({"kind": "connection", "connection_kind": "voice"})
+    with pytest.raises(LineError, match="binary server voice frame of 2 bytes"):
+        importer.record(
+            {"kind": "frame", "conn": 1, "dir": "server", "frame_type": "binary", "raw_b64": "AAE="}
+        )

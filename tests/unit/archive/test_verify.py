@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given
 
 from replayer.archive.records import (
     CloseRecord,
     ConnectionInfoRecord,
+    ConnectionKind,
     ConnectionRecord,
     FrameFlag,
     FrameRecord,
@@ -15,6 +19,8 @@ from replayer.archive.records import (
 from replayer.archive.verify import ArchiveChecker
 from replayer.errors import ArchiveError
 from replayer.gateway.opcodes import Direction
+
+from .strategies import voice_sessions
 
 HELLO = b'{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}'
 READY = b'{"op":0,"d":{},"s":1,"t":"READY"}'
@@ -77,3 +83,77 @@ def test_each_rule_can_fail(records: list[Record], field: str, message: str) -> 
     with pytest.raises(ArchiveError, match=message) as info:
         check_all(records)
     assert info.value.field == field
+
+
+# --- voice connections (format v2) ----------------------------------------------------
+
+
+def voice_conn(conn_id: int = 1, kind: ConnectionKind = ConnectionKind.VOICE) -> ConnectionRecord:
+    return ConnectionRecord(conn_id, 0, "wss://v.discord.media/?v=8", Query(8), kind=kind)
+
+
+VOICE_HELLO = b'{"op":8,"d":{"heartbeat_interval":13750}}'
+
+
+def test_voice_frames_are_read_with_the_voice_rules() -> None:
+    checker = check_all([
+        voice_conn(),
+        frame(VOICE_HELLO, 8),
+        frame(b'{"op":2,"d":{"ssrc":1},"seq":1}', 2, 1),
+        frame(b"\x00\x02\x19sender", 25, 2, frame_type=FrameType.BINARY),
+        frame(b"\x1akeys", 26, direction=Direction.CLIENT, frame_type=FrameType.BINARY),
+        frame(b'{"op":6,"d":{"t":1},"seq":3}', 6, 3),
+    ])  # fmt: skip
+    assert checker.frames == 5
+
+
+def test_a_binary_voice_frame_on_a_gateway_connection_does_not_verify() -> None:
+    with pytest.raises(ArchiveError) as info:
+        check_all(
+            [
+                voice_conn(kind=ConnectionKind.GATEWAY),
+                frame(b"\x00\x02\x19x", 25, 2, frame_type=FrameType.BINARY),
+            ]
+        )
+    assert info.value.field == "frame.payload"
+
+
+def test_connection_info_changes_the_kind_for_later_frames() -> None:
+    records: list[Record] = [voice_conn(kind=ConnectionKind.GATEWAY), frame(VOICE_HELLO, 8)]
+    check_all(records)  # a voice HELLO reads as a gateway payload too (op 8, no s, no t)
+    with pytest.raises(ArchiveError, match="stored s=1 but the payload says None"):
+        check_all([*records, frame(b'{"op":2,"d":{},"seq":1}', 2, 1)])
+    check_all([
+        *records,
+        ConnectionInfoRecord(1, 5, kind=ConnectionKind.VOICE),
+        frame(b'{"op":2,"d":{},"seq":1}', 2, 1),
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("seqs", "ok"),
+    [([1, 2, 3], True), ([1, 3], True), ([0xFFFF, 0], True), ([2, 2], False), ([3, 1], False)],
+)
+def test_voice_server_seq_only_goes_forward(seqs: list[int], ok: bool) -> None:
+    records: list[Record] = [voice_conn()]
+    records += [frame(json.dumps({"op": 6, "d": None, "seq": n}).encode(), 6, n) for n in seqs]
+    if ok:
+        check_all(records)
+        return
+    with pytest.raises(ArchiveError, match="only goes forward") as info:
+        check_all(records)
+    assert info.value.field == "frame.s"
+
+
+def test_an_injected_voice_message_may_break_the_seq_run() -> None:
+    check_all([
+        voice_conn(),
+        frame(b'{"op":6,"d":null,"seq":5}', 6, 5),
+        frame(b'{"op":6,"d":null,"seq":1}', 6, 1, flags=FrameFlag.INJECTED),
+        frame(b'{"op":6,"d":null,"seq":6}', 6, 6),
+    ])  # fmt: skip
+
+
+@given(voice_sessions())
+def test_voice_sessions_verify(records: list[Record]) -> None:
+    check_all(records)

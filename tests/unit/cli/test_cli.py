@@ -14,6 +14,7 @@ import pytest
 from replayer.archive.header import FORMAT_VERSION, Header
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "archive-v1.rpl"
+GOLDEN_V2 = GOLDEN.with_name("archive-v2.rpl")
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -86,16 +87,24 @@ def test_verify_ok() -> None:
     assert "17 records" in result.stdout
 
 
-def test_export_import_export(tmp_path: Path) -> None:
+@pytest.mark.parametrize("golden", [GOLDEN, GOLDEN_V2], ids=["v1", "v2"])
+def test_export_import_export(tmp_path: Path, golden: Path) -> None:
     first = tmp_path / "a.jsonl"
-    assert run("export", GOLDEN, "-o", first).returncode == 0
+    assert run("export", golden, "-o", first).returncode == 0
     rebuilt = tmp_path / "b.rpl"
     result = run("import", first, "-o", rebuilt)
     assert result.returncode == 0, result.stderr
     second = run("export", rebuilt)
     assert second.returncode == 0
-    assert second.stdout == first.read_text()
-    frame = json.loads(first.read_text().splitlines()[3])
+    # The header's format_version becomes the importer's (docs/archive-format.md §8).
+    first_header, *first_records = first.read_text().splitlines()
+    second_header, *second_records = second.stdout.splitlines()
+    assert second_records == first_records
+    assert json.loads(second_header) == {
+        **json.loads(first_header),
+        "format_version": FORMAT_VERSION,
+    }
+    frame = json.loads(first_records[2 if golden == GOLDEN else 1])
     assert frame["payload"]["d"]["heartbeat_interval"] == 41250
 
 
@@ -183,3 +192,43 @@ def test_inspect_stats_lists_the_incidents_a_replay_repeats() -> None:
     assert "recorded reconnect after dispatch 7" in result.stdout
     plain = run("inspect", Path(__file__).parents[3] / "recordings" / "small-bot.rpl", "--stats")
     assert "replayed as faults" not in plain.stdout
+
+
+def test_inspect_names_voice_opcodes_by_the_voice_table() -> None:
+    result = run("inspect", GOLDEN_V2)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    voice = [line for line in lines if " c2 " in line or " c3 " in line]
+    assert "open voice wss://golden-voice-1.discord.media:443/?v=8" in voice[0]
+    names = [line.split()[3] for line in voice if "S→C" in line or "C→S" in line]
+    assert names == [
+        "HELLO", "IDENTIFY", "READY", "SELECT_PROTOCOL", "SESSION_DESCRIPTION",
+        "DAVE_MLS_EXTERNAL_SENDER", "DAVE_MLS_KEY_PACKAGE", "HEARTBEAT", "HEARTBEAT_ACK",
+        "SPEAKING", "HELLO", "RESUME", "RESUMED",
+    ]  # fmt: skip
+    assert any("close 4015 Voice server crashed by server" in line for line in voice)
+    assert any("info voice connection (from its handshake)" in line for line in voice)
+    main = [line for line in lines if " c1 " in line and "S→C" in line]
+    assert main[0].split()[3] == "HELLO"  # op 10 on the main gateway
+
+
+def test_inspect_stats_keeps_voice_opcodes_apart() -> None:
+    result = run("inspect", GOLDEN_V2, "--stats")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "format v2" in out
+    for row in (
+        "server HELLO",
+        "server voice HELLO",
+        "server voice RESUMED",
+        "client voice RESUME",
+    ):
+        assert row in out
+    assert "replayed as faults" not in out  # a voice server's close and RESUMED are no incidents
+    assert "4015 Voice server crashed by server" in out
+
+
+def test_verify_v2_ok() -> None:
+    result = run("verify", GOLDEN_V2)
+    assert result.returncode == 0, result.stderr
+    assert "format v2, 29 records (3 connections, 19 frames" in result.stdout

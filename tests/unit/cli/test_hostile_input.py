@@ -110,7 +110,7 @@ ARCHIVES: dict[str, Callable[[Path], tuple[Path, tuple[str, ...]]]] = {
     ),
     "kind_as_float": lambda p: (archive(p, HEADER, [2.0, 1]), ("record 1", "field 'kind'")),
     "frame_of_wrong_types": lambda p: (
-        archive(p, HEADER, [1, 1, 0, "u", {}, [], None, None],
+        archive(p, HEADER, [1, 1, 0, "u", {}, [], None, None, "gateway"],
                 [2, 1, 0, 1, 1, "not bin", None, None, None, 0, 0, None]),
         ("record 2", "field 'frame.payload'"),
     ),
