@@ -28,9 +28,11 @@ import pytest
 
 from replayer.archive.reader import read_records
 from replayer.archive.records import Record
+from replayer.replay.control import Injection
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.faults import FaultPlan, combine, load_plan, parse_fault
 from replayer.replay.intents import parse_grant
+from replayer.replay.observed import Frame, FrameLog, frame_match
 from replayer.replay.reachability import check_reachable
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
@@ -89,6 +91,10 @@ class GatewaySettings:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+class WaitTimeout(TimeoutError, AssertionError):
+    """``wait_for`` gave up: what it waited for, what came instead, the verdicts so far."""
+
+
 @dataclass
 class ReplayerGateway:
     """What a test gets: where to point the client, then the transcript and verdicts."""
@@ -100,10 +106,75 @@ class ReplayerGateway:
     _loop: asyncio.AbstractEventLoop
     strict: bool = False
     _verdicts: list[Verdict] | None = field(default=None)
+    _frames: FrameLog = field(default_factory=FrameLog)
 
     def _call(self, coro: Any, timeout: float = 60.0) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result(timeout=timeout)
+
+    @property
+    def control_url(self) -> str:
+        """The replay's control API (docs/faults.md): for a client in another process."""
+        return self._server.control_url
+
+    def inject(self, fault: str) -> dict[str, Any]:
+        """A fault now, in the ``--fault`` syntax: ``inject("reconnect")`` sends op 7 on
+        the newest open connection at once (``"reconnect@conn=2"``: on connection 2); a
+        fault with a trigger (``"close:4000@event=GUILD_CREATE#3"``) is armed as a planned
+        one. Judged as planned faults are (NOT FIRED with no connection to send it on).
+        Returns what became of it, as ``POST /_replayer/faults`` answers."""
+        parsed = parse_fault(fault, now_ok=True)
+        injection: Injection = self._call(_async(lambda: self._server.inject(parsed)))
+        return injection.to_json()
+
+    def status(self) -> dict[str, Any]:
+        """Connections, sessions, faults and verdicts so far (``GET /_replayer/status``)."""
+        return self._call(_async(self._server.status))  # type: ignore[no-any-return]
+
+    async def wait_for(
+        self,
+        event: str | None = None,
+        *,
+        op: int | str | None = None,
+        predicate: Callable[[Frame], object] | None = None,
+        direction: str | None = None,
+        nth: int = 1,
+        timeout: float = 30.0,
+    ) -> Frame:
+        """Wait, without polling, until the ``nth`` frame of this run that matches has
+        crossed the socket, and return it (a :class:`~replayer.replay.observed.Frame`:
+        ``direction``, ``conn``, ``op``, ``t``, ``s``, ``payload``, ``d``). Frames sent
+        before the call count too, so there is no race with a fast replay.
+
+        ``event="RESUMED"``: a dispatch the replay sent. ``op=7`` or ``op="RESUME"``: a
+        payload of that opcode, from the side that sends it (op 1: the client's
+        heartbeats). ``predicate=f``: ``f(frame)`` true, on the client's payloads unless
+        ``direction`` says otherwise. They combine (all must hold); ``direction`` is
+        ``"server"``, ``"client"`` or ``"any"``. On ``timeout`` seconds: :class:`WaitTimeout`
+        with what was awaited, the frames seen and the verdicts so far."""
+        __tracebackhide__ = True  # the failure is the test's: show its line, not ours
+        match, what = frame_match(event, op, predicate, direction)
+        found: Future[Frame] = Future()
+        handle = self._call(
+            _async(lambda: self._frames.watch(match, found.set_result, found.set_exception, nth))
+        )
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(found), timeout)
+        except TimeoutError:
+            self._call(_async(lambda: self._frames.unwatch(handle)))
+            seen = self._call(_async(self._frames.describe))
+            verdicts = self._call(_async(self._verdicts_so_far))
+            nth_text = f" #{nth}" if nth > 1 else ""
+            raise WaitTimeout(
+                f"replayer_gateway.wait_for: no {what}{nth_text} within {timeout:g} s; "
+                f"{seen}\nverdicts so far:\n{verdict_table(verdicts)}"
+            ) from None
+
+    def _verdicts_so_far(self) -> list[Verdict]:
+        replay = self._server.replay
+        assert replay is not None
+        replay.judge.tick(self._server.now_ns())
+        return list(self._verdicts if self._verdicts is not None else replay.judge.verdicts)
 
     def wait_for_verdicts(self, timeout: float = 30.0) -> list[Verdict]:
         """Wait until every planned fault has fired and its reaction has been judged (or
@@ -145,14 +216,7 @@ class ReplayerGateway:
 
     def report(self) -> str:
         """The verdicts as text, for assertion messages and the failed test's report."""
-        lines = []
-        for v in self.verdicts():
-            lines.append(
-                f"{v.result} {v.name}: expected {v.expected}; observed {v.observed}"
-                + "".join(f"; {note}" for note in v.notes)
-                + (f" [{v.docs}]" if v.docs else "")
-            )
-        lines.append(summary(self.verdicts()))
+        lines = [verdict_table(self.verdicts())]
         routes = self.answered_404
         if routes:
             lines.append(f"answered 404: {', '.join(routes)}")
@@ -171,6 +235,19 @@ class ReplayerGateway:
     @property
     def connections(self) -> int:
         return self._server.connections_total
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> str:
+    """One line per verdict (``OPEN``: its reaction still awaited), then the summary."""
+    lines = [
+        f"{v.result or 'OPEN'} {v.name}: expected {v.expected}; observed {v.observed}"
+        + "".join(f"; {note}" for note in v.notes)
+        + (f" [{v.docs}]" if v.docs else "")
+        for v in verdicts
+    ]
+    still_open = sum(1 for v in verdicts if v.result is None)
+    lines.append(summary(list(verdicts)) + (f", {still_open} open" if still_open else ""))
+    return "\n".join(lines)
 
 
 async def _async(call: Callable[[], Any]) -> Any:
@@ -252,7 +329,8 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     options = dataclasses.replace(options, **settings.options)
     transcript = tmp_path / "replayer-transcript.rpl"
     loop = asyncio.new_event_loop()
-    server = ReplayServer(script, options, transcript=transcript, plan=plan)
+    frames = FrameLog()
+    server = ReplayServer(script, options, transcript=transcript, plan=plan, frame_log=frames)
     ready = threading.Event()
     stop: asyncio.Event | None = None
     failure: list[BaseException] = []
@@ -278,8 +356,9 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     if failure:
         raise failure[0]
     gateway = ReplayerGateway(
-        server.rest_base, server.gateway_url, transcript, server, loop, settings.strict
-    )
+        server.rest_base, server.gateway_url, transcript, server, loop, settings.strict,
+        _frames=frames,
+    )  # fmt: skip
     try:
         yield gateway
     finally:
