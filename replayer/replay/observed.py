@@ -46,7 +46,7 @@ class Frame:
         return payload.get("d") if isinstance(payload, dict) else None
 
     def describe(self) -> str:
-        name = self.t if self.t else opcode_name(self.op)
+        name = self.t or (opcode_name(self.op) if self.op is not None else "undecodable payload")
         seq = f" s={self.s}" if self.s is not None else ""
         return f"{self.direction.label} {name}{seq} on connection {self.conn}"
 
