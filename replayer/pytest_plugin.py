@@ -171,7 +171,7 @@ class ReplayerGateway:
     def inject(self, fault: str) -> dict[str, Any]:
         """A fault now, in the ``--fault`` syntax: ``inject("reconnect")`` sends op 7 on
         the newest open connection at once (``"reconnect@conn=2"``: on connection 2); a
-        fault with a trigger (``"close:4000@event=GUILD_CREATE#3"``) is armed as a planned
+        fault with a trigger (``"close:4000@event=MESSAGE_CREATE#2"``) is armed as a planned
         one. Judged as planned faults are (NOT FIRED with no connection to send it on).
         Returns what became of it, as ``POST /_replayer/faults`` answers."""
         server = self._replay("inject()")

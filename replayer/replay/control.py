@@ -5,7 +5,7 @@ pytest plugin calls them directly (``replayer_gateway.inject``).
 
 A run-time fault is written in the ``--fault`` syntax. Without a trigger
 (``reconnect``, ``close:4000``, ``reconnect@conn=2``) it fires now, on the newest open
-connection or on connection ``conn``; with one (``reconnect@event=GUILD_CREATE#3``) it
+connection or on connection ``conn``; with one (``reconnect@event=MESSAGE_CREATE#2``) it
 is armed as a planned fault would be. Either way the judge rules on it as on a planned
 one: NOT FIRED when there is no connection to send it on, or when its trigger never
 comes.
