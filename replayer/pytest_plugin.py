@@ -475,7 +475,7 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     mode, source = record_mode(request.config, settings)
     present = settings.archive.exists()
     if mode == "all" or (mode in ("once", "new") and not present):
-        yield from _recording(request.config, settings, tmp_path)
+        yield from _recording(request.config, settings, replace=mode == "all")
         return
     if not present:
         pytest.fail(_missing_archive(settings, source), pytrace=False)
@@ -504,11 +504,12 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
 
 
 def _recording(
-    config: pytest.Config, settings: GatewaySettings, tmp_path: Path
+    config: pytest.Config, settings: GatewaySettings, *, replace: bool
 ) -> Iterator[ReplayerGateway]:
     """Record the session through ``replayer record``'s in-process proxy into a part
-    file, moved onto the archive at the end (an archive there is replaced only in mode
-    ``all``, and only by a recording that holds a gateway connection)."""
+    file of this process's own (xdist workers may record the same archive), moved onto
+    the archive at the end if it holds a gateway connection. An archive that is there
+    by then (another worker's) is replaced only with ``replace`` (mode ``all``)."""
     from replayer.record.proxy import RecordingProxy, RecordSettings
 
     token: str | None = None
@@ -523,7 +524,7 @@ def _recording(
             )
     rest, gateway_upstream = _upstreams(config, settings)
     settings.archive.parent.mkdir(parents=True, exist_ok=True)
-    part = settings.archive.with_name(settings.archive.name + ".part")
+    part = settings.archive.with_name(f"{settings.archive.name}.{os.getpid()}.part")
     proxy = RecordingProxy(
         RecordSettings(part, upstream=rest, gateway_upstream=gateway_upstream, overwrite=True)
     )
@@ -546,7 +547,7 @@ def _recording(
     finally:
         connections = gateway.connections
         background.close()
-        if connections:
+        if connections and (replace or not settings.archive.exists()):
             os.replace(part, settings.archive)
         else:
             with contextlib.suppress(FileNotFoundError):
