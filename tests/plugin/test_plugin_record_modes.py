@@ -29,6 +29,7 @@ import discord
 import pytest
 import yarl
 
+from replayer.pytest_plugin import RecordingError
 
 @pytest.mark.replayer(archive="recordings/bot.rpl", token_env="BOT_TOKEN")
 async def test_bot_gets_its_guilds(replayer_gateway, monkeypatch):
@@ -41,6 +42,9 @@ async def test_bot_gets_its_guilds(replayer_gateway, monkeypatch):
         runner = asyncio.create_task(client.start(replayer_gateway.token))
         await client.wait_until_ready()
         guild = await replayer_gateway.wait_for(event="GUILD_CREATE", timeout=30)
+        if replayer_gateway.recording:  # the real gateway: nothing to inject into
+            with pytest.raises(RecordingError, match="inject.. needs a replay: this run records"):
+                replayer_gateway.inject("reconnect")
         await client.close()
         await runner
     mode = "recording" if replayer_gateway.recording else "replaying"
