@@ -375,6 +375,8 @@ def replay(
                 repeat = f" x{f.times}" if f.times > 1 else ""
                 err.print(f"fault: {f.describe()}{repeat}", markup=False)
             out.print(f"REST base:   {server.rest_base}", markup=False)
+            # The control API: POST faults, GET status (docs/faults.md), loopback only.
+            out.print(f"control URL: {server.control_url}", markup=False)
             out.print(f"gateway URL: {server.gateway_url}", markup=False)
             out.print(snippets(server.rest_base, server.gateway_url), markup=False)
             sys.stdout.flush()

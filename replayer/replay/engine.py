@@ -252,7 +252,10 @@ class Replay:
     def finish(self, now_ns: int) -> list[Verdict]:
         """Every verdict of the run: each fault that never fired is one too (NOT FIRED)."""
         for fault in self.injector.pending:
-            self.judge.not_fired(fault, "its trigger never came in this run")
+            why = "its trigger never came in this run"
+            if fault.trigger.now:
+                why = f"connection {fault.trigger.conn} ended before it could be sent"
+            self.judge.not_fired(fault, why)
         self.injector.pending.clear()
         for fault in self.rejected_resumes:
             self.judge.not_fired(fault, "armed, but no RESUME came to reject")
@@ -551,6 +554,11 @@ class GatewayConnection:
         if timed_out is not None:
             return timed_out
         out: list[Command] = []
+        if self.replay.injector.live:  # faults injected at run time (replay/control.py)
+            for fault in self.replay.injector.due_now(self.number):
+                out += self._inject(fault, now_ns)
+            if self.state is State.CLOSED:
+                return out
         if self.stall_until_ns is not None:
             if now_ns < self.stall_until_ns:
                 self._wakeup_ns = self.stall_until_ns

@@ -105,6 +105,7 @@ class Trigger:
     t_ms: int | None = None  # this long after the replay started
     phase: Phase | None = None  # the nth time the handshake reaches this step
     conn: int | None = None  # only on the conn-th connection (1-based)
+    now: bool = False  # injected at run time without a trigger: at once, on ``conn``
 
     def describe(self) -> str:
         parts = []
@@ -123,6 +124,8 @@ class Trigger:
                     "resume": "in answer to RESUME", "upgrade": "on connection attempt",
                     "resume-upgrade": "on resume URL attempt"}[self.phase]  # fmt: skip
             parts.append(f"{step} #{self.nth}")
+        if self.now:
+            parts.append("injected at run time")
         if self.conn is not None:
             parts.append(f"on connection {self.conn}")
         return ", ".join(parts)
@@ -263,8 +266,11 @@ def _counted(value: Any, where: str) -> tuple[str, int]:
     return name, _int(nth, f"{where} (after #)") if nth else 1
 
 
-def fault_from_mapping(spec: Mapping[str, Any], where: str, source: str = "") -> Fault:
-    """Build a fault from keys shared by the short syntax and TOML plans."""
+def fault_from_mapping(
+    spec: Mapping[str, Any], where: str, source: str = "", *, now_ok: bool = False
+) -> Fault:
+    """Build a fault from keys shared by the short syntax and TOML plans. ``now_ok``: a
+    fault injected at run time may have no trigger (it fires at once)."""
     unknown = set(spec) - _KEYS - {"kind", "arg"}
     if unknown:
         raise FaultPlanError(
@@ -375,22 +381,27 @@ def fault_from_mapping(spec: Mapping[str, Any], where: str, source: str = "") ->
             f"(got {', '.join(points)})"
         )
     if not points and "conn" not in trigger:
-        raise FaultPlanError(
-            f"{where}: say when: dispatch=, event=, seq=, client-op=, t=, phase= or conn="
-        )
+        if not now_ok:
+            raise FaultPlanError(
+                f"{where}: say when: dispatch=, event=, seq=, client-op=, t=, phase= or conn="
+            )
+        trigger["now"] = True
     times = _int(spec.get("times", 1), f"{where}: field 'times'", maximum=MAX_TIMES)
     every = _int(spec["every"], f"{where}: field 'every'") if "every" in spec else None
+    if trigger.get("now") and (times != 1 or every is not None):
+        raise FaultPlanError(f"{where}: times and every need a trigger (dispatch=, event=, ...)")
     return Fault(
         kind, Trigger(**trigger), times=times, every=every, source=source or where, **fields
     )
 
 
-def parse_fault(text: str) -> Fault:
-    """One fault in the short syntax (see the module docstring)."""
+def parse_fault(text: str, *, now_ok: bool = False) -> Fault:
+    """One fault in the short syntax (see the module docstring). ``now_ok``: a fault
+    injected at run time, where no ``@...`` (or ``@conn=N`` alone) means now."""
     head, at, when = text.partition("@")
     shown = text if len(text) <= 80 else text[:77] + "..."
     where = f"fault {shown!r}"
-    if not at:
+    if not at and not now_ok:
         raise FaultPlanError(
             f"{where}: missing '@' (KIND[:ARG]@KEY=VALUE, e.g. reconnect@event=READY)"
         )
@@ -398,12 +409,12 @@ def parse_fault(text: str) -> Fault:
     spec: dict[str, Any] = {"kind": kind.strip().lower()}
     if arg:
         spec["arg"] = arg.strip()
-    for part in when.split(","):
+    for part in when.split(",") if at else ():
         key, eq, value = part.partition("=")
         if not eq or not value.strip():
             raise FaultPlanError(f"{where}: {part.strip()!r} is not KEY=VALUE")
         spec[key.strip().lower()] = value.strip()
-    return fault_from_mapping(spec, where, text)
+    return fault_from_mapping(spec, where, text, now_ok=now_ok)
 
 
 def load_plan(path: Path) -> FaultPlan:

@@ -5,6 +5,7 @@ Each occurrence fires once in the whole replay."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from replayer.replay.faults import Fault, FaultPlan
 
@@ -16,12 +17,34 @@ class FaultInjector:
         self._events: Counter[tuple[str, str]] = Counter()  # (session_id, event) -> sent
         self._t0_ns: int | None = None
         self._phases: Counter[tuple[str, int | None]] = Counter()  # (step, conn) -> reached
+        self.live = 0  # run-time faults due now, not yet taken (due_now)
 
     def _take(self, due: list[Fault]) -> list[Fault]:
         for fault in due:
             self.pending.remove(fault)
             self.fired.append(fault)
         return due
+
+    def arm(self, fault: Fault) -> None:
+        """A fault injected at run time with a trigger: pending like a planned one (each
+        occurrence of ``times``)."""
+        self.pending.extend(fault.occurrence(k) for k in range(fault.times))
+
+    def inject_now(self, fault: Fault, conn: int) -> Fault:
+        """A fault injected at run time without a trigger: due on connection ``conn`` at
+        its next :meth:`due_now` (pending until then; NOT FIRED if that never comes)."""
+        now = replace(fault, trigger=replace(fault.trigger, now=True, conn=conn))
+        self.pending.append(now)
+        self.live += 1
+        return now
+
+    def due_now(self, conn: int) -> list[Fault]:
+        """The run-time faults injected on ``conn`` that have not fired yet."""
+        if not self.live:
+            return []
+        due = [f for f in self.pending if f.trigger.now and f.trigger.conn == conn]
+        self.live -= len(due)
+        return self._take(due)
 
     def started(self, now_ns: int) -> None:
         """The replay's clock starts with its first connection."""
@@ -64,6 +87,7 @@ class FaultInjector:
             f
             for f in self.pending
             if f.trigger.conn == conn
+            and not f.trigger.now
             and f.trigger.dispatch is None
             and f.trigger.seq is None
             and f.trigger.event is None

@@ -41,6 +41,7 @@ from replayer.gateway.compression import Compression
 from replayer.gateway.encoding import Encoding
 from replayer.gateway.opcodes import Direction
 from replayer.gateway.url import GatewayQuery
+from replayer.replay import control
 from replayer.replay.engine import (
     NO_STATUS,
     Abort,
@@ -53,8 +54,9 @@ from replayer.replay.engine import (
     State,
     resume_key,
 )
-from replayer.replay.faults import FaultKind, FaultPlan, Phase
+from replayer.replay.faults import Fault, FaultKind, FaultPlan, Phase
 from replayer.replay.masking import PROTOCOL_ERROR, MaskCheck
+from replayer.replay.observed import Frame, FrameLog, client_frame
 from replayer.replay.rest import RestRouter
 from replayer.replay.script import ArchiveFile, ArchivePayloads, ReplayScript
 from replayer.replay.verdicts import Verdict
@@ -132,9 +134,11 @@ class ReplayServer:
         transcript: Path | None = None,
         plan: FaultPlan | None = None,
         overwrite_transcript: bool = False,
+        frame_log: FrameLog | None = None,
     ) -> None:
         """``transcript``: record the replay into this new archive (a file already
-        there is an error, :class:`FileExistsError`, unless ``overwrite_transcript``)."""
+        there is an error, :class:`FileExistsError`, unless ``overwrite_transcript``).
+        ``frame_log``: keep every frame exchanged there (what ``wait_for`` waits on)."""
         self.script = script
         self.plan = plan
         self.options = options or ReplayOptions()
@@ -159,6 +163,12 @@ class ReplayServer:
         self._descriptor_budget = 0  # TCP connections the descriptor limit leaves room for
         self.refused_busy = 0  # connections refused for want of descriptors
         self.header_timeout_s = HEADER_TIMEOUT_S
+        self.frames = frame_log
+        # The control API (replay/control.py), on this port, for loopback peers only.
+        self._control_routes = {
+            ("POST", control.CONTROL_PREFIX + "faults"): self._post_fault,
+            ("GET", control.CONTROL_PREFIX + "status"): self._get_status,
+        }
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -254,6 +264,59 @@ class ReplayServer:
     def rest_base(self) -> str:
         return f"http://{self._host_for_url}:{self.port}/api/v10"
 
+    @property
+    def control_url(self) -> str:
+        """Where the control API is (``POST faults``, ``GET status``)."""
+        return f"http://{self._host_for_url}:{self.port}{control.CONTROL_PREFIX}"
+
+    # --- control -------------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> control.Injection:
+        """A fault at run time (replay/control.py): due now on a connection, or armed.
+        Call on the server's loop."""
+        assert self.replay is not None
+        injection = control.inject(self.replay, fault, list(self._pokes), self._now())
+        for poke in self._pokes.values():  # the target sends it; the others re-time
+            poke.set()
+        return injection
+
+    def status(self) -> dict[str, Any]:
+        """Connections, sessions, faults and verdicts so far, as JSON-ready data."""
+        assert self.replay is not None
+        return {
+            "gateway_url": self.gateway_url,
+            "rest_base": self.rest_base,
+            **control.status(self.replay, list(self._pokes), self._now()),
+        }
+
+    async def _control(self, request: web.Request) -> web.StreamResponse:
+        if not control.is_loopback(request.remote):
+            return web.Response(
+                status=403, text="403: the replayer control API answers loopback peers only\n"
+            )
+        handler = self._control_routes.get((request.method, request.path))
+        if handler is not None:
+            return await handler(request)
+        allowed = [m for m, path in self._control_routes if path == request.path]
+        if allowed:
+            return web.Response(
+                status=405, text=f"405: {request.path} takes {', '.join(allowed)}\n",
+                headers={"Allow": ", ".join(allowed)},
+            )  # fmt: skip
+        routes = ", ".join(f"{m} {path}" for m, path in self._control_routes)
+        return web.Response(status=404, text=f"404: no such control route (there are {routes})\n")
+
+    async def _post_fault(self, request: web.Request) -> web.StreamResponse:
+        body = await request.content.read(control.MAX_FAULT_BODY_BYTES + 1)
+        try:
+            injection = self.inject(control.fault_from_body(body))
+        except ReplayerError as exc:
+            return web.Response(status=400, text=f"400: {exc}\n")
+        return web.json_response(injection.to_json(), status=201)
+
+    async def _get_status(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.status())
+
     async def wait_idle(self, grace_s: float, first_client_s: float | None = None) -> None:
         """Return once a client has come and every client has been gone for ``grace_s``;
         or, if ``first_client_s`` is given, once that long has passed without any."""
@@ -315,6 +378,8 @@ class ReplayServer:
                 status=503, text="503: replayer is out of file descriptors\n",
                 headers={"Retry-After": "1", "Connection": "close"},
             )  # fmt: skip
+        if request.path.startswith(control.CONTROL_PREFIX):
+            return await self._control(request)
         if request.headers.get("Upgrade", "").lower() == "websocket":
             if request.method != "GET":
                 # RFC 6455 section 4.1: the opening handshake is a GET.
@@ -476,6 +541,10 @@ class ReplayServer:
                     msg = receiving.result()
                     if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                         self._record_client(link, msg.data)
+                        if self.frames is not None:
+                            data = msg.data
+                            raw = data.encode() if isinstance(data, str) else data
+                            self.frames.add(client_frame(conn.number, raw, link.encoding))
                         commands = conn.receive(msg.data, self._now())
                         if conn.payload_compression and not link.encoder.deflate_payloads:
                             # IDENTIFY compress=true: from READY on, a zlib stream per message.
@@ -544,6 +613,11 @@ class ReplayServer:
                         assert isinstance(frame, str)
                         await link.ws.send_str(frame)
                 self._record_server(link, command, frame, binary)
+                if self.frames is not None:
+                    self.frames.add(
+                        Frame(Direction.SERVER, conn.number, command.op, command.t, command.s,
+                              command.raw, link.encoding)
+                    )  # fmt: skip
             elif isinstance(command, Close) and command.code == NO_STATUS:
                 # A close frame with no status code: the client sees 1005.
                 link.aborted = True

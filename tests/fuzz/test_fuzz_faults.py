@@ -119,6 +119,25 @@ def short_syntax(text: str) -> None:
         assert fault.trigger.dispatch == int(given["dispatch"])
 
 
+@fuzz_target(FaultPlanError)
+def run_time_syntax(text: str) -> None:
+    """A fault injected at run time (POST /_replayer/faults, inject()): no trigger is
+    allowed and means now; anything else is the plan syntax's."""
+    fault = parse_fault(text, now_ok=True)
+    fault.describe()
+    if fault.trigger.now:
+        assert fault.times == 1
+        assert fault.every is None
+        assert all(
+            value is None
+            for value in (fault.trigger.dispatch, fault.trigger.event, fault.trigger.seq,
+                          fault.trigger.client_op, fault.trigger.t_ms, fault.trigger.phase,
+                          fault.trigger.conn)
+        )  # fmt: skip
+    else:
+        assert parse_fault(text) == fault  # with a trigger: exactly the plan syntax
+
+
 test_toml_plan, test_toml_plan_long = fuzz_pair(
     toml_plan,
     plan=plan_text() | st.text(max_size=60).map(lambda t: (t, [])),
@@ -126,6 +145,9 @@ test_toml_plan, test_toml_plan_long = fuzz_pair(
 )
 test_short_syntax, test_short_syntax_long = fuzz_pair(
     short_syntax, text=fault_text() | st.text(max_size=60)
+)
+test_run_time_syntax, test_run_time_syntax_long = fuzz_pair(
+    run_time_syntax, text=fault_text() | st.text(max_size=60)
 )
 
 
