@@ -1,0 +1,177 @@
+"""``replayer conform``: the conformance suite (docs/conformance.md) — the catalogue
+(``--list``), a client run against every case, the report directory and the summary."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import textwrap
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from replayer import __version__
+from replayer.cli.output import err, fail, out
+from replayer.cli.root import app
+from replayer.conform.catalogue import CATALOGUE, Case, select
+from replayer.conform.runner import RESULTS, Client, failed
+
+# The shipped clients: --client NAME -> (module run with python -m, distribution).
+ADAPTERS = {
+    "discord.py": ("replayer.conform.adapters.discordpy", "discord.py"),
+    "hikari": ("replayer.conform.adapters.hikari", "hikari"),
+    "reference": ("replayer.conform.reference_client", None),
+}
+LIST_WIDTH = 80
+_STYLE = {"PASS": "green", "NON-STRICT": "yellow", "FAIL": "red", "NOT FIRED": "magenta",
+          "INFO": "blue", "MISSING": "dim"}  # fmt: skip
+
+
+def make_client(name: str | None, command: str | None, agent: str | None) -> Client:
+    """The client of a run from ``--client`` or ``--client-cmd`` (exactly one)."""
+    if (name is None) == (command is None):
+        fail("give one of --client (discord.py, hikari, reference) or --client-cmd 'CMD'")
+    if command is not None:
+        try:
+            argv = tuple(shlex.split(command))
+        except ValueError as exc:
+            fail(f"--client-cmd: {command!r} cannot be split into words: {exc}")
+        if not argv:
+            fail("--client-cmd: the command is empty")
+        return Client("command", argv[0], argv, agent or command)
+    assert name is not None
+    if name not in ADAPTERS:
+        fail(f"--client: {name!r} is not one of {', '.join(ADAPTERS)} (or use --client-cmd)")
+    module, distribution = ADAPTERS[name]
+    if distribution is None:
+        version = __version__
+    else:
+        try:
+            version = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            fail(f"--client {name}: the {distribution} library is not installed")
+    return Client("adapter", name, (sys.executable, "-m", module), agent or f"{name} {version}")
+
+
+def catalogue_lines(cases: Sequence[Case], width: int = LIST_WIDTH) -> list[str]:
+    """The catalogue as text of at most ``width`` columns: per case a line with its id,
+    title, archive and time limit, then its docs section, plan and rules, indented."""
+    lines: list[str] = []
+    group = None
+    for case in cases:
+        if case.group != group:
+            group = case.group
+            lines += ["" if lines else "", f"{case.group}  {case.group_title}".rstrip()]
+        tail = f"  {case.archive.removesuffix('.rpl')} {case.time_limit_s:g}s"
+        head = f"{case.id:<6}{case.title}"
+        if len(head) + len(tail) > width:
+            lines += textwrap.wrap(head, width, subsequent_indent=" " * 6)
+            lines.append(tail.strip().rjust(width))
+        else:
+            lines.append(head + tail.rjust(width - len(head)))
+        for label, values in (
+            ("docs", [case.docs]),
+            ("plan", list(case.plan) or ["-"]),
+            ("rules", list(case.rules) or ["(none: INFO)"]),
+        ):
+            text = f"{label}: " + "; ".join(values)
+            lines += textwrap.wrap(
+                text, width, initial_indent=" " * 6, subsequent_indent=" " * 8,
+                break_on_hyphens=False,
+            )  # fmt: skip
+    lines.append(f"{len(cases)} cases")
+    return [line for i, line in enumerate(lines) if line or i]
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "result", "title", "observed"):
+        table.add_column(column, overflow="fold")
+    for case in report["cases"]:
+        style = _STYLE.get(case["result"], "")
+        observed = case["observed"]
+        if case["result"] == "PASS":
+            observed = ""
+        table.add_row(case["id"], f"[{style}]{case['result']}[/]", case["title"], observed)
+    out.print(table)
+    counts = ", ".join(f"{report['summary'][r]} {r}" for r in RESULTS if report["summary"][r])
+    out.print(f"{report['agent']}: {counts or 'no cases'} ({report['duration_ms'] / 1000:.1f} s)")
+
+
+@app.command()
+def conform(
+    list_cases: Annotated[
+        bool, typer.Option("--list", help="Print the case catalogue (those selected) and exit.")
+    ] = False,
+    client: Annotated[
+        str | None,
+        typer.Option(help="A shipped client: discord.py, hikari, or reference (the docs' own)."),
+    ] = None,
+    client_cmd: Annotated[
+        str | None,
+        typer.Option(help="Any command, run per case with REPLAYER_* in its environment."),
+    ] = None,
+    cases: Annotated[
+        str | None, typer.Option(help="The cases to run: 3.*,5.2 (a group, a case, *).")
+    ] = None,
+    exclude: Annotated[str | None, typer.Option(help="Cases not to run, as --cases.")] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=64, help="Cases at once.")
+    ] = 1,
+    agent: Annotated[
+        str | None, typer.Option(help="The client's name in the report (default: its version).")
+    ] = None,
+    report_dir: Annotated[
+        Path, typer.Option(help="Where results.json and each case's client.log go.")
+    ] = Path("conform-report"),
+    strict: Annotated[bool, typer.Option(help="NON-STRICT fails the run too.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a report directory that has a report.")
+    ] = False,
+) -> None:
+    """Run a Discord gateway client through the conformance cases: each case its own
+    replay, the client started with REPLAYER_* in its environment and stopped when the
+    verdicts are in. Exit 1 on any FAIL or NOT FIRED case (--strict: NON-STRICT too)."""
+    import asyncio
+
+    from replayer.conform.runner import run_suite
+
+    chosen = select(CATALOGUE, cases, exclude)
+    if list_cases:
+        for line in catalogue_lines(chosen):
+            out.print(line, markup=False, highlight=False)
+        return
+    runner_client = make_client(client, client_cmd, agent)
+    if not chosen:
+        fail("no case selected (--cases / --exclude)")
+    results = report_dir / "results.json"
+    if results.exists() and not force:
+        fail(f"{results}: already exists (--force writes over it, or give another --report-dir)")
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"{report_dir}: cannot create: {exc.strerror or exc}")
+
+    def progress(case: dict[str, Any]) -> None:
+        style = _STYLE.get(case["result"], "")
+        err.print(f"{case['id']:>5} [{style}]{case['result']}[/] {case['title']}", highlight=False)
+
+    err.print(f"{len(chosen)} cases, {runner_client.agent}, -j {jobs}", markup=False)
+    report = asyncio.run(
+        run_suite(chosen, runner_client, report_dir, jobs=jobs, strict=strict, on_case=progress)
+    )
+    # --- the report directory ----------------------------------------------------------
+    # results.json here; the runner wrote cases/<id>/client.log. The report writers
+    # (junit.xml, index.html, the case pages: replayer.conform.reports) plug in HERE:
+    #     write_reports(report, report_dir)
+    results.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    # -----------------------------------------------------------------------------------
+    print_summary(report)
+    err.print(f"report: {results}", markup=False)
+    if failed(report, strict):
+        raise typer.Exit(1)
