@@ -244,8 +244,8 @@ def _build() -> tuple[Case, ...]:
               DOCS_HEARTBEAT_INTERVAL, (), "a HEARTBEAT at least every heartbeat_interval",
               also=(HEARTBEATS,), **hb_run),
         _case("2.2", "op 1 HEARTBEAT request", DOCS_HEARTBEAT_REQUEST,
-              (f"heartbeat@{_M}#2",), "a HEARTBEAT right away (within 2 s), not at the "
-              "next interval", options={"heartbeat_interval_ms": 30_000}),
+              ("heartbeat@client-op=HEARTBEAT#1",), "a HEARTBEAT right away (within 2 s), not "
+              "at the next interval", options={"heartbeat_interval_ms": 30_000}),
         # 3: RECONNECT
         _case("3.1", "op 7 RECONNECT right after READY", DOCS_RECONNECT,
               ("reconnect@event=READY",), _RESUME),
@@ -271,8 +271,8 @@ def _build() -> tuple[Case, ...]:
         # 5: close codes
         *_close_cases(),
         # 6: transport
-        _case("6.1", "connection attempt refused (TCP closed)", DOCS_BACKOFF,
-              ("refuse@phase=upgrade",), "another connection attempt"),
+        _case("6.1", "connection attempt refused (TCP closed), twice", DOCS_BACKOFF,
+              ("refuse@phase=upgrade,times=2",), "another connection attempt each time"),
         _case("6.2", "connection attempt black-holed", DOCS_BACKOFF,
               ("blackhole@phase=upgrade",), "another attempt (waiting forever: NON-STRICT)",
               options={"verdict_window_ms": 8_000}),

@@ -62,7 +62,7 @@ MISTAKES = {
 
 # The wrong twin of each catalogue case: the mistake that breaks the rule it judges.
 _RESUME_CASES = ("3.1", "3.2", "4.1", "5.1", "5.2", "5.3", "5.4", "5.6", "5.8", "5.17",
-                 "5.18", "8.5", "9.3", "11.1", "4.4")  # fmt: skip
+                 "5.18", "8.5", "9.3", "11.1", "4.4", "10.7")  # fmt: skip
 WRONG_TWIN: dict[str, str] = {
     **dict.fromkeys(_RESUME_CASES, "identify-instead-of-resume"),
     **dict.fromkeys(("5.5", "5.10", "5.11", "5.12", "5.13", "5.14"), "reconnect-after-fatal"),
@@ -70,7 +70,7 @@ WRONG_TWIN: dict[str, str] = {
     **dict.fromkeys(("1.4", "3.3", "5.15", "5.16", "6.1", "6.3"), "give-up"),
     **dict.fromkeys(("1.2", "1.3", "6.2"), "wait-forever"),
     **dict.fromkeys(("8.2", "10.1", "10.2", "10.3", "10.4"), "other-query"),
-    **dict.fromkeys(("6.5", "10.7"), "ignore-corrupt"),
+    "6.5": "ignore-corrupt",
     **dict.fromkeys(("6.6", "7.1"), "close-1000-on-zombie"),
     "1.1": "late-heartbeats",
     "2.1": "late-heartbeats",
@@ -244,7 +244,10 @@ class ReferenceClient:
         raise _Again(self._after_close(code))
 
     def _after_drop(self) -> str:
-        return "resume" if self.session_id else "identify"
+        """After a connection it gave up on itself: RESUME if there is a session."""
+        if self.session_id and not self.wrong("identify-instead-of-resume"):
+            return "resume"
+        return "identify"
 
     def _after_close(self, code: int | None) -> str:
         if code in FATAL:
