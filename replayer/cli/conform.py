@@ -66,7 +66,7 @@ def catalogue_lines(cases: Sequence[Case], width: int = LIST_WIDTH) -> list[str]
     for case in cases:
         if case.group != group:
             group = case.group
-            lines += ["" if lines else "", f"{case.group}  {case.group_title}".rstrip()]
+            lines += ["", f"{case.group}  {case.group_title}"]
         tail = f"  {case.archive.removesuffix('.rpl')} {case.time_limit_s:g}s"
         head = f"{case.id:<6}{case.title}"
         if len(head) + len(tail) > width:
@@ -120,9 +120,7 @@ def conform(
         str | None, typer.Option(help="The cases to run: 3.*,5.2 (a group, a case, *).")
     ] = None,
     exclude: Annotated[str | None, typer.Option(help="Cases not to run, as --cases.")] = None,
-    jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, max=64, help="Cases at once.")
-    ] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Cases at once.")] = 1,
     agent: Annotated[
         str | None, typer.Option(help="The client's name in the report (default: its version).")
     ] = None,

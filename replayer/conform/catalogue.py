@@ -204,8 +204,14 @@ def _close_cases() -> list[Case]:
             expected = _RESUME
             extra = {}
         cases.append(
-            _case(f"5.{n}", f"close {code} ({names[code]}) mid-stream", DOCS_CLOSE_CODES,
-                  (f"close:{code}@{_M}#2",), expected, **extra)  # fmt: skip
+            _case(
+                f"5.{n}",
+                f"close {code} ({names[code]}) mid-stream",
+                DOCS_CLOSE_CODES,
+                (f"close:{code}@{_M}#2",),
+                expected,
+                **extra,
+            )
         )
     n = len(cases)
     cases += [
@@ -224,7 +230,7 @@ def _close_cases() -> list[Case]:
 
 
 def _build() -> tuple[Case, ...]:
-    hb_run = {"min_run_s": 4.5}
+    hb_run: dict[str, Any] = {"min_run_s": 4.5}
     return (
         # 1: connect and identify
         _case("1.1", "connect, IDENTIFY, heartbeat on the gateway URL", DOCS_CACHED_URL, (),
@@ -376,8 +382,7 @@ def _patterns(text: str, option: str) -> list[str]:
         if not _PATTERN.fullmatch(part):
             shown = part if len(part) <= 40 else part[:37] + "..."
             raise CaseSelectionError(
-                f"{option}: {shown!r} is not a case pattern like 3, 3.*, 5.2 or * "
-                "(comma-separated)"
+                f"{option}: {shown!r} is not a case pattern like 3, 3.*, 5.2 or * (comma-separated)"
             )
     return parts
 

@@ -223,12 +223,12 @@ class ReferenceClient:
             raise
         if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
             data: bytes | str = msg.data
-            naive = self.wrong("split-naive") and isinstance(data, bytes)
-            if naive and self.settings.compress is Compression.ZLIB_STREAM:
-                if not data.endswith(b"\x00\x00\xff\xff"):
-                    self.say("a zlib-stream message without its flush suffix: giving up")
-                    await ws.close(code=4000)
-                    raise _Again(self._after_drop())
+            zlib = self.settings.compress is Compression.ZLIB_STREAM
+            unflushed = isinstance(data, bytes) and not data.endswith(b"\x00\x00\xff\xff")
+            if self.wrong("split-naive") and zlib and unflushed:
+                self.say("a zlib-stream message without its flush suffix: giving up")
+                await ws.close(code=4000)
+                raise _Again(self._after_drop())
             decoded = decoder.feed(data)
             if any(m.payload is None for m in decoded):
                 self.say(f"cannot decode: {decoded[0].error}")
@@ -292,8 +292,9 @@ class ReferenceClient:
         try:
             if how == "resume":
                 assert self.seq is not None
-                await self._send(ws, 6, {"token": self.settings.token,
-                                         "session_id": self.session_id, "seq": self.seq})  # fmt: skip
+                resume = {"token": self.settings.token, "session_id": self.session_id,
+                          "seq": self.seq}  # fmt: skip
+                await self._send(ws, 6, resume)
             else:
                 await self._identify(ws)
             return await self._read(ws, decoder, acked, beats)
@@ -394,7 +395,12 @@ class ReferenceClient:
         self.resume_url = str(d["resume_gateway_url"])
         self.ready_seq = self.seq
         if self.wrong("flood"):
-            presence = {"since": None, "activities": [], "status": "online", "afk": False}
+            presence: dict[str, Any] = {
+                "since": None,
+                "activities": [],
+                "status": "online",
+                "afk": False,
+            }
             for _ in range(125):
                 await self._send(ws, 3, presence)
 

@@ -148,7 +148,9 @@ class _ClientProcess:
         self.signal: int | None = None
 
     @classmethod
-    async def start(cls, command: Sequence[str], env: Mapping[str, str], log: Path) -> _ClientProcess:
+    async def start(
+        cls, command: Sequence[str], env: Mapping[str, str], log: Path
+    ) -> _ClientProcess:
         with open(log, "wb") as sink:
             proc = await asyncio.create_subprocess_exec(
                 *command,
@@ -182,8 +184,6 @@ class _ClientProcess:
             "signal": signal.Signals(-code).name if code is not None and code < 0 else None,
             "stopped_by": self.stopped_by,
         }
-
-
 
 
 async def settle(
@@ -241,7 +241,8 @@ async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, An
         def done() -> bool:
             return long_enough() or proc.exited
 
-        waiting = asyncio.ensure_future(settle(server, done, started + case.time_limit_s, case.rules))
+        deadline_s = started + case.time_limit_s
+        waiting = asyncio.ensure_future(settle(server, done, deadline_s, case.rules))
         exited = asyncio.ensure_future(proc.proc.wait())
         await asyncio.wait([waiting, exited], return_when=asyncio.FIRST_COMPLETED)
         ended = waiting.result() if waiting.done() else "client exited"
