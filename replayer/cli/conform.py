@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shlex
+import shutil
 import sys
 import textwrap
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -16,7 +19,8 @@ import typer
 from rich.table import Table
 
 from replayer import __version__
-from replayer.cli.output import err, fail, out
+from replayer.cli.output import duration_ns, err, fail, out
+from replayer.cli.replay import FAULT_HELP, _prepare, conclude, replay_options
 from replayer.cli.root import app
 from replayer.conform.catalogue import CATALOGUE, Case, select
 from replayer.conform.runner import RESULTS, Client, failed
@@ -173,3 +177,87 @@ def conform(
     err.print(f"report: {results}", markup=False)
     if failed(report, strict):
         raise typer.Exit(1)
+
+
+# --- replayer test -------------------------------------------------------------------------
+
+_COMMAND = inspect.Parameter(
+    "command",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    annotation=Annotated[
+        list[str],
+        typer.Argument(
+            help="The client to run, after -- (e.g. -- node bot.js).", show_default=False
+        ),
+    ],
+)
+_TIME_LIMIT = inspect.Parameter(
+    "time_limit",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    default="120s",
+    annotation=Annotated[
+        str, typer.Option(help="Stop the command after this long, verdicts in or not.")
+    ],
+)
+
+
+@app.command(name="test", epilog=FAULT_HELP)
+@replay_options(_COMMAND, _TIME_LIMIT)
+def test_command(command: list[str], time_limit: str, **params: Any) -> None:
+    """Replay an archive around one command (any language: discord.js, JDA, Go ...), with
+    REPLAYER_REST_BASE, REPLAYER_GATEWAY_URL, REPLAYER_TOKEN and REPLAYER_CASE=test in its
+    environment; stop it once every fault has fired and been judged (without faults: when
+    it exits, or at --time-limit); print the verdicts. --check: exit 1 as replay --check."""
+    import asyncio
+
+    from replayer.conform.runner import FAKE_TOKEN, ClientProcess, client_env, settle
+    from replayer.replay.server import ReplayServer
+    from replayer.replay.verdicts import Verdict
+
+    limit_s = duration_ns(time_limit, "--time-limit") / 1e9
+    if shutil.which(command[0]) is None:
+        fail(f"{command[0]}: no such command (or not executable)")
+    prep = _prepare(**params)
+    verdicts: list[Verdict] = []
+    answered_404: list[str] = []
+    outcome: dict[str, Any] = {}
+
+    async def serve() -> None:
+        async with ReplayServer(
+            prep.script, prep.options, host=prep.host, port=prep.port,
+            transcript=prep.transcript, plan=prep.fault_plan, overwrite_transcript=prep.force,
+        ) as server:  # fmt: skip
+            token = prep.options.token or FAKE_TOKEN
+            env = client_env("test", server.rest_base, server.gateway_url, token=token)
+            err.print(f"running {shlex.join(command)} against {server.gateway_url}", markup=False)
+            proc = await ClientProcess.start(command, env, None)
+            exited = asyncio.ensure_future(proc.proc.wait())
+            deadline_s = time.monotonic() + limit_s
+            waiting: asyncio.Future[Any]
+            if prep.fault_plan.faults:
+                waiting = asyncio.ensure_future(settle(server, lambda: True, deadline_s))
+            else:
+                waiting = asyncio.ensure_future(asyncio.sleep(limit_s))
+            await asyncio.wait([waiting, exited], return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            outcome["connections"] = server.connections_total
+            verdicts.extend(server.verdicts())
+            answered_404.extend(server.answered_404())
+            await proc.stop()
+            await exited
+            outcome.update(proc.exit_json())
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        fail(f"cannot serve on {prep.host}:{prep.port}: {exc.strerror or exc}")
+    how = (
+        f"exited with {outcome['code']}"
+        if outcome["code"] is not None
+        else f"stopped by {outcome['signal']}"
+    )
+    who = "by itself" if outcome["stopped_by"] == "client" else "when the verdicts were in"
+    err.print(f"the command {how} ({who})", markup=False)
+    if not outcome["connections"]:
+        err.print("the command never connected to the gateway", markup=False)
+    conclude(prep, verdicts, answered_404)

@@ -54,17 +54,24 @@ class Client:
         return {"kind": self.kind, "name": self.name, "command": list(self.command)}
 
 
-def client_env(case: Case, rest_base: str, gateway_url: str) -> dict[str, str]:
-    """What a client is told, besides the inherited environment (docs/conformance.md)."""
-    hints = {f"REPLAYER_{key.upper()}": value for key, value in case.client.items()}
+def client_env(
+    case_id: str,
+    rest_base: str,
+    gateway_url: str,
+    hints: Mapping[str, str] | None = None,
+    token: str = FAKE_TOKEN,
+) -> dict[str, str]:
+    """What a client is told, over the inherited environment (docs/conformance.md);
+    ``hints`` (a case's ``client``) become ``REPLAYER_<KEY>``."""
+    extra = {f"REPLAYER_{key.upper()}": value for key, value in (hints or {}).items()}
     return {
         "REPLAYER_REST_BASE": rest_base,
         "REPLAYER_GATEWAY_URL": gateway_url,
-        "REPLAYER_TOKEN": FAKE_TOKEN,
-        "REPLAYER_CASE": case.id,
+        "REPLAYER_TOKEN": token,
+        "REPLAYER_CASE": case_id,
         "REPLAYER_ENCODING": "json",
         "REPLAYER_COMPRESS": "",
-        **hints,
+        **extra,
     }
 
 
@@ -138,26 +145,28 @@ def timeline(transcript: Path, t0_ns: int, verdicts: Sequence[Verdict]) -> dict[
     }
 
 
-class _ClientProcess:
+class ClientProcess:
     """The client subprocess of one case: its output into ``log``, stopped with SIGTERM
     and, after a grace, SIGKILL (its whole process group: it may have children)."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.stopped_by = "client"
-        self.signal: int | None = None
 
     @classmethod
     async def start(
-        cls, command: Sequence[str], env: Mapping[str, str], log: Path
-    ) -> _ClientProcess:
-        with open(log, "wb") as sink:
+        cls, command: Sequence[str], env: Mapping[str, str], log: Path | None
+    ) -> ClientProcess:
+        """Start ``command`` with ``env`` over the inherited environment; its stdout and
+        stderr into ``log`` (None: this process's own)."""
+        with contextlib.ExitStack() as stack:
+            sink = stack.enter_context(open(log, "wb")) if log is not None else None
             proc = await asyncio.create_subprocess_exec(
                 *command,
                 env={**os.environ, **env},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=sink,
-                stderr=asyncio.subprocess.STDOUT,
+                stderr=asyncio.subprocess.STDOUT if sink is not None else None,
                 start_new_session=True,
             )
         return cls(proc)
@@ -229,8 +238,8 @@ async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, An
         script, options, plan=case.fault_plan(), transcript=transcript, overwrite_transcript=True
     )
     async with server:
-        env = client_env(case, server.rest_base, server.gateway_url)
-        proc = await _ClientProcess.start(client.command, env, log)
+        env = client_env(case.id, server.rest_base, server.gateway_url, case.client)
+        proc = await ClientProcess.start(client.command, env, log)
         assert server.replay is not None
         judge = server.replay.judge
 
@@ -328,5 +337,5 @@ def failed(report: Mapping[str, Any], strict: bool) -> bool:
     return any(case["result"] in bad for case in report["cases"])
 
 
-__all__ = ["FAKE_TOKEN", "SCHEMA", "Client", "case_result", "client_env", "failed",
+__all__ = ["FAKE_TOKEN", "SCHEMA", "Client", "ClientProcess", "case_result", "client_env", "failed",
            "run_case", "run_suite", "timeline"]  # fmt: skip

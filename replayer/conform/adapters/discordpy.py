@@ -12,13 +12,13 @@ follow (it always speaks JSON with zlib-stream or zstd-stream transport compress
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import signal
 import sys
 
 import discord
 import yarl
+
+from replayer.conform.adapters import run_adapter
 
 
 def _intents() -> discord.Intents:
@@ -30,7 +30,7 @@ def _intents() -> discord.Intents:
     return intents
 
 
-async def run() -> int:
+async def run(stop: asyncio.Event) -> int:
     discord.http.Route.BASE = os.environ["REPLAYER_REST_BASE"]
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["REPLAYER_GATEWAY_URL"])
     client = discord.Client(intents=_intents(), chunk_guilds_at_startup=False)
@@ -41,10 +41,6 @@ async def run() -> int:
         if request_members:
             await guild.query_members("a", limit=10, cache=False)
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     bot = asyncio.ensure_future(client.start(os.environ["REPLAYER_TOKEN"], reconnect=True))
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait([bot, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -57,9 +53,7 @@ async def run() -> int:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    print(f"discord.py {discord.__version__}, case {os.environ.get('REPLAYER_CASE', '-')}")
-    return asyncio.run(run())
+    return run_adapter("discord.py", discord.__version__, run)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,15 @@ shards take ``_DEFAULT_COMPRESS_TYPE``); REPLAYER_ENCODING is a hint it cannot f
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import signal
 import sys
 from typing import Any
 
 import hikari
 import hikari.impl.shard
 from hikari.api.shard import GatewayCompression
+
+from replayer.conform.adapters import run_adapter
 
 INTENTS = (
     hikari.Intents.GUILDS
@@ -43,7 +43,7 @@ def _compression(wanted: str) -> None:
         init.__kwdefaults__["compression"] = types[wanted]
 
 
-async def run() -> int:
+async def run(stop: asyncio.Event) -> int:
     _compression(os.environ.get("REPLAYER_COMPRESS", ""))
     bot = hikari.GatewayBot(
         os.environ["REPLAYER_TOKEN"], rest_url=os.environ["REPLAYER_REST_BASE"], banner=None,
@@ -59,10 +59,6 @@ async def run() -> int:
             await shard.request_guild_members(event.guild_id, query="a", limit=10)
 
     bot.subscribe(hikari.GuildAvailableEvent, on_guild)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await bot.start(check_for_updates=False)
     except Exception as exc:  # the library gave up: the verdicts say what that means
@@ -79,9 +75,7 @@ async def run() -> int:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    print(f"hikari {hikari.__version__}, case {os.environ.get('REPLAYER_CASE', '-')}")
-    return asyncio.run(run())
+    return run_adapter("hikari", hikari.__version__, run)
 
 
 if __name__ == "__main__":
