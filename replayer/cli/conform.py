@@ -47,6 +47,8 @@ def make_client(name: str | None, command: str | None, agent: str | None) -> Cli
             fail(f"--client-cmd: {command!r} cannot be split into words: {exc}")
         if not argv:
             fail("--client-cmd: the command is empty")
+        if shutil.which(argv[0]) is None:
+            fail(f"--client-cmd: {argv[0]}: no such command (or not executable)")
         return Client("command", argv[0], argv, agent or command)
     assert name is not None
     if name not in ADAPTERS:
@@ -164,9 +166,13 @@ def conform(
         err.print(f"{case['id']:>5} [{style}]{case['result']}[/] {case['title']}", highlight=False)
 
     err.print(f"{len(chosen)} cases, {runner_client.agent}, -j {jobs}", markup=False)
-    report = asyncio.run(
-        run_suite(chosen, runner_client, report_dir, jobs=jobs, strict=strict, on_case=progress)
-    )
+    try:
+        report = asyncio.run(
+            run_suite(chosen, runner_client, report_dir, jobs=jobs, strict=strict, on_case=progress)
+        )
+    except KeyboardInterrupt:  # the clients were stopped on the way out
+        err.print("interrupted: no report written", markup=False)
+        raise typer.Exit(130) from None
     # --- the report directory ----------------------------------------------------------
     # results.json here; the runner wrote cases/<id>/client.log. The report writers
     # (junit.xml, index.html, the case pages: replayer.conform.reports) plug in HERE:

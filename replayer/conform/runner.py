@@ -240,6 +240,7 @@ async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, An
     async with server:
         env = client_env(case.id, server.rest_base, server.gateway_url, case.client)
         proc = await ClientProcess.start(client.command, env, log)
+        exited = asyncio.ensure_future(proc.proc.wait())
         assert server.replay is not None
         judge = server.replay.judge
 
@@ -250,18 +251,21 @@ async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, An
         def done() -> bool:
             return long_enough() or proc.exited
 
-        deadline_s = started + case.time_limit_s
-        waiting = asyncio.ensure_future(settle(server, done, deadline_s, case.rules))
-        exited = asyncio.ensure_future(proc.proc.wait())
-        await asyncio.wait([waiting, exited], return_when=asyncio.FIRST_COMPLETED)
-        ended = waiting.result() if waiting.done() else "client exited"
-        waiting.cancel()
-        verdicts = list(server.verdicts())  # the case ends here; what follows is teardown
-        t0_ns = judge.t0_ns
-        await proc.stop()
-        exited.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await exited
+        try:
+            deadline_s = started + case.time_limit_s
+            waiting = asyncio.ensure_future(settle(server, done, deadline_s, case.rules))
+            await asyncio.wait([waiting, exited], return_when=asyncio.FIRST_COMPLETED)
+            ended = waiting.result() if waiting.done() else "client exited"
+            waiting.cancel()
+            verdicts = list(server.verdicts())  # the case ends here; what follows is teardown
+            t0_ns = judge.t0_ns
+        finally:
+            # Also when the run is interrupted: the client is in a session of its own, so
+            # a Ctrl-C does not reach it.
+            await proc.stop()
+            exited.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await exited
     duration_ms = round((time.monotonic() - started) * 1000)
     result, judged, missing = case_result(case, verdicts)
     observed = [f"{v.name}: {v.observed}" for v in judged]
