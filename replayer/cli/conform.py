@@ -7,6 +7,7 @@ import inspect
 import json
 import shlex
 import shutil
+import signal
 import sys
 import textwrap
 import time
@@ -109,6 +110,10 @@ def print_summary(report: dict[str, Any]) -> None:
     out.print(f"{report['agent']}: {counts or 'no cases'} ({report['duration_ms'] / 1000:.1f} s)")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command()
 def conform(
     list_cases: Annotated[
@@ -166,6 +171,7 @@ def conform(
         err.print(f"{case['id']:>5} [{style}]{case['result']}[/] {case['title']}", highlight=False)
 
     err.print(f"{len(chosen)} cases, {runner_client.agent}, -j {jobs}", markup=False)
+    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the clients are stopped first
     try:
         report = asyncio.run(
             run_suite(chosen, runner_client, report_dir, jobs=jobs, strict=strict, on_case=progress)

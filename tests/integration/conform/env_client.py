@@ -22,7 +22,7 @@ if not re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", found["REPLAYER_TOKEN"] or ""):  
     problems.append("REPLAYER_TOKEN")
 case = found["REPLAYER_CASE"] or ""
 with open(os.environ["REPLAYER_ENV_OUT"] + "." + case, "w") as out:
-    json.dump({"env": found, "problems": problems, "argv": sys.argv[1:]}, out)
+    json.dump({"env": found, "problems": problems, "argv": sys.argv[1:], "pid": os.getpid()}, out)
 print(f"env client: case {case}, problems {problems}", flush=True)
 if problems:
     sys.exit(3)

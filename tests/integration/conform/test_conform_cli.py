@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,34 @@ def test_replayer_test_reports_the_commands_own_exit(tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert "no such command" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_stops_the_clients_too(sig: signal.Signals, tmp_path: Path) -> None:
+    """The clients run in sessions of their own (a Ctrl-C at the terminal does not reach
+    them): an interrupted run (SIGINT, SIGTERM) stops them itself, says so in one line
+    and exits 130."""
+    env_out = tmp_path / "env"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REPLAYER_ENV_OUT": str(env_out)}
+    # 1.2: HELLO never comes, and the wrong twin waits for it for ever.
+    args = ["conform", "--client-cmd", client_cmd("--mistake", "twin"), "--cases", "1.2",
+            "--report-dir", str(tmp_path / "r")]  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "replayer", *args], env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as process:  # fmt: skip
+        seen = Path(f"{env_out}.1.2")
+        deadline = time.monotonic() + 30
+        while not seen.exists() or not seen.read_text():
+            assert time.monotonic() < deadline, "the client never started"
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)  # polling a file another process writes: nothing to wait on
+        pid = json.loads(seen.read_text())["pid"]
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "interrupted: no report written" in stderr
+    assert "Traceback" not in stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the client is gone
+    assert not (tmp_path / "r" / "results.json").exists()
