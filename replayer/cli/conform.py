@@ -143,9 +143,11 @@ def conform(
         bool, typer.Option("--force", help="Write into a report directory that has a report.")
     ] = False,
 ) -> None:
-    """Run a Discord gateway client through the conformance cases: each case its own
-    replay, the client started with REPLAYER_* in its environment and stopped when the
-    verdicts are in. Exit 1 on any FAIL or NOT FIRED case (--strict: NON-STRICT too)."""
+    """Run a gateway client through the conformance cases; a report card per case.
+
+    Each case is its own replay; the client is started with REPLAYER_* in its environment
+    and stopped when the verdicts are in. Exit 1 on any FAIL or NOT FIRED case (--strict:
+    NON-STRICT too). docs/conformance.md has it all."""
     import asyncio
 
     from replayer.conform.runner import run_suite
@@ -216,10 +218,12 @@ _TIME_LIMIT = inspect.Parameter(
 @app.command(name="test", epilog=FAULT_HELP)
 @replay_options(_COMMAND, _TIME_LIMIT)
 def test_command(command: list[str], time_limit: str, **params: Any) -> None:
-    """Replay an archive around one command (any language: discord.js, JDA, Go ...), with
-    REPLAYER_REST_BASE, REPLAYER_GATEWAY_URL, REPLAYER_TOKEN and REPLAYER_CASE=test in its
-    environment; stop it once every fault has fired and been judged (without faults: when
-    it exits, or at --time-limit); print the verdicts. --check: exit 1 as replay --check."""
+    """Replay an archive around one command (any language), and judge it.
+
+    The command gets REPLAYER_REST_BASE, REPLAYER_GATEWAY_URL, REPLAYER_TOKEN and
+    REPLAYER_CASE=test in its environment; it is stopped once every fault has fired and
+    been judged (without faults: when it exits, or at --time-limit). The verdicts are
+    printed; --check: exit 1 as replay --check."""
     import asyncio
 
     from replayer.conform.runner import FAKE_TOKEN, ClientProcess, client_env, settle
