@@ -94,17 +94,28 @@ def case_result(case: Case, verdicts: Sequence[Verdict]) -> tuple[str, list[Verd
     return str(result), judged, missing
 
 
-def timeline(transcript: Path, t0_ns: int, verdicts: Sequence[Verdict]) -> dict[str, Any]:
+def timeline(
+    transcript: Path, t0_ns: int | None, end_ns: int, verdicts: Sequence[Verdict]
+) -> dict[str, Any]:
     """Per-connection frames, closes, faults and the client's reactions (IDENTIFY, RESUME,
-    its closes), in ms from ``t0_ns`` (the judge's origin: its first connection)."""
+    its closes) up to ``end_ns``, when the case's verdicts were taken (what the teardown
+    does after is left out), in ms from the first connection. ``t0_ns`` is the judge's
+    origin (its first connection or refused attempt; None: none came), where the
+    verdicts' ``t_fault_ms`` count from. Times are the server's clock (``now_ns``)."""
+    records = [
+        r
+        for r in (read_records(transcript)[1] if transcript.exists() else [])
+        if getattr(r, "t_ns", 0) <= end_ns
+    ]
+    opened = [r.t_ns for r in records if isinstance(r, ConnectionRecord)]
+    origin_ns = min([*opened, *([t0_ns] if t0_ns is not None else [])], default=end_ns)
+    judge_offset_ms = (t0_ns - origin_ns) / 1e6 if t0_ns is not None else 0.0
 
     def ms(t_ns: int) -> float:
-        return round((t_ns - t0_ns) / 1e6, 1)
+        return round((t_ns - origin_ns) / 1e6, 1)
 
     connections: dict[int, dict[str, Any]] = {}
     reactions: list[dict[str, Any]] = []
-    end_ms = 0.0
-    records = read_records(transcript)[1] if transcript.exists() else []
     for record in records:
         if isinstance(record, ConnectionRecord):
             connections[record.conn_id] = {
@@ -129,16 +140,13 @@ def timeline(transcript: Path, t0_ns: int, verdicts: Sequence[Verdict]) -> dict[
                     what = f"close {record.code}" if record.code is not None else "dropped"
                     reactions.append({"t_ms": ms(record.t_ns), "conn": record.conn_id,
                                       "what": what})  # fmt: skip
-        t_ns = getattr(record, "t_ns", None)
-        if isinstance(t_ns, int):
-            end_ms = max(end_ms, ms(t_ns))
     faults = [
-        {"t_ms": v.t_fault_ms, "conn": v.connection, "fault": v.name}
+        {"t_ms": round(v.t_fault_ms + judge_offset_ms, 1), "conn": v.connection, "fault": v.name}
         for v in verdicts
         if v.t_fault_ms is not None
     ]
     return {
-        "duration_ms": end_ms,
+        "duration_ms": max(0.0, ms(end_ns)),
         "connections": [connections[k] for k in sorted(connections)],
         "faults": faults,
         "reactions": sorted(reactions, key=lambda r: r["t_ms"]),
@@ -257,6 +265,7 @@ async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, An
             await asyncio.wait([waiting, exited], return_when=asyncio.FIRST_COMPLETED)
             ended = waiting.result() if waiting.done() else "client exited"
             waiting.cancel()
+            end_ns = server.now_ns()
             verdicts = list(server.verdicts())  # the case ends here; what follows is teardown
             t0_ns = judge.t0_ns
         finally:
@@ -289,7 +298,7 @@ async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, An
         "verdicts": [v.to_json() for v in verdicts],
         "client_output": f"cases/{case.id}/client.log",
         "exit": proc.exit_json(),
-        "timeline": timeline(transcript, t0_ns if t0_ns is not None else 0, verdicts),
+        "timeline": timeline(transcript, t0_ns, end_ns, verdicts),
     }
 
 
