@@ -5,8 +5,10 @@ REPLAYER_REST_BASE and ``DiscordWebSocket.DEFAULT_GATEWAY`` REPLAYER_GATEWAY_URL
 asks ``GET /gateway/bot`` and connects where it says, which is the replay too). It asks for
 the intents the bundled recordings hold (guilds, guild messages, typing, direct messages)
 and, when the case wants member requests (REPLAYER_REQUEST_MEMBERS=1), requests the first
-guild's members by query. REPLAYER_ENCODING / REPLAYER_COMPRESS are hints discord.py cannot
-follow (it always speaks JSON with zlib-stream or zstd-stream transport compression).
+guild's members by query. REPLAYER_COMPRESS=zlib-stream gets discord.py's own zlib-stream
+context: it uses zstd-stream whenever a zstd module imports, so in this process those
+imports are made to fail before discord.py loads. REPLAYER_ENCODING is a hint it cannot
+follow (it speaks JSON).
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+
+if os.environ.get("REPLAYER_COMPRESS") == "zlib-stream":  # before discord.utils loads
+    for _zstd in ("zstandard", "compression.zstd"):
+        sys.modules[_zstd] = None  # type: ignore[assignment]  # makes `import` fail
 
 import discord
 import yarl
