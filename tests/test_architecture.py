@@ -54,9 +54,11 @@ def test_the_package_keeps_its_contracts() -> None:
         # a pure layer does I/O
         ("gateway/url.py", "import asyncio", "replayer.gateway is not allowed to import asyncio"),
         ("record/recorder.py", "import mitmproxy", "replayer.record.recorder is not allowed"),
+        ("conform/catalogue.py", "import asyncio", "replayer.conform.catalogue is not allowed"),
         # a lower layer imports a higher one
         ("archive/reader.py", "import replayer.replay.script", "replayer.archive.reader"),
         ("replay/faults.py", "import replayer.cli", "replayer.replay.faults"),
+        ("replay/verdicts.py", "import replayer.conform.runner", "replayer.replay.verdicts"),
         # the engine imports its shell
         ("replay/engine.py", "from replayer.replay import server", "replayer.replay.engine"),
     ],

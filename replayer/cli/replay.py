@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
@@ -28,6 +31,10 @@ from replayer.cli.output import (
 from replayer.cli.root import app
 from replayer.replay.faults import FaultPlan
 from replayer.replay.verdicts import Verdict, all_ok, summary
+
+if TYPE_CHECKING:
+    from replayer.replay.engine import ReplayOptions
+    from replayer.replay.script import ReplayScript
 
 
 def _at_end(text: str) -> int | None:
@@ -85,8 +92,50 @@ A TOML plan (--plan) has [[fault]] tables with the same keys. docs/faults.md has
 """
 
 
-@app.command(epilog=FAULT_HELP)
-def replay(
+@dataclass(frozen=True)
+class Prepared:
+    """A replay checked and built from the options, not started yet."""
+
+    archive: Path
+    script: ReplayScript
+    fault_plan: FaultPlan
+    options: ReplayOptions
+    transcript: Path | None
+    report: Path | None
+    host: str
+    port: int
+    speed: float
+    force: bool
+    check: bool
+    strict: bool
+    exit_when_idle: bool
+    grace_s: float
+    first_s: float
+    first_client_grace: str
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def replay_options(*first: inspect.Parameter) -> Callable[[F], F]:
+    """Give a command the replay's options (the parameters of :func:`_prepare`), ``first``
+    going after its ARCHIVE argument: ``replay`` and ``test`` share one definition."""
+    signature = inspect.signature(_prepare)
+    hints = get_type_hints(_prepare, include_extras=True)
+    archive, *rest = (p.replace(annotation=hints[p.name]) for p in signature.parameters.values())
+    params = [archive, *first, *rest]
+
+    def decorate(command: F) -> F:
+        command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=params, return_annotation=None
+        )
+        command.__annotations__ = {**{p.name: p.annotation for p in first}, **hints, "return": None}
+        return command
+
+    return decorate
+
+
+def _prepare(
     archive: ArchivePath,
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
@@ -270,19 +319,14 @@ def replay(
     gateway_versions: Annotated[
         str, typer.Option(help="Gateway versions served; others get 4012 (or 'any').")
     ] = "9,10",
-) -> None:
-    """Serve an archive as a local fake gateway (WebSocket + REST) that real clients connect to,
-    optionally breaking it on cue and judging how the client reacts. --transcript and
-    --report never replace an existing file without --force."""
-    import asyncio
-    import signal
-
+) -> Prepared:
+    """Check every option and build the replay (before anything starts: a bad option is
+    one line, exit 1, and nothing is overwritten without --force)."""
     from replayer.replay.engine import ReplayOptions
     from replayer.replay.faults import chaos_plan, combine, load_plan, parse_fault
     from replayer.replay.intents import parse_grant
     from replayer.replay.reachability import check_reachable
     from replayer.replay.script import load_script
-    from replayer.replay.server import ReplayServer
     from replayer.replay.starts import StartLimitError, limit_for
 
     # Refused before anything starts: nothing is overwritten without --force.
@@ -346,6 +390,38 @@ def replay(
         answer_from_state=answer_from_state,
         member_rate_limit_s=duration_ns(member_rate_limit, "--member-rate-limit") / 1e9,
     )
+    return Prepared(
+        archive,
+        script,
+        fault_plan,
+        options,
+        transcript,
+        report,
+        host,
+        port,
+        speed,
+        force,
+        check,
+        strict,
+        exit_when_idle,
+        grace_s,
+        first_s,
+        first_client_grace,
+    )
+
+
+@app.command(epilog=FAULT_HELP)
+@replay_options()
+def replay(**params: Any) -> None:
+    """Serve an archive as a local fake gateway (WebSocket + REST) that real clients connect to,
+    optionally breaking it on cue and judging how the client reacts. --transcript and
+    --report never replace an existing file without --force."""
+    import asyncio
+    import signal
+
+    from replayer.replay.server import ReplayServer
+
+    prep = _prepare(**params)
     verdicts: list[Verdict] = []
     answered_404: list[str] = []
     nobody_came = False
@@ -364,14 +440,14 @@ def replay(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, interrupted)
         async with ReplayServer(
-            script, options, host=host, port=port, transcript=transcript, plan=fault_plan,
-            overwrite_transcript=force,
+            prep.script, prep.options, host=prep.host, port=prep.port,
+            transcript=prep.transcript, plan=prep.fault_plan, overwrite_transcript=prep.force,
         ) as server:  # fmt: skip
             shards = ", ".join(
-                f"{i} ({len(s)} dispatches)" for i, s in sorted(script.shards.items())
+                f"{i} ({len(s)} dispatches)" for i, s in sorted(prep.script.shards.items())
             )
-            err.print(f"replaying {archive}: shards {shards}, speed {speed:g}")
-            for f in fault_plan.faults:
+            err.print(f"replaying {prep.archive}: shards {shards}, speed {prep.speed:g}")
+            for f in prep.fault_plan.faults:
                 repeat = f" x{f.times}" if f.times > 1 else ""
                 err.print(f"fault: {f.describe()}{repeat}", markup=False)
             out.print(f"REST base:   {server.rest_base}", markup=False)
@@ -382,7 +458,9 @@ def replay(
             sys.stdout.flush()
             stopped = asyncio.ensure_future(stop.wait())
             idle = asyncio.ensure_future(
-                server.wait_idle(grace_s, first_s) if exit_when_idle else asyncio.Future()
+                server.wait_idle(prep.grace_s, prep.first_s)
+                if prep.exit_when_idle
+                else asyncio.Future()
             )
             await asyncio.wait([stopped, idle], return_when=asyncio.FIRST_COMPLETED)
             for task in (stopped, idle):
@@ -400,24 +478,30 @@ def replay(
     try:
         asyncio.run(serve())
     except OSError as exc:
-        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+        fail(f"cannot serve on {prep.host}:{prep.port}: {exc.strerror or exc}")
     if nobody_came:
-        fail(f"no client connected within {first_client_grace} (--first-client-grace)")
+        fail(f"no client connected within {prep.first_client_grace} (--first-client-grace)")
+    conclude(prep, verdicts, answered_404)
+
+
+def conclude(prep: Prepared, verdicts: list[Verdict], answered_404: list[str]) -> None:
+    """After a replay: the routes answered 404, the verdict table, ``--report``; under
+    ``--check`` exit 1 when the verdicts fail the run."""
     if answered_404:  # why a bot may have stalled: routes neither recorded nor defaulted
         err.print(f"answered 404: {', '.join(answered_404)}", markup=False)
-    if fault_plan.faults or verdicts:
+    if prep.fault_plan.faults or verdicts:
         print_verdicts(verdicts)
-    if report is not None:
+    if prep.report is not None:
         document = {
-            "archive": str(archive),
-            "faults": [f.describe() for f in fault_plan.expanded()],
-            "seed": fault_plan.seed,
-            "passed": all_ok(verdicts, strict),
-            "strict": strict,
+            "archive": str(prep.archive),
+            "faults": [f.describe() for f in prep.fault_plan.expanded()],
+            "seed": prep.fault_plan.seed,
+            "passed": all_ok(verdicts, prep.strict),
+            "strict": prep.strict,
             "summary": summary(verdicts),
             "verdicts": [v.to_json() for v in verdicts],
         }
-        with open_text_output(report, force=force) as sink:
+        with open_text_output(prep.report, force=prep.force) as sink:
             sink.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    if check and not all_ok(verdicts, strict):
+    if prep.check and not all_ok(verdicts, prep.strict):
         raise typer.Exit(1)

@@ -257,6 +257,12 @@ class Judge:
             Result.NON_STRICT,
         )
 
+    @property
+    def t0_ns(self) -> int | None:
+        """When the first connection (or refused attempt) came: the origin of every
+        verdict's ``t_fault_ms``; None before any."""
+        return self._t0_ns
+
     def _ms(self, t_ns: int) -> float:
         return round((t_ns - (self._t0_ns or 0)) / NS_PER_MS, 1)
 
