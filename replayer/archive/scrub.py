@@ -341,14 +341,15 @@ class Scrubber:
         return obj
 
     def _string(self, v: str, key: str) -> str:
-        if key not in NOT_IDS and _SNOWFLAKE.fullmatch(v) and int(v) < SNOWFLAKE_LIMIT:
-            return self._snowflake_str(v)
         if not v:
             return v
-        if key in TEXT_KEYS:
-            return self.text(v)
+        # A name first: a username may be all digits and look like a snowflake.
         if key in NAME_KEYS:
             return self.name(v)
+        if key not in NOT_IDS and _SNOWFLAKE.fullmatch(v) and int(v) < SNOWFLAKE_LIMIT:
+            return self._snowflake_str(v)
+        if key in TEXT_KEYS:
+            return self.text(v)
         if key in HASH_KEYS:
             return self.hash(v)
         if key in URL_KEYS:
