@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
 from collections.abc import Iterator
@@ -98,6 +99,8 @@ HASH_KEYS = frozenset(
     {"avatar", "banner", "icon", "splash", "discovery_splash", "icon_hash", "asset",
      "image", "cover_image", "badge"}
 )  # fmt: skip
+# Voice: SELECT_PROTOCOL's `data.address` is the client's public IP (IP discovery).
+IP_KEYS = frozenset({"address", "ip"})
 URL_KEYS = frozenset({"url", "proxy_url", "icon_url", "proxy_icon_url", "avatar_url"})
 # Not personal, and clients may rely on them.
 SAFE_NAMES = frozenset({"@everyone", "Custom Status"})
@@ -302,6 +305,20 @@ class Scrubber:
                 segments[i] = self.filename(segment)
         return urlunsplit((parts.scheme, host, "/".join(segments), "", ""))
 
+    def ip(self, old: str) -> str:
+        """An address of the same family in a range no one routes: IPv4 in 198.18.0.0/15
+        (RFC 2544), IPv6 in 2001:db8::/32 (RFC 3849); not an address: a name."""
+        try:
+            address = ipaddress.ip_address(old)
+        except ValueError:
+            return self.name(old)
+        digest = self._digest(b"ip", address.packed)
+        if address.version == 4:
+            low = int.from_bytes(digest[:4], "big") & 0x1FFFF
+            return str(ipaddress.IPv4Address((198 << 24 | 18 << 16) + low))
+        low = int.from_bytes(digest[:12], "big")
+        return str(ipaddress.IPv6Address((0x20010DB8 << 96) + low))
+
     def email(self, old: str) -> str:
         local = old.split("@", 1)[0]
         return f"{self.name(local or old)}@example.com"
@@ -358,6 +375,8 @@ class Scrubber:
             return self.filename(v)
         if key == "email":
             return self.email(v)
+        if key in IP_KEYS:
+            return self.ip(v)
         return v
 
     # --- records ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ GUILD, CHANNEL, USER, MESSAGE = (
     803207031094771712,
     1378704642087600139,
 )
+
+
+UNROUTED = {4: ipaddress.ip_network("198.18.0.0/15"), 6: ipaddress.ip_network("2001:db8::/32")}
 
 
 def conn(encoding: Encoding = Encoding.JSON, conn_id: int = 1) -> ConnectionRecord:
@@ -393,3 +397,18 @@ def test_recorded_rest_routes_still_match(tmp_path: Path) -> None:
     assert answer.status == 200
     assert json.loads(answer.body)[0]["id"] == str(scrubber.snowflake(MESSAGE))
     assert router.handle("GET", f"/api/v10/channels/{CHANNEL}/messages").status == 404
+
+
+@given(key=keys, address=st.ip_addresses())
+def test_ip_addresses_become_unrouted_addresses_of_their_family(key: bytes, address: Any) -> None:
+    scrubber = Scrubber(key)
+    select = {"protocol": "udp", "data": {"address": str(address), "port": 50004, "mode": "m"}}
+    payload = encode_payload({"op": 1, "d": select}, Encoding.JSON)
+    frame = FrameRecord(1, 10, Direction.CLIENT, FrameType.TEXT, payload, 1, None, None, 0)
+    scrubber.scrub(conn())
+    data = payload_of(scrubber.scrub(frame))["d"]["data"]
+    new = ipaddress.ip_address(data["address"])
+    assert new.version == address.version
+    assert new in UNROUTED[new.version]
+    assert data["port"] == 50004
+    assert scrubber.ip(str(address)) == data["address"]  # the same address, the same pseudonym
