@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from replayer import resources
 from replayer.archive.redaction import redact_url
 from replayer.cli.output import ForceOption, err, fail, out, output_file, snippets
 from replayer.cli.root import app
@@ -237,3 +238,10 @@ def _closed_line(archive: Path, recorder: GatewayRecorder | None, errors: int) -
     return f"closed {archive}" + (
         f" ({errors} recorder error{plural}: see above)" if errors else ""
     )
+
+
+@app.command("addon-path")
+def addon_path() -> None:
+    """Print the path of the mitmproxy addon this replayer ships, for mitmdump -s:
+    mitmdump -s "$(replayer addon-path)" --set gateway_record=session.rpl"""
+    out.print(str(resources.addon_path()), markup=False, soft_wrap=True)

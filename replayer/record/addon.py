@@ -1,8 +1,9 @@
 """The mitmproxy addon that records Discord gateway traffic into a replayer archive.
 
-Loaded by ``addons/gateway_recorder.py`` for ``mitmdump -s``, and by ``replayer record``:
+Loaded by the packaged script ``replayer/data/gateway_recorder.py`` (``replayer addon-path``;
+``addons/gateway_recorder.py`` in the repository) for ``mitmdump -s``, and by ``replayer record``:
 
-    mitmdump -s addons/gateway_recorder.py --set gateway_record=session.rpl
+    mitmdump -s "$(replayer addon-path)" --set gateway_record=session.rpl
 
 Options (all ``gateway_*``): ``gateway_record`` (archive file, or a directory to create
 one in), ``gateway_hosts`` (comma-separated gateway hosts; any host with the gateway's
@@ -161,7 +162,7 @@ class GatewayRecorderAddon:
         if path.is_dir():
             path = path / time.strftime("gateway-%Y%m%d-%H%M%S.rpl")
         metadata = {
-            "recorder": "addons/gateway_recorder.py",
+            "recorder": "gateway_recorder.py (mitmdump -s)",
             "rewrite": opts.gateway_rewrite or None,
         }
         scrub_key: str = opts.gateway_scrub_key
