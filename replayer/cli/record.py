@@ -242,6 +242,8 @@ def _closed_line(archive: Path, recorder: GatewayRecorder | None, errors: int) -
 
 @app.command("addon-path")
 def addon_path() -> None:
-    """Print the path of the mitmproxy addon this replayer ships, for mitmdump -s:
-    mitmdump -s "$(replayer addon-path)" --set gateway_record=session.rpl"""
+    """Print the path of the mitmproxy addon this replayer ships, for mitmdump -s.
+
+    mitmdump -s "$(replayer addon-path)" --set gateway_record=session.rpl
+    """
     out.print(str(resources.addon_path()), markup=False, soft_wrap=True)
