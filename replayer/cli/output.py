@@ -22,6 +22,7 @@ from rich.table import Table
 
 from replayer.archive.reader import ArchiveReader
 from replayer.archive.records import Record
+from replayer.cli import client_settings
 from replayer.errors import TruncatedArchiveError
 from replayer.replay.verdicts import Result, Verdict, summary
 
@@ -150,15 +151,8 @@ def file_size(path: Path) -> int:
 
 
 def snippets(rest_base: str, gateway_url: str) -> str:
-    return (
-        "discord.py:\n"
-        "    import discord, yarl\n"
-        f'    discord.http.Route.BASE = "{rest_base}"\n'
-        f'    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL("{gateway_url}")\n'
-        "hikari:\n"
-        f'    bot = hikari.GatewayBot(token, rest_url="{rest_base}", banner=None)\n'
-        "    bot.run(check_for_updates=False)"
-    )
+    """How to point each common client library at ``rest_base`` and ``gateway_url``."""
+    return client_settings.render(rest_base, gateway_url)
 
 
 _RESULT_STYLE = {
