@@ -15,7 +15,15 @@ from rich.table import Table
 
 from replayer import resources
 from replayer.archive.redaction import redact_url
-from replayer.cli.output import ForceOption, err, fail, out, output_file, snippets
+from replayer.cli.output import (
+    ForceOption,
+    err,
+    fail,
+    on_stop_signals,
+    out,
+    output_file,
+    snippets,
+)
 from replayer.cli.root import app
 from replayer.cli.scrub import KEY_ENV, random_key_notice, scrub_key_text
 
@@ -122,7 +130,6 @@ def record(
     An existing archive is never replaced without --force. If the disk fills up, the
     recording stops (said once, with the reason) and the bot's connections go on."""
     import asyncio
-    import signal
 
     from rich.live import Live
 
@@ -163,8 +170,7 @@ def record(
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        on_stop_signals(loop, stop.set)
         tune_malloc_for_large_messages()
         proxy = RecordingProxy(settings)
         starting = asyncio.ensure_future(proxy.start())

@@ -18,6 +18,7 @@ from replayer.cli.output import (
     err,
     fail,
     file_size,
+    on_stop_signals,
     open_text_output,
     out,
     output_file,
@@ -280,7 +281,6 @@ def replay(
     optionally breaking it on cue and judging how the client reacts. --transcript and
     --report never replace an existing file without --force."""
     import asyncio
-    import signal
 
     from replayer.replay.engine import ReplayOptions
     from replayer.replay.faults import chaos_plan, combine, load_plan, parse_fault
@@ -366,8 +366,7 @@ def replay(
                 os._exit(130)
             stop.set()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, interrupted)
+        on_stop_signals(loop, interrupted)
         async with ReplayServer(
             script, options, host=host, port=port, transcript=transcript, plan=fault_plan,
             overwrite_transcript=force,

@@ -48,6 +48,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 WORKER_GONE_WAIT_S = 1.0
+
+
+def _worker_class() -> type[WorkerRecorder] | None:
+    """The recorder worker, or None where it cannot run (no ``fcntl``: not a POSIX system);
+    then the addon records in mitmdump's own thread."""
+    try:
+        from replayer.record.worker import WorkerRecorder
+    except ImportError as exc:
+        log.info("recording in mitmdump's thread: the recorder worker needs %s", exc.name)
+        return None
+    return WorkerRecorder
+
+
 # Set in a flow's metadata (which flow files keep) once the addon has dropped its
 # messages: import-mitm then knows the flow file holds no session.
 TRIMMED = "replayer_trimmed"  # how long a hook may wait for a worker whose pipe broke
@@ -172,11 +185,12 @@ class GatewayRecorderAddon:
         # A frozen mitmproxy (the standalone binaries) has no Python to start a worker with;
         # the worker needs POSIX pipes, fd passing and flock.
         frozen = getattr(sys, "frozen", False)
+        worker_class = None
         if opts.gateway_worker and not opts.gateway_rewrite and not frozen and os.name == "posix":
-            from replayer.record.worker import WorkerRecorder
-
+            worker_class = _worker_class()
+        if worker_class is not None:
             try:
-                worker = WorkerRecorder(
+                worker = worker_class(
                     path,
                     redact=opts.gateway_redact,
                     metadata=metadata,
