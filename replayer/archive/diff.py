@@ -182,22 +182,33 @@ def diff_records(
         ca = conns_a[n] if n < len(conns_a) else None
         cb = conns_b[n] if n < len(conns_b) else None
         if ca is None or cb is None:
-            only = ca or cb
-            assert only is not None
-            url = normalize(only.record.url)
-            yield Difference(
-                n + 1,
-                None,
-                0,
-                ca.index if ca else None,
-                cb.index if cb else None,
-                "connection",
-                "",
-                url if ca else MISSING,
-                url if cb else MISSING,
-            )
+            side_a = (ca.index, normalize(ca.record.url)) if ca else None
+            side_b = (cb.index, normalize(cb.record.url)) if cb else None
+            yield _unpaired(n + 1, None, 0, "connection", side_a, side_b)
             continue
         yield from _diff_connection(n + 1, ca, cb, skip_heartbeats)
+
+
+def _unpaired(
+    n: int,
+    direction: Direction | None,
+    k: int,
+    what: str,
+    a: tuple[int, Any] | None,
+    b: tuple[int, Any] | None,
+) -> Difference:
+    """A connection or frame one side has (record index, value) and the other has not."""
+    return Difference(
+        n,
+        direction,
+        k,
+        a[0] if a else None,
+        b[0] if b else None,
+        what,
+        "",
+        a[1] if a else MISSING,
+        b[1] if b else MISSING,
+    )
 
 
 def _diff_connection(
@@ -218,17 +229,9 @@ def _diff_connection(
             if x is None or y is None:
                 only = x or y
                 assert only is not None
-                yield Difference(
-                    n,
-                    direction,
-                    k + 1,
-                    x.index if x else None,
-                    y.index if y else None,
-                    only.what,
-                    "",
-                    x.payload if x else MISSING,
-                    y.payload if y else MISSING,
-                )
+                side_a = (x.index, x.payload) if x else None
+                side_b = (y.index, y.payload) if y else None
+                yield _unpaired(n, direction, k + 1, only.what, side_a, side_b)
                 continue
             what = x.what if x.what == y.what else f"{x.what} / {y.what}"
             for path, va, vb in value_differences(x.payload, y.payload):
