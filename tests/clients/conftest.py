@@ -2,7 +2,7 @@
 
 Two archives:
 
-* ``sample``: ``recordings/sample-small.jsonl`` (one guild, three messages, a RESUME in
+* ``sample``: ``replayer/data/recordings/sample-small.jsonl`` (one guild, three messages, a RESUME in
   the recording). discord.py parses it; hikari does not (its GUILD_CREATE lacks fields
   Discord documents as always present, such as ``afk_channel_id``, and hikari reads them
   with ``payload[...]``).
