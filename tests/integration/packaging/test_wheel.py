@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import venv
 from pathlib import Path
 
@@ -34,20 +35,25 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
 
 
-def _built_wheel(tmp: Path) -> Path:
+def _built(tmp: Path, kind: str, pattern: str) -> Path:
+    """The ``kind`` (``wheel`` or ``sdist``) ./dev test built, else one built here."""
     dist = os.environ.get("REPLAYER_DIST")
     if dist:
-        wheels = sorted(Path(dist).glob(f"replayer-{__version__}-*.whl"))
-        if wheels:
-            return wheels[-1]
+        found = sorted(Path(dist).glob(pattern))
+        if found:
+            return found[-1]
     out = tmp / "dist"
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO)],
+        [sys.executable, "-m", "build", f"--{kind}", "--outdir", str(out), str(REPO)],
         check=True,
         capture_output=True,
         timeout=TIMEOUT_S,
     )
-    return next(out.glob("replayer-*.whl"))
+    return next(out.glob(pattern))
+
+
+def _built_wheel(tmp: Path) -> Path:
+    return _built(tmp, "wheel", f"replayer-{__version__}-*.whl")
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +157,20 @@ def test_demo_runs_from_the_wheel(fresh_venv: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 failed" in result.stdout
     assert (tmp_path / "demo.rpl").stat().st_size > 0
+
+
+def test_the_sdist_carries_what_the_wheel_is_built_from(tmp_path: Path) -> None:
+    sdist = _built(tmp_path, "sdist", f"replayer-{__version__}.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    for shipped in (
+        "replayer/data/recordings/small-bot.rpl",
+        "replayer/data/recordings/sample-small.jsonl",
+        "replayer/data/recordings/plans/zombie.toml",
+        "replayer/data/gateway_recorder.py",
+        "docs/faults.md",
+        "addons/gateway_recorder.py",
+        "recordings/make_recordings.py",
+        "setup.py",
+    ):
+        assert shipped in names, shipped
