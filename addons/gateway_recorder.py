@@ -2,8 +2,9 @@
 
     mitmdump -s addons/gateway_recorder.py --set gateway_record=session.rpl
 
-Needs replayer installed in mitmproxy's Python. Options and behaviour:
-:mod:`replayer.record.addon`.
+The repository's path to the addon the package ships (``replayer addon-path`` prints where an
+installed replayer has it): both load the same :mod:`replayer.record.addon`. Needs replayer
+installed in mitmproxy's Python.
 """
 
 from __future__ import annotations

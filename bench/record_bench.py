@@ -76,10 +76,11 @@ from websockets.asyncio.server import ServerConnection, serve
 from replayer.archive.reader import ArchiveReader
 from replayer.archive.records import CloseRecord, ConnectionRecord, FrameRecord
 from replayer.gateway.opcodes import Direction
+from replayer.resources import addon_path
 
 MiB = 1 << 20
 ROOT = Path(__file__).resolve().parents[1]
-ADDON = ROOT / "addons" / "gateway_recorder.py"
+ADDON = addon_path()
 NOOP_ADDON = ROOT / "bench" / "noop_addon.py"
 GATEWAY_PATH = "/?v=10&encoding=json"
 

@@ -1,4 +1,4 @@
-"""Make the sample archives in recordings/ with the project's own recorder.
+"""Make the sample archives (replayer/data/recordings/) with the project's own recorder.
 
 No Discord is reachable from where these are made, so the upstream is `replayer replay`
 serving a `replayer synth` session; between it and a real discord.py client sits the
@@ -38,6 +38,7 @@ from replayer.record.proxy import RecordingProxy, RecordSettings
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
+from replayer.resources import recordings_dir
 from replayer.synth import SynthOptions, synth_records, write_synth
 
 HERE = Path(__file__).parent
@@ -132,7 +133,7 @@ async def record(sample: Sample, workdir: Path) -> Path:
     write_synth(upstream_archive, sample.synth)
     script = load_script(upstream_archive)
     expected_messages = sum(s.events.count("MESSAGE_CREATE") for s in script.shards.values())
-    out = HERE / f"{sample.name}.rpl"
+    out = recordings_dir() / f"{sample.name}.rpl"
     async with ReplayServer(script, ReplayOptions(speed=sample.speed)) as upstream:
         settings = RecordSettings(
             out, upstream=f"http://127.0.0.1:{upstream.port}", confdir=workdir / "mitmproxy"
@@ -231,7 +232,7 @@ async def scripted_voice_bot(rest_base: str, token: str) -> None:
 
 
 async def record_voice(workdir: Path) -> Path:
-    out = HERE / "voice-bot.rpl"
+    out = recordings_dir() / "voice-bot.rpl"
     async with voice_upstream() as voice:
         upstream_archive = workdir / "voice-bot-upstream.rpl"
         write_voice_upstream(upstream_archive, voice.endpoint)

@@ -1,6 +1,6 @@
 """pytest plugin (entry point ``pytest11``): a fake Discord gateway per test.
 
-    @pytest.mark.replayer(archive="recordings/small-bot.rpl", faults=["reconnect@event=READY"])
+    @pytest.mark.replayer(archive="recordings/bot.rpl", faults=["reconnect@event=READY"])
     async def test_my_bot_resumes(replayer_gateway):
         bot = make_bot(rest=replayer_gateway.rest_base, gateway=replayer_gateway.gateway_url)
         ...

@@ -11,10 +11,10 @@ about 72 bytes per byte of file. docs/archive-format.md section 1 states the lim
 
 from __future__ import annotations
 
-import os
 import struct
 
 from replayer.errors import ArchiveError
+from replayer.portable import pread
 
 # Arrays and maps hold at most this many elements (entries). Records have 12 fields at
 # most, header pairs are HTTP headers (servers accept ~100), metadata is small.
@@ -65,7 +65,7 @@ class _Bytes:
         """The next ``n`` bytes, or None when the file ends first."""
         start = self.pos - self._base
         if start + n > len(self._buf):
-            self._buf = os.pread(self._fd, max(n, self.WINDOW), self.pos)
+            self._buf = pread(self._fd, max(n, self.WINDOW), self.pos)
             self._base, start = self.pos, 0
             if len(self._buf) < n:
                 return None

@@ -53,7 +53,9 @@ class ConnectionKinds:
 
 @dataclass(frozen=True)
 class FrameFilter:
-    """Which frames the timeline shows. Empty sets mean "any"."""
+    """Which frames the timeline shows. Empty sets mean "any". Within a kind the values are
+    alternatives (``--op 7 --op 9``: either); across kinds all must hold (``--event READY
+    --dir client`` shows nothing: READY is the server's)."""
 
     ops: frozenset[int] = frozenset()
     events: frozenset[str] = frozenset()
@@ -71,9 +73,42 @@ class FrameFilter:
             return False
         if self.direction is not None and frame.direction != self.direction:
             return False
-        if self.since_ns is not None and frame.t_ns < self.since_ns:
+        return self.within(frame.t_ns)
+
+    @property
+    def frames_only(self) -> bool:
+        """Whether a filter only frames have (op, event, direction) is set."""
+        return bool(self.ops or self.events or self.direction is not None)
+
+    def within(self, t_ns: int) -> bool:
+        """Whether ``t_ns`` is inside the ``since``/``until`` window."""
+        if self.since_ns is not None and t_ns < self.since_ns:
             return False
-        return self.until_ns is None or frame.t_ns <= self.until_ns
+        return self.until_ns is None or t_ns <= self.until_ns
+
+    def shows(self, record: Record) -> bool:
+        """Whether the timeline shows ``record``: a frame that matches, or another record of a
+        selected connection inside the window when no frame-only filter is set."""
+        if isinstance(record, FrameRecord):
+            return self.matches(record)
+        if self.frames_only:
+            return False
+        if self.conns and getattr(record, "conn_id", None) not in self.conns:
+            return False
+        return self.within(record.t_ns)
+
+    def counts(self, record: Record) -> bool:
+        """Whether the statistics count ``record``: what the timeline shows, and the records of
+        each selected connection (its URL, shard and close), so the table of connections stays
+        whole."""
+        if isinstance(record, ConnectionRecord | ConnectionInfoRecord | CloseRecord):
+            return not self.conns or record.conn_id in self.conns
+        return self.shows(record)
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter is set."""
+        return self != FrameFilter()
 
 
 @dataclass

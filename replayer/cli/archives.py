@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from replayer.archive.inspection import ArchiveStats, ConnectionKinds, FrameFilter
 from replayer.archive.jsonl import (
+    Exporter,
     Importer,
     LineError,
     export_lines,
@@ -47,14 +49,18 @@ from replayer.cli.output import (
     output_file,
     progress_bar,
 )
+from replayer.cli.pager import line_width, paged
 from replayer.cli.root import app
 from replayer.errors import ArchiveError, ImportFormatError
 from replayer.gateway.opcodes import Direction, parse_opcode
 
 
-def _frame_line(frame: FrameRecord, kinds: ConnectionKinds) -> str:
+def _frame_line(frame: FrameRecord, payload: object, kinds: ConnectionKinds) -> str:
+    """One frame: offset, connection, direction, the event (a dispatch) or opcode name, seq,
+    size, then its marks and its payload's ``d`` (cut to the width by ``_fit``)."""
     arrow = "C→S" if frame.direction == Direction.CLIENT else "S→C"
     seq = f"s={frame.s}" if frame.s is not None else ""
+    name = frame.t if frame.op == 0 and frame.t else kinds.op_name(frame)
     marks = []
     if frame.flags & FrameFlag.UNDECODED:
         marks.append(f"UNDECODED ({frame.error})" if frame.error else "UNDECODED")
@@ -64,11 +70,19 @@ def _frame_line(frame: FrameRecord, kinds: ConnectionKinds) -> str:
         marks.append("redacted")
     if frame.flags & FrameFlag.REWRITTEN:
         marks.append("rewritten for the client")
+    tail = f"[{', '.join(marks)}] " if marks else ""
+    if isinstance(payload, dict) and "d" in payload:
+        tail += json.dumps(payload["d"], ensure_ascii=False, separators=(",", ":"))
     return (
-        f"{fmt_offset(frame.t_ns)}  c{frame.conn_id:<3} {arrow}  {kinds.op_name(frame):<22} "
-        f"{frame.t or '':<28} {seq:<8} {fmt_bytes(len(frame.payload)):>9}"
-        + (f"  [{', '.join(marks)}]" if marks else "")
-    )
+        f"{fmt_offset(frame.t_ns)} c{frame.conn_id:<3}{arrow} {name:<20} {seq:<7}"
+        f"{fmt_bytes(len(frame.payload)):>8}  {tail}"
+    ).rstrip()
+
+
+def _fit(line: str, width: int) -> str:
+    """``line`` cut to ``width`` with an ellipsis: the tail (payload, URL) goes, a field
+    before it never breaks across lines."""
+    return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
 
 
 def _other_line(record: Record, kinds: ConnectionKinds) -> str | None:
@@ -78,7 +92,7 @@ def _other_line(record: Record, kinds: ConnectionKinds) -> str | None:
             extra = f" resumes c{record.resumes}" if record.resumes is not None else ""
             what = "open voice" if record.kind is ConnectionKind.VOICE else "open"
             return (
-                f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} {what} {record.url} "
+                f"{fmt_offset(record.t_ns)} c{record.conn_id:<3}{what} {record.url} "
                 f"(v={q.v} encoding={q.encoding} compress={q.compress or 'none'}){extra}"
             )
         case ConnectionInfoRecord():
@@ -91,20 +105,20 @@ def _other_line(record: Record, kinds: ConnectionKinds) -> str | None:
                 parts.append(f"session {record.session_id}")
             if record.kind is not None:
                 parts.append(f"{record.kind} connection (from its handshake)")
-            return f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} info {', '.join(parts)}"
+            return f"{fmt_offset(record.t_ns)} c{record.conn_id:<3}info {', '.join(parts)}"
         case CloseRecord():
             by = record.closed_by.name.lower() if record.closed_by is not None else "unknown"
             how = "clean" if record.clean else "abrupt"
             if record.code is None:
-                return f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} dropped (no close frame)"
+                return f"{fmt_offset(record.t_ns)} c{record.conn_id:<3}dropped (no close frame)"
             return (
-                f"{fmt_offset(record.t_ns)}  c{record.conn_id:<3} close {record.code} "
+                f"{fmt_offset(record.t_ns)} c{record.conn_id:<3}close {record.code} "
                 f"{kinds.close_name(record.conn_id, record.code)} by {by}, {how}"
                 + (f" {record.reason!r}" if record.reason else "")
             )
         case HttpRecord():
             return (
-                f"{fmt_offset(record.t_ns)}  http {record.method} {record.host}{record.path} "
+                f"{fmt_offset(record.t_ns)} http {record.method} {record.host}{record.path} "
                 f"-> {record.status} ({fmt_bytes(len(record.response_body))})"
             )
     return None
@@ -133,10 +147,35 @@ def inspect(
         int | None, typer.Option("--limit", "-n", min=0, help="Show at most N lines.")
     ] = None,
     stats: Annotated[
-        bool, typer.Option("--stats", help="Counts per opcode and event, bytes, connections.")
+        bool,
+        typer.Option(
+            "--stats",
+            help="Counts per opcode and event, bytes, connections, of what the filters select.",
+        ),
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON object per line (the records export writes), payloads decoded.",
+        ),
+    ] = False,
+    pager: Annotated[
+        bool,
+        typer.Option(
+            "--pager/--no-pager",
+            help="On a terminal, page through $PAGER (default 'less -FRX'), as git does.",
+        ),
+    ] = True,
 ) -> None:
-    """Show an archive's timeline (offset, connection, direction, opcode, event, seq, size)."""
+    """Show an archive's timeline (offset, connection, direction, event or opcode, seq, size,
+    payload).
+
+    Each line fits the terminal (80 columns when piped): the payload is cut with an ellipsis;
+    --json or export give it whole. The filters select frames: the values of one option are
+    alternatives (--op IDENTIFY --op RESUME: either), different options must all hold
+    (--event READY --dir client: none, READY is the server's).
+    """
     try:
         ops = frozenset(parse_opcode(o) for o in op or [])
     except ValueError as exc:
@@ -154,43 +193,45 @@ def inspect(
         since_ns=duration_ns(since, "--since") if since else None,
         until_ns=duration_ns(until, "--until") if until else None,
     )
-    frames_only = bool(ops or flt.events or dir_value is not None)
     with ArchiveReader(archive) as reader:
         if stats:
             summary = ArchiveStats()
             for record in complete_records(reader):
-                summary.add(record)
-            print_stats(archive, reader, summary)
+                if flt.counts(record):
+                    summary.add(record)
+            print_stats(archive, reader, summary, filtered=flt.active)
             return
-        shown = 0
-        kinds = ConnectionKinds()
-        for record in complete_records(reader):
-            if limit is not None and shown >= limit:
-                break
-            if isinstance(record, FrameRecord):
-                if not flt.matches(record):
-                    continue
-                line = _frame_line(record, kinds)
-            else:
+        exporter = Exporter()
+        width = line_width()
+        with paged(pager) as write:
+            shown = 0
+            kinds = ConnectionKinds()
+            for record in complete_records(reader):
                 kinds.see(record)  # shown or not: it says how to name the later frames
-                if frames_only:
+                if limit is not None and shown >= limit:
+                    break
+                if isinstance(record, ConnectionRecord):
+                    exporter.record(record)  # each connection's encoding, for its payloads
+                if not flt.shows(record):
                     continue
-                if flt.conns and getattr(record, "conn_id", None) not in flt.conns:
-                    continue
-                t_ns = record.t_ns
-                if (flt.since_ns is not None and t_ns < flt.since_ns) or (
-                    flt.until_ns is not None and t_ns > flt.until_ns
-                ):
-                    continue
-                other = _other_line(record, kinds)
-                if other is None:
-                    continue
-                line = other
-            out.print(line, markup=False)
-            shown += 1
+                if as_json:
+                    line = json.dumps(exporter.record(record), ensure_ascii=False)
+                elif isinstance(record, FrameRecord):
+                    line = _fit(
+                        _frame_line(record, exporter.record(record).get("payload"), kinds), width
+                    )
+                else:
+                    other = _other_line(record, kinds)
+                    if other is None:
+                        continue
+                    line = _fit(other, width)
+                write(line)
+                shown += 1
 
 
-def print_stats(path: Path, reader: ArchiveReader, s: ArchiveStats) -> None:
+def print_stats(
+    path: Path, reader: ArchiveReader, s: ArchiveStats, *, filtered: bool = False
+) -> None:
     h = reader.header
     created = datetime.fromtimestamp(h.created_unix_ns / 1e9, tz=UTC).isoformat(timespec="seconds")
     name = escape(str(path))
@@ -201,6 +242,7 @@ def print_stats(path: Path, reader: ArchiveReader, s: ArchiveStats) -> None:
         f"duration {s.last_t_ns / 1e9:.3f}s, {reader.records_read} records: {s.frames} frames "
         f"({fmt_bytes(s.payload_bytes)} payload, {fmt_bytes(s.wire_bytes)} on the wire), "
         f"{len(s.connections)} connections, {s.http} HTTP exchanges"
+        + (" (of what the filters select)" if filtered else "")
     )
     ops = Table("direction / opcode", "frames", title="by opcode", title_justify="left")
     for name, count in sorted(s.by_op.items(), key=lambda kv: (-kv[1], kv[0])):

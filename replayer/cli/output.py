@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Annotated, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,8 +23,12 @@ from rich.table import Table
 
 from replayer.archive.reader import ArchiveReader
 from replayer.archive.records import Record
+from replayer.cli import client_settings
 from replayer.errors import TruncatedArchiveError
 from replayer.replay.verdicts import Result, Verdict, summary
+
+if TYPE_CHECKING:
+    import asyncio
 
 # Piped output is not squeezed into 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -142,6 +147,20 @@ def complete_records(reader: ArchiveReader) -> Iterator[Record]:
         raise typer.Exit(1) from None
 
 
+def on_stop_signals(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """Call ``callback`` on SIGINT and SIGTERM: through the loop's signal handlers where there
+    are (POSIX), else (Windows' loops raise NotImplementedError) through ``signal.signal``,
+    which hands the call to the loop."""
+    for name in ("SIGINT", "SIGTERM"):
+        number = getattr(signal, name, None)
+        if number is None:
+            continue
+        try:
+            loop.add_signal_handler(number, callback)
+        except (NotImplementedError, RuntimeError):
+            signal.signal(number, lambda _n, _f: loop.call_soon_threadsafe(callback))
+
+
 def file_size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -150,15 +169,8 @@ def file_size(path: Path) -> int:
 
 
 def snippets(rest_base: str, gateway_url: str) -> str:
-    return (
-        "discord.py:\n"
-        "    import discord, yarl\n"
-        f'    discord.http.Route.BASE = "{rest_base}"\n'
-        f'    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL("{gateway_url}")\n'
-        "hikari:\n"
-        f'    bot = hikari.GatewayBot(token, rest_url="{rest_base}", banner=None)\n'
-        "    bot.run(check_for_updates=False)"
-    )
+    """How to point each common client library at ``rest_base`` and ``gateway_url``."""
+    return client_settings.render(rest_base, gateway_url)
 
 
 _RESULT_STYLE = {

@@ -13,8 +13,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from replayer import resources
 from replayer.archive.redaction import redact_url
-from replayer.cli.output import ForceOption, err, fail, out, output_file, snippets
+from replayer.cli.output import (
+    ForceOption,
+    err,
+    fail,
+    on_stop_signals,
+    out,
+    output_file,
+    snippets,
+)
 from replayer.cli.root import app
 from replayer.cli.scrub import KEY_ENV, random_key_notice, scrub_key_text
 
@@ -121,7 +130,6 @@ def record(
     An existing archive is never replaced without --force. If the disk fills up, the
     recording stops (said once, with the reason) and the bot's connections go on."""
     import asyncio
-    import signal
 
     from rich.live import Live
 
@@ -162,8 +170,7 @@ def record(
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        on_stop_signals(loop, stop.set)
         tune_malloc_for_large_messages()
         proxy = RecordingProxy(settings)
         starting = asyncio.ensure_future(proxy.start())
@@ -245,3 +252,12 @@ def _closed_line(archive: Path, recorder: GatewayRecorder | None, errors: int) -
     return f"closed {archive}" + (
         f" ({errors} recorder error{plural}: see above)" if errors else ""
     )
+
+
+@app.command("addon-path")
+def addon_path() -> None:
+    """Print the path of the mitmproxy addon this replayer ships, for mitmdump -s.
+
+    mitmdump -s "$(replayer addon-path)" --set gateway_record=session.rpl
+    """
+    out.print(str(resources.addon_path()), markup=False, soft_wrap=True)

@@ -21,6 +21,7 @@ from replayer.cli.output import (
     err,
     fail,
     file_size,
+    on_stop_signals,
     open_text_output,
     out,
     output_file,
@@ -70,25 +71,30 @@ FAULT_HELP = """
 Faults (--fault, repeatable): KIND[:ARG]@KEY=VALUE[,KEY=VALUE...]
 
 \b
-  reconnect@event=READY                op 7 right after READY
-  invalid-session:false@dispatch=5     op 9 d=false after the 5th dispatch (true: resumable)
-  close:4009@seq=12                    close 4009 after the dispatch with s=12
-  drop@event=MESSAGE_CREATE#3          TCP gone (no close frame) after the 3rd MESSAGE_CREATE
-  zombie@client-op=HEARTBEAT#2         stop ACKing heartbeats from the client's 2nd one
-  heartbeat@t=5s                       ask for a heartbeat (op 1) 5 s into the replay
-  stall:3s@dispatch=2                  send nothing for 3 s after the 2nd dispatch
-  rate-limited@client-op=8             a RATE_LIMITED dispatch after the client's op 8
-  reject-resume@conn=1                 answer the next RESUME with op 9 d=false
+  reconnect@event=READY            op 7 right after READY
+  invalid-session:false@dispatch=5 op 9 d=false after the 5th dispatch
+                                   (true: resumable)
+  close:4009@seq=12                close 4009 after the dispatch with s=12
+  drop@event=MESSAGE_CREATE#3      TCP gone (no close frame) after the 3rd
+                                   MESSAGE_CREATE
+  zombie@client-op=HEARTBEAT#2     stop ACKing heartbeats from the client's
+                                   2nd one
+  heartbeat@t=5s                   ask for a heartbeat (op 1) 5 s in
+  stall:3s@dispatch=2              send nothing for 3 s after dispatch 2
+  rate-limited@client-op=8         a RATE_LIMITED dispatch after op 8
+  reject-resume@conn=1             answer the next RESUME with op 9 d=false
   reconnect@dispatch=5,times=3,every=5
-  reconnect@phase=hello                op 7 instead of HELLO
-  withhold@phase=identify              READY never comes
-  http:503@phase=upgrade,times=2       the next two connection attempts get HTTP 503
-  close-no-status@dispatch=4           a close frame without a status code (1005)
-\b
-Triggers: dispatch=K, event=NAME[#K], seq=S, client-op=OP[#K], t=TIME, conn=N (only on the
-N-th connection; alone: right after its handshake), phase=hello|identify|resume|upgrade[#K].
-Repeats: times=N, every=M.
-A TOML plan (--plan) has [[fault]] tables with the same keys. docs/faults.md has it all.
+  reconnect@phase=hello            op 7 instead of HELLO
+  withhold@phase=identify          READY never comes
+  http:503@phase=upgrade,times=2   the next 2 connection attempts get 503
+  close-no-status@dispatch=4       a close frame with no status code (1005)
+
+Triggers: dispatch=K, event=NAME[#K], seq=S, client-op=OP[#K], t=TIME, conn=N
+(only on the N-th connection; alone: right after its handshake),
+phase=hello|identify|resume|upgrade[#K]. Repeats: times=N, every=M.
+
+A TOML plan (--plan) has [[fault]] tables with the same keys. docs/faults.md has
+it all.
 """
 
 
@@ -417,7 +423,6 @@ def replay(**params: Any) -> None:
     optionally breaking it on cue and judging how the client reacts. --transcript and
     --report never replace an existing file without --force."""
     import asyncio
-    import signal
 
     from replayer.replay.server import ReplayServer
 
@@ -437,8 +442,7 @@ def replay(**params: Any) -> None:
                 os._exit(130)
             stop.set()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, interrupted)
+        on_stop_signals(loop, interrupted)
         async with ReplayServer(
             prep.script, prep.options, host=prep.host, port=prep.port,
             transcript=prep.transcript, plan=prep.fault_plan, overwrite_transcript=prep.force,

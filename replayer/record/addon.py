@@ -1,8 +1,9 @@
 """The mitmproxy addon that records Discord gateway traffic into a replayer archive.
 
-Loaded by ``addons/gateway_recorder.py`` for ``mitmdump -s``, and by ``replayer record``:
+Loaded by the packaged script ``replayer/data/gateway_recorder.py`` (``replayer addon-path``;
+``addons/gateway_recorder.py`` in the repository) for ``mitmdump -s``, and by ``replayer record``:
 
-    mitmdump -s addons/gateway_recorder.py --set gateway_record=session.rpl
+    mitmdump -s "$(replayer addon-path)" --set gateway_record=session.rpl
 
 Options (all ``gateway_*``): ``gateway_record`` (archive file, or a directory to create
 one in), ``gateway_hosts`` (comma-separated gateway hosts; any host with the gateway's
@@ -48,6 +49,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 WORKER_GONE_WAIT_S = 1.0
+
+
+def _worker_class() -> type[WorkerRecorder] | None:
+    """The recorder worker, or None where it cannot run (no ``fcntl``: not a POSIX system);
+    then the addon records in mitmdump's own thread."""
+    try:
+        from replayer.record.worker import WorkerRecorder
+    except ImportError as exc:
+        log.info("recording in mitmdump's thread: the recorder worker needs %s", exc.name)
+        return None
+    return WorkerRecorder
+
+
 # Set in a flow's metadata (which flow files keep) once the addon has dropped its
 # messages: import-mitm then knows the flow file holds no session.
 TRIMMED = "replayer_trimmed"  # how long a hook may wait for a worker whose pipe broke
@@ -162,7 +176,7 @@ class GatewayRecorderAddon:
         if path.is_dir():
             path = path / time.strftime("gateway-%Y%m%d-%H%M%S.rpl")
         metadata = {
-            "recorder": "addons/gateway_recorder.py",
+            "recorder": "gateway_recorder.py (mitmdump -s)",
             "rewrite": opts.gateway_rewrite or None,
         }
         scrub_key: str = opts.gateway_scrub_key
@@ -172,11 +186,12 @@ class GatewayRecorderAddon:
         # A frozen mitmproxy (the standalone binaries) has no Python to start a worker with;
         # the worker needs POSIX pipes, fd passing and flock.
         frozen = getattr(sys, "frozen", False)
+        worker_class = None
         if opts.gateway_worker and not opts.gateway_rewrite and not frozen and os.name == "posix":
-            from replayer.record.worker import WorkerRecorder
-
+            worker_class = _worker_class()
+        if worker_class is not None:
             try:
-                worker = WorkerRecorder(
+                worker = worker_class(
                     path,
                     redact=opts.gateway_redact,
                     metadata=metadata,

@@ -35,6 +35,7 @@ from replayer.archive.records import (
 from replayer.errors import ArchiveError, CodecError
 from replayer.gateway.encoding import Encoding, decode_payload
 from replayer.gateway.opcodes import Direction, Opcode
+from replayer.portable import pread
 from replayer.replay.faults import Fault, FaultKind, Trigger
 from replayer.replay.guild_state import STATE_EVENTS, GuildState
 
@@ -366,7 +367,7 @@ class ArchiveFile:
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
 
     def read(self, offset: int, size: int) -> bytes:
-        return os.pread(self.fd, size, offset)
+        return pread(self.fd, size, offset)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -13,7 +13,6 @@ import itertools
 import logging
 import os
 import random
-import resource
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -41,6 +40,7 @@ from replayer.gateway.compression import Compression
 from replayer.gateway.encoding import Encoding
 from replayer.gateway.opcodes import Direction
 from replayer.gateway.url import GatewayQuery
+from replayer.portable import descriptor_limit
 from replayer.replay import control
 from replayer.replay.engine import (
     NO_STATUS,
@@ -184,10 +184,9 @@ class ReplayServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._protocol, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        soft = descriptor_limit()
         in_use = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 64
-        unlimited = soft == resource.RLIM_INFINITY
-        self._descriptor_budget = 1 << 30 if unlimited else soft - in_use - DESCRIPTOR_RESERVE
+        self._descriptor_budget = 1 << 30 if soft is None else soft - in_use - DESCRIPTOR_RESERVE
         self.options = replace(self.options, gateway_url=self.gateway_url)
         self.replay = Replay(self.script, self.options, self.plan)
         self.replay.on_notice = log.warning  # e.g. intents the recording was made without
@@ -364,7 +363,7 @@ class ReplayServer:
                     "refusing new connections with 503: %d open, the descriptor limit "
                     "(ulimit -n %d) leaves room for no more",
                     len(server.connections),
-                    resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                    descriptor_limit(),
                 )
             self.refused_busy += 1
         elif self.refused_busy:

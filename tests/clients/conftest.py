@@ -2,7 +2,7 @@
 
 Two archives:
 
-* ``sample``: ``recordings/sample-small.jsonl`` (one guild, three messages, a RESUME in
+* ``sample``: ``replayer/data/recordings/sample-small.jsonl`` (one guild, three messages, a RESUME in
   the recording). discord.py parses it; hikari does not (its GUILD_CREATE lacks fields
   Discord documents as always present, such as ``afk_channel_id``, and hikari reads them
   with ``payload[...]``).
@@ -47,13 +47,14 @@ from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
+from replayer.resources import sample_archive
 
 TIMEOUT = 20 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
 
 # hikari reads the bot id from the token's first segment: base64("123456789012345678").
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.x.y"
 BOT_ID = 123456789012345678
-SAMPLE_JSONL = Path(__file__).parents[2] / "recordings" / "sample-small.jsonl"
+SAMPLE_JSONL = sample_archive("sample-small.jsonl")
 
 COMPRESSIONS = ("zlib-stream", "zstd-stream")
 HEARTBEAT_OPS = frozenset({1, 11})  # timing-dependent: excluded from transcript comparisons

@@ -1,4 +1,4 @@
-"""A scrubbed archive still replays: ``recordings/small-bot.rpl`` through ``replayer
+"""A scrubbed archive still replays: ``replayer/data/recordings/small-bot.rpl`` through ``replayer
 scrub`` (the command, in a subprocess), then to real discord.py and hikari, whose
 parsers and caches must take the pseudonyms for what they are: ids, names, text. And
 no original name, message text or id is left in the scrubbed file."""
@@ -17,11 +17,12 @@ from replayer.archive.reader import read_records
 from replayer.archive.records import FrameRecord, HttpRecord
 from replayer.archive.scrub import SAFE_NAMES, Scrubber, is_snowflake_value
 from replayer.replay.engine import ReplayOptions
+from replayer.resources import sample_archive
 from tests.clients import test_discordpy_replay as dpy
 from tests.clients import test_hikari_replay as hik
 from tests.clients.conftest import BOT_ID, Scenario, replay, scenario_from_archive
 
-SMALL_BOT = Path(__file__).parents[2] / "recordings" / "small-bot.rpl"
+SMALL_BOT = sample_archive("small-bot.rpl")
 KEY = "published-fixture-key"
 NAME_KEYS = ("username", "global_name", "nick", "name")
 TEXT_KEYS = ("content", "description", "state")

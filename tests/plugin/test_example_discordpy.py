@@ -24,7 +24,7 @@ def point_discordpy_at(gateway: ReplayerGateway, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.replayer(
-    archive="recordings/small-bot.rpl", faults=["reconnect@event=MESSAGE_CREATE#2"]
+    archive="replayer/data/recordings/small-bot.rpl", faults=["reconnect@event=MESSAGE_CREATE#2"]
 )
 async def test_bot_resumes_after_reconnect(
     replayer_gateway: ReplayerGateway, monkeypatch: pytest.MonkeyPatch
@@ -47,7 +47,9 @@ async def test_bot_resumes_after_reconnect(
     assert replayer_gateway.passed, replayer_gateway.report()
 
 
-@pytest.mark.replayer(archive="recordings/small-bot.rpl", faults=["close:4004@event=READY"])
+@pytest.mark.replayer(
+    archive="replayer/data/recordings/small-bot.rpl", faults=["close:4004@event=READY"]
+)
 async def test_bot_stops_on_authentication_failed(
     replayer_gateway: ReplayerGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:

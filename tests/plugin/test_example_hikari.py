@@ -15,7 +15,8 @@ TIMEOUT = 30 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
 
 
 @pytest.mark.replayer(
-    archive="recordings/small-bot.rpl", faults=["invalid-session:true@event=MESSAGE_CREATE#2"]
+    archive="replayer/data/recordings/small-bot.rpl",
+    faults=["invalid-session:true@event=MESSAGE_CREATE#2"],
 )
 async def test_hikari_resumes_after_invalid_session_true(replayer_gateway: ReplayerGateway) -> None:
     bot = hikari.GatewayBot(TOKEN, rest_url=replayer_gateway.rest_base, banner=None)
@@ -41,7 +42,7 @@ async def test_hikari_resumes_after_invalid_session_true(replayer_gateway: Repla
     assert replayer_gateway.passed, replayer_gateway.report()
 
 
-@pytest.mark.replayer(archive="recordings/small-bot.rpl")
+@pytest.mark.replayer(archive="replayer/data/recordings/small-bot.rpl")
 def test_the_fixture_works_in_sync_tests_too(replayer_gateway: ReplayerGateway) -> None:
     assert replayer_gateway.gateway_url.startswith("ws://127.0.0.1:")
     assert replayer_gateway.rest_base.endswith("/api/v10")

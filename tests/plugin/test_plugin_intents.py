@@ -4,13 +4,13 @@ client gets (pytester, a run of its own)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from replayer.resources import sample_archive
 
 pytest_plugins = ["pytester"]
 
-SAMPLE = Path(__file__).parents[2] / "recordings" / "small-bot.rpl"
+SAMPLE = sample_archive("small-bot.rpl")
 
 CLIENT = """
 import json

@@ -12,6 +12,7 @@ import pytest
 from replayer.pytest_plugin import GatewaySettings, replay_options
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.starts import SessionStartLimit
+from replayer.resources import sample_archive
 
 pytest_plugins = ["pytester"]
 
@@ -61,7 +62,7 @@ def test_keys(replayer_gateway):
 
 
 def test_the_marker_folds_its_keys_into_options(pytester: pytest.Pytester) -> None:
-    archive = Path(__file__).parents[2] / "recordings" / "small-bot.rpl"
+    archive = sample_archive("small-bot.rpl")
     pytester.makepyfile(MARKED.format(archive=str(archive)))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)

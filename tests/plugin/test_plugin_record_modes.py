@@ -7,7 +7,6 @@ token is one clear failure."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -17,10 +16,11 @@ from replayer.pytest_plugin import BackgroundLoop
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
+from replayer.resources import sample_archive
 
 pytest_plugins = ["pytester"]
 
-SAMPLE = Path(__file__).parents[2] / "recordings" / "small-bot.rpl"
+SAMPLE = sample_archive("small-bot.rpl")
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gx1234.record-mode-secret-token-abcd"
 
 TEST = """

@@ -6,13 +6,13 @@ worker has its own server."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from replayer.resources import sample_archive
 
 pytest_plugins = ["pytester"]
 
-SAMPLE = Path(__file__).parents[2] / "recordings" / "small-bot.rpl"
+SAMPLE = sample_archive("small-bot.rpl")
 
 # A raw client: IDENTIFY, then the test drives the faults with inject / wait_for.
 CLIENT = """

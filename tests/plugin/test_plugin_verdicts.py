@@ -4,13 +4,13 @@ fault is judged, and a fault that can never fire is one clear error before the t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from replayer.resources import sample_archive
 
 pytest_plugins = ["pytester"]
 
-SAMPLE = Path(__file__).parents[2] / "recordings" / "small-bot.rpl"
+SAMPLE = sample_archive("small-bot.rpl")
 
 # A sync test with a scripted client that ignores op 7 (the verdict must FAIL), or obeys.
 CLIENT = """

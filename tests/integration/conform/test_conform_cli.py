@@ -18,10 +18,11 @@ import pytest
 
 from replayer.conform.catalogue import CATALOGUE
 from replayer.conform.runner import FAKE_TOKEN
+from replayer.resources import sample_archive
 
 ENV_CLIENT = Path(__file__).with_name("env_client.py")
 ROOT = Path(__file__).parents[3]
-SMALL = ROOT / "recordings" / "small-bot.rpl"
+SMALL = sample_archive("small-bot.rpl")
 
 
 def replayer(

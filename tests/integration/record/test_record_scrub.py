@@ -21,9 +21,10 @@ from replayer.record.worker import WorkerRecorder
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
+from replayer.resources import sample_archive
 from tests.integration.record.test_record_cli import TIMEOUT, TOKEN, start_record, stop
 
-SMALL_BOT = Path(__file__).parents[3] / "recordings" / "small-bot.rpl"
+SMALL_BOT = sample_archive("small-bot.rpl")
 KEY = "the-scrub-key"
 URL = "wss://gateway.discord.gg/?v=10&encoding=json"
 USER, GUILD = "803207031094771712", "407082463766003713"

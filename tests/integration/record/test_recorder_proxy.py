@@ -28,10 +28,11 @@ from replayer.record.worker import wait_until_written
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
+from replayer.resources import addon_path
 from tests.archives import session_lines, write_archive
 
 TIMEOUT = 20 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
-ADDON = Path(__file__).parents[3] / "addons" / "gateway_recorder.py"
+ADDON = addon_path()
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gx1234.proxy-test-secret-token-abcdefgh"
 
 
@@ -250,7 +251,7 @@ async def test_the_proxy_outlives_its_recorder_worker(
     assert "the recorder worker's pipe broke (worker exit status -9)" in output
     assert proc.returncode == 0
     with ArchiveReader(out) as reader:  # the header the proxy wrote, and no record
-        assert reader.header.metadata["recorder"] == "addons/gateway_recorder.py"
+        assert reader.header.metadata["recorder"] == "gateway_recorder.py (mitmdump -s)"
         assert list(reader) == []
 
 

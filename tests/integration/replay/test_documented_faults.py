@@ -1,5 +1,5 @@
 """Every fault example the README, docs/faults.md, ``replayer replay --help`` and the
-bundled plans show fires on the bundled sample (recordings/small-bot.rpl) and passes a
+bundled plans show fires on the bundled sample (replayer/data/recordings/small-bot.rpl) and passes a
 client that does what the docs say: an example that cannot fire is a bug in the docs.
 
 The examples are read from those files when the test runs, so a new example is checked
@@ -23,6 +23,7 @@ from replayer.replay.reachability import check_reachable
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Result
+from replayer.resources import recordings_dir, sample_archive, sample_plan
 from tests.clients.conftest import no_leaks, no_lost_task_errors, no_pending_tasks, until
 from tests.integration.replay.test_faults_wrong_client import Bot
 
@@ -30,7 +31,7 @@ __all__ = ["no_leaks", "no_lost_task_errors", "no_pending_tasks"]
 pytestmark = pytest.mark.usefixtures("no_lost_task_errors")
 
 ROOT = Path(__file__).parents[3]
-SAMPLE = ROOT / "recordings" / "small-bot.rpl"
+SAMPLE = sample_archive("small-bot.rpl")
 _FAULT = re.compile(r"(?<![\w-])([a-z]+(?:-[a-z]+)*(?::[\w.]+)?@[\w=#,.-]+)")
 # Every kind but split, which needs a zlib-stream client (the Bot speaks plain JSON;
 # tests/clients/test_new_faults.py runs it with discord.py and hikari), and latency,
@@ -131,10 +132,10 @@ async def test_each_documented_fault_fires_on_the_sample_and_passes(example: str
 
 
 @pytest.mark.parametrize(
-    "name", sorted(p.name for p in (ROOT / "recordings" / "plans").glob("*.toml"))
+    "name", sorted(p.name for p in (recordings_dir() / "plans").glob("*.toml"))
 )
 async def test_each_bundled_plan_fires_on_the_sample_and_passes(name: str) -> None:
-    plan = load_plan(ROOT / "recordings" / "plans" / name)
+    plan = load_plan(sample_plan(name))
     judged = await run(plan)
     assert len(judged) == len(plan.expanded()), judged
     assert all(result is Result.PASS for _, result, _ in judged), judged

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from replayer.resources import sample_archive
 from tests.clients.conftest import TIMEOUT
 
-SAMPLE = Path(__file__).parents[3] / "recordings" / "small-bot.rpl"
+SAMPLE = sample_archive("small-bot.rpl")
 FAST = ["--speed", "0", "--exit-when-idle", "--idle-grace", "300ms", "--verdict-window", "1s"]
 
 

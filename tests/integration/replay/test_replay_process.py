@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import websockets
 
+from replayer.resources import sample_archive
 from tests.clients.conftest import TIMEOUT
 
-SAMPLE = Path(__file__).parents[3] / "recordings" / "small-bot.rpl"
+SAMPLE = sample_archive("small-bot.rpl")
 
 
 async def start(*args: str, nofile: int | None = None) -> tuple[asyncio.subprocess.Process, str]:

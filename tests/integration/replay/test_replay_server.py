@@ -21,10 +21,11 @@ from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
+from replayer.resources import sample_archive
 from tests.unit.replay.conftest import session_lines, write_archive
 
 TIMEOUT = 10 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
-SAMPLE = Path(__file__).parents[3] / "recordings" / "sample-small.rpl"
+SAMPLE = sample_archive("sample-small.rpl")
 
 
 @pytest.fixture

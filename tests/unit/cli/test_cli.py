@@ -12,6 +12,7 @@ import msgpack
 import pytest
 
 from replayer.archive.header import FORMAT_VERSION, Header
+from replayer.resources import sample_archive
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "archive-v1.rpl"
 GOLDEN_V2 = GOLDEN.with_name("archive-v2.rpl")
@@ -185,12 +186,12 @@ def test_usage_errors_exit_2() -> None:
 
 
 def test_inspect_stats_lists_the_incidents_a_replay_repeats() -> None:
-    sample = Path(__file__).parents[3] / "recordings" / "sample-small.rpl"
+    sample = sample_archive("sample-small.rpl")
     result = run("inspect", sample, "--stats")
     assert result.returncode == 0, result.stderr
     assert "replayed as faults" in result.stdout
     assert "recorded reconnect after dispatch 7" in result.stdout
-    plain = run("inspect", Path(__file__).parents[3] / "recordings" / "small-bot.rpl", "--stats")
+    plain = run("inspect", sample_archive("small-bot.rpl"), "--stats")
     assert "replayed as faults" not in plain.stdout
 
 

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from replayer.archive.reader import read_records
+from replayer.resources import sample_archive
 from tests.unit.cli.test_cli import GOLDEN, assert_one_line_error, run
 
-SMALL_BOT = Path(__file__).parents[3] / "recordings" / "small-bot.rpl"
+SMALL_BOT = sample_archive("small-bot.rpl")
 
 
 def test_scrub_summary_and_determinism(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from replayer.archive.verify import ArchiveChecker
 from replayer.archive.writer import ArchiveWriter
 from replayer.gateway.opcodes import Direction
 from replayer.record.recorder import VOICE_PATH, GatewayRecorder
+from replayer.resources import sample_archive
 from replayer.voice.frames import build_binary
 
 URL = "wss://gateway.discord.gg/?v=10&encoding=json"
@@ -170,8 +171,8 @@ def test_reverse_mode_rewrites_the_endpoint_and_routes_the_voice_socket(tmp_path
 
 
 def test_the_bundled_voice_recording() -> None:
-    """recordings/voice-bot.rpl, made by recordings/make_recordings.py through the recorder."""
-    path = Path(__file__).parents[3] / "recordings" / "voice-bot.rpl"
+    """The bundled voice-bot.rpl, made by recordings/make_recordings.py through the recorder."""
+    path = sample_archive("voice-bot.rpl")
     _, records = read_records(path)
     checker = ArchiveChecker()
     for record in records:
