@@ -522,6 +522,9 @@ def write_synth(
     try:
         metadata = {"synthetic": True, "options": asdict(options)}
         with ArchiveWriter(tmp, metadata=metadata, overwrite=True) as writer:
+            # Records reach the file in big writes, not one system call each: until the
+            # rename below nothing depends on the partial file.
+            writer.hold()
             for count, record in enumerate(synth_records(options), start=1):
                 writer.write(record)
                 if type(record) is FrameRecord:
