@@ -15,7 +15,6 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <ctype.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -172,7 +171,10 @@ frame_from_row(PyObject *module, PyObject *row)
 #define NIL_S INT64_MIN
 #define JSON_MAX_DEPTH 256
 
-static PyObject *t_interned = NULL; /* dict: str -> the same str */
+static PyObject *t_interned = NULL; /* dict: str -> the same str (never shrinks) */
+#define T_RECENT 16
+static PyObject *recent_t[T_RECENT]; /* borrowed from t_interned: ASCII names seen last */
+static int recent_next = 0;
 
 typedef struct {
     const unsigned char *p, *end;
@@ -280,6 +282,8 @@ typedef struct {
     int depth;
 } jcur;
 
+#define JDIGIT(c) ((unsigned)((c) - '0') < 10u) /* JSON's digits: ASCII, whatever the locale */
+
 static inline void
 jws(jcur *j)
 {
@@ -289,7 +293,7 @@ jws(jcur *j)
 
 /* A JSON string at j->p (the opening quote); sets *escaped when it holds a backslash.
  * Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
-static int
+static inline int
 jstring(jcur *j, const unsigned char **start, size_t *len, int *escaped)
 {
     const unsigned char *p = j->p + 1, *end = j->end;
@@ -326,7 +330,7 @@ jstring(jcur *j, const unsigned char **start, size_t *len, int *escaped)
             if (e == 'u') {
                 if (end - p < 6) return 0;
                 for (int i = 2; i < 6; i++) {
-                    if (!isxdigit(p[i])) return 0;
+                    if (!JDIGIT(p[i]) && (unsigned)((p[i] | 0x20) - 'a') >= 6u) return 0;
                 }
                 p += 6;
             } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n'
@@ -360,18 +364,18 @@ jstring(jcur *j, const unsigned char **start, size_t *len, int *escaped)
 }
 
 /* A number; *is_int and *value when it is an integer that fits int64. */
-static int
+static inline int
 jnumber(jcur *j, int *is_int, int64_t *value)
 {
     const unsigned char *p = j->p, *end = j->end;
     int neg = 0;
     if (p < end && *p == '-') { neg = 1; p++; }
-    if (p >= end || !isdigit(*p)) return 0; /* also -Infinity: not sure */
+    if (p >= end || !JDIGIT(*p)) return 0; /* also -Infinity: not sure */
     const unsigned char *digits = p;
     if (*p == '0') {
         p++;
     } else {
-        while (p < end && isdigit(*p)) p++;
+        while (p < end && JDIGIT(*p)) p++;
     }
     size_t ndigits = (size_t)(p - digits);
     if (ndigits > 4000) return 0; /* near int_max_str_digits: Python decides */
@@ -379,15 +383,15 @@ jnumber(jcur *j, int *is_int, int64_t *value)
     if (p < end && *p == '.') {
         *is_int = 0;
         p++;
-        if (p >= end || !isdigit(*p)) return 0;
-        while (p < end && isdigit(*p)) p++;
+        if (p >= end || !JDIGIT(*p)) return 0;
+        while (p < end && JDIGIT(*p)) p++;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         *is_int = 0;
         p++;
         if (p < end && (*p == '+' || *p == '-')) p++;
-        if (p >= end || !isdigit(*p)) return 0;
-        while (p < end && isdigit(*p)) p++;
+        if (p >= end || !JDIGIT(*p)) return 0;
+        while (p < end && JDIGIT(*p)) p++;
     }
     if (*is_int) {
         if (ndigits > 18) {
@@ -404,7 +408,7 @@ jnumber(jcur *j, int *is_int, int64_t *value)
 
 static int jvalue(jcur *j);
 
-static int
+static inline int
 jliteral(jcur *j, const char *word, size_t n)
 {
     if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) return 0;
@@ -518,7 +522,7 @@ json_check(const unsigned char *data, size_t len, int64_t op, int64_t s,
             } else {
                 int is_int = 0;
                 int64_t v = 0;
-                if (*j.p != '-' && !isdigit(*j.p)) return 0;
+                if (*j.p != '-' && !JDIGIT(*j.p)) return 0;
                 if (!jnumber(&j, &is_int, &v) || !is_int) return 0;
                 if (which == 1) { got_op = v; have_op = 1; }
                 else {
@@ -652,15 +656,31 @@ scan(PyObject *module, PyObject *args)
         /* the row is plain */
         PyObject *tobj = Py_None;
         if (has_t) {
-            PyObject *decoded = PyUnicode_DecodeUTF8((const char *)t, (Py_ssize_t)t_len, NULL);
-            if (decoded == NULL) {
-                PyErr_Clear();
-                r = 0;
-                goto stopped;
+            /* a few event names make most of a file: the recent ones, by their bytes */
+            int hit = -1;
+            for (int k = 0; k < T_RECENT; k++) {
+                if (recent_t[k] != NULL && PyUnicode_GET_LENGTH(recent_t[k]) == (Py_ssize_t)t_len
+                    && PyUnicode_IS_COMPACT_ASCII(recent_t[k])
+                    && memcmp(PyUnicode_DATA(recent_t[k]), t, t_len) == 0) {
+                    hit = k;
+                    break;
+                }
             }
-            tobj = PyDict_SetDefault(t_interned, decoded, decoded);
-            Py_DECREF(decoded);
-            if (tobj == NULL) goto done;
+            if (hit >= 0) {
+                tobj = recent_t[hit];
+            } else {
+                PyObject *decoded = PyUnicode_DecodeUTF8((const char *)t, (Py_ssize_t)t_len, NULL);
+                if (decoded == NULL) {
+                    PyErr_Clear();
+                    r = 0;
+                    goto stopped;
+                }
+                tobj = PyDict_SetDefault(t_interned, decoded, decoded);
+                Py_DECREF(decoded);
+                if (tobj == NULL) goto done;
+                recent_t[recent_next] = tobj; /* borrowed: t_interned holds it for good */
+                recent_next = (recent_next + 1) % T_RECENT;
+            }
         }
         if (cols.n == cols.cap && columns_grow(&cols) < 0) {
             PyErr_NoMemory();
