@@ -6,9 +6,10 @@ first answer of ``GET /api/v10/gateway/bot``), the bare pass included: a
 ``python -c`` that iterates ``msgpack.Unpacker(file, read_size=1 MiB, raw=False)`` over
 the whole file, so both sides pay for starting an interpreter (the baseline's imports are
 msgpack's alone; ours are replayer's CLI). The file is read once first so that every run
-finds it in the page cache. Rounds: each runs the four in a rotating order, the bare
-pass twice (first and last of the round); a round's ratio is a command's time over the
-mean of that round's two bare passes, and the median round is reported. The machine's
+finds it in the page cache. Rounds: each runs the commands in a rotating order, each
+between two bare passes (bare, replay, bare, inspect, bare, verify, bare); a command's
+ratio is its time over the mean of the two bare passes around it, and the median of the
+rounds' ratios is reported. The machine's
 speed drifts and other sessions load it, so only ratios taken within one round mean much.
 
 Target (issue #19): each of the three within 2x the bare pass.
@@ -43,12 +44,15 @@ BARE = "bare Unpacker"
 COMMANDS = ("replay", "inspect --stats", "verify")
 REST_RE = re.compile(r"REST base:\s+(http://\S+)")
 BARE_CODE = """
-import sys, msgpack
+import sys, time, msgpack
+t0 = time.perf_counter()
 with open(sys.argv[1], "rb") as f:
     for _ in msgpack.Unpacker(f, read_size=1 << 20, raw=False, max_buffer_size=256 << 20,
                               strict_map_key=False):
         pass
+print(time.perf_counter() - t0)
 """
+IN_PROCESS = "bare Unpacker loop alone (in its process)"
 
 
 def env(pure: bool) -> dict[str, str]:
@@ -60,10 +64,15 @@ def env(pure: bool) -> dict[str, str]:
     return e
 
 
-def run_bare(archive: Path) -> float:
+def run_bare(archive: Path, loops: list[float]) -> float:
+    """The whole bare process's seconds; the loop's own go to ``loops``."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", BARE_CODE, str(archive)], check=True)
-    return time.perf_counter() - t0
+    out = subprocess.run(
+        [sys.executable, "-c", BARE_CODE, str(archive)], check=True, capture_output=True
+    )
+    seconds = time.perf_counter() - t0
+    loops.append(float(out.stdout))
+    return seconds
 
 
 def run_command(name: str, archive: Path, pure: bool) -> float:
@@ -152,7 +161,7 @@ def measure(archive: Path, args: argparse.Namespace) -> int:
     if args.pure_python:
         configs += [(c, True) for c in COMMANDS]
     label = {cfg: cfg[0] + (" (pure Python)" if cfg[1] else "") for cfg in configs}
-    times: dict[str, list[float]] = {BARE: []}
+    times: dict[str, list[float]] = {BARE: [], IN_PROCESS: []}
     ratios: dict[str, list[float]] = {}
     for cfg in configs:
         times[label[cfg]] = []
@@ -160,22 +169,27 @@ def measure(archive: Path, args: argparse.Namespace) -> int:
     print(f"{archive}: {size / (1 << 30):.2f} GiB, {args.rounds} rounds", flush=True)
     for r in range(args.rounds):
         order = configs[r % len(configs) :] + configs[: r % len(configs)]
-        first = run_bare(archive)
-        got = {cfg: run_command(cfg[0], archive, cfg[1]) for cfg in order}
-        last = run_bare(archive)
-        bare = (first + last) / 2
-        times[BARE] += [first, last]
-        line = [f"round {r + 1}: bare {first:.2f}/{last:.2f} s"]
-        for cfg, seconds in got.items():
+        # bare, cmd, bare, cmd, ..., bare: each command between two bare passes, its
+        # ratio to their mean (the machine's speed drifts within a round).
+        bares = [run_bare(archive, times[IN_PROCESS])]
+        line = [f"round {r + 1}: bare {bares[0]:.2f}"]
+        for cfg in order:
+            seconds = run_command(cfg[0], archive, cfg[1])
+            bares.append(run_bare(archive, times[IN_PROCESS]))
+            bare = (bares[-2] + bares[-1]) / 2
             times[label[cfg]].append(seconds)
             ratios[label[cfg]].append(seconds / bare)
-            line.append(f"{label[cfg]} {seconds:.2f} s ({seconds / bare:.2f}x)")
+            line.append(
+                f"{label[cfg]} {seconds:.2f} s ({seconds / bare:.2f}x), bare {bares[-1]:.2f}"
+            )
+        times[BARE] += bares
         print("  " + ", ".join(line), flush=True)
 
     print()
     print("| measurement | median s | ratio to the bare pass (median round) | rounds | target |")
     print("|---|---:|---:|---|---|")
     print(f"| {BARE} (python -c, whole process) | {statistics.median(times[BARE]):.2f} | 1 | | |")
+    print(f"| {IN_PROCESS} | {statistics.median(times[IN_PROCESS]):.2f} | | | |")
     failed = False
     for cfg in configs:
         name = label[cfg]

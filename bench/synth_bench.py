@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -69,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     options = SynthOptions(target_bytes=parse_size(args.size), seed=args.seed)
     print(f"generating the records of synth --size {args.size} for the bare side ...", flush=True)
     rows = [to_row(r) for r in synth_records(options)]
+    # The bare side's records stay in memory: out of the collector's way, so that they do
+    # not make every full collection during synth's run longer (it was 1.5-2x slower so).
+    gc.collect()
+    gc.freeze()
     ours_path = args.dir / f"synth-bench-{os.getpid()}.rpl"
     bare_path = args.dir / f"synth-bench-{os.getpid()}.bare"
     ratios, ours_rates, bare_rates = [], [], []

@@ -311,7 +311,13 @@ jstring(jcur *j, const unsigned char **start, size_t *len, int *escaped)
             uint64_t special = ((w - 0x2020202020202020ULL) | (quote - 0x0101010101010101ULL)
                                 | (slash - 0x0101010101010101ULL) | w)
                                & 0x8080808080808080ULL;
-            if (special) break;
+            if (special) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /* borrows only run up, to later bytes: the lowest flag is a real one */
+                p += __builtin_ctzll(special) >> 3;
+#endif
+                break;
+            }
             p += 8;
         }
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
@@ -406,7 +412,7 @@ jnumber(jcur *j, int *is_int, int64_t *value)
     return 1;
 }
 
-static int jvalue(jcur *j);
+static int jcontainer(jcur *j, int object);
 
 static inline int
 jliteral(jcur *j, const char *word, size_t n)
@@ -414,6 +420,26 @@ jliteral(jcur *j, const char *word, size_t n)
     if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) return 0;
     j->p += n;
     return 1;
+}
+
+/* Any value; containers recurse through jcontainer(), the rest is inlined there. */
+static inline int
+jvalue(jcur *j)
+{
+    if (j->p >= j->end) return 0;
+    const unsigned char *s;
+    size_t n;
+    int esc, is_int;
+    int64_t v;
+    switch (*j->p) {
+    case '{': return jcontainer(j, 1);
+    case '[': return jcontainer(j, 0);
+    case '"': return jstring(j, &s, &n, &esc);
+    case 't': return jliteral(j, "true", 4);
+    case 'f': return jliteral(j, "false", 5);
+    case 'n': return jliteral(j, "null", 4);
+    default: return jnumber(j, &is_int, &v);
+    }
 }
 
 static int
@@ -453,25 +479,6 @@ jcontainer(jcur *j, int object)
             return 1;
         }
         return 0;
-    }
-}
-
-static int
-jvalue(jcur *j)
-{
-    if (j->p >= j->end) return 0;
-    const unsigned char *s;
-    size_t n;
-    int esc, is_int;
-    int64_t v;
-    switch (*j->p) {
-    case '{': return jcontainer(j, 1);
-    case '[': return jcontainer(j, 0);
-    case '"': return jstring(j, &s, &n, &esc);
-    case 't': return jliteral(j, "true", 4);
-    case 'f': return jliteral(j, "false", 5);
-    case 'n': return jliteral(j, "null", 4);
-    default: return jnumber(j, &is_int, &v);
     }
 }
 

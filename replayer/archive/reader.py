@@ -7,6 +7,8 @@ bytes before the unpacker reads on, so no record costs much more memory than it 
 Problems are ``ArchiveError`` naming the file, the record index (the header is record 0)
 and the field. A file that ends inside a record
 raises ``TruncatedArchiveError`` after every complete record before it has been yielded.
+:meth:`ArchiveReader.runs` is the fast way through a big archive: the same records, with
+runs of plain frame rows read as columns by the C accelerator (``archive/runs.py``).
 """
 
 from __future__ import annotations
