@@ -171,7 +171,8 @@ frame_from_row(PyObject *module, PyObject *row)
 #define NIL_S INT64_MIN
 #define JSON_MAX_DEPTH 256
 
-static PyObject *t_interned = NULL; /* dict: str -> the same str (never shrinks) */
+static PyObject *t_interned = NULL; /* dict: str -> the same str */
+#define T_INTERNED_MAX 4096 /* then it starts again: memory stays bounded */
 #define T_RECENT 16
 static PyObject *recent_t[T_RECENT]; /* borrowed from t_interned: ASCII names seen last */
 static int recent_next = 0;
@@ -681,6 +682,11 @@ scan(PyObject *module, PyObject *args)
                     PyErr_Clear();
                     r = 0;
                     goto stopped;
+                }
+                if (PyDict_GET_SIZE(t_interned) >= T_INTERNED_MAX) {
+                    /* a file of ever new names must not grow this without end */
+                    memset(recent_t, 0, sizeof recent_t);
+                    PyDict_Clear(t_interned);
                 }
                 tobj = PyDict_SetDefault(t_interned, decoded, decoded);
                 Py_DECREF(decoded);

@@ -5,6 +5,7 @@ and ``inspect --stats`` over runs agree with their record-by-record selves."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -306,3 +307,23 @@ def test_stats_by_run_are_the_stats_by_record(path: Path, chunk: int) -> None:
             else:
                 by_run.add(item)
     assert by_run == by_record
+
+
+@needs_c
+def test_ever_new_event_names_do_not_pile_up() -> None:
+    """The scan interns event names, but a file of ever new ones must not keep them all:
+    memory stays bounded whatever the file (here: what is left once the runs are gone)."""
+    assert runs_module.scan is not None
+    rows = b"".join(
+        msgpack.packb([2, 1, 5, 1, 1, b"{}", 0, i, f"EVENT_{i:07}", 2, 0, None], use_bin_type=True)
+        for i in range(100_000)
+    )
+    tracemalloc.start()
+    try:
+        _, _, _, columns = runs_module.scan(rows, 0, 0, False)
+        assert columns[13][-1] == "EVENT_0099999"
+        del columns
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept < 2 << 20  # 100,000 names kept would be ~8 MiB
