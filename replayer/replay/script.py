@@ -51,10 +51,6 @@ ANSWERS: dict[str, int] = {
     "CHANNEL_INFO": Opcode.REQUEST_CHANNEL_INFO,
 }
 _REQUEST_OPS = frozenset(ANSWERS.values())
-# As plain ints, for the index's loop over columns (IntFlag's & costs an enum call).
-_NOT_REPLAYED = int(FrameFlag.UNDECODED | FrameFlag.INJECTED)
-_SERVER = int(Direction.SERVER)
-_DISPATCH = int(Opcode.DISPATCH)
 
 
 @dataclass
