@@ -17,6 +17,7 @@ from replayer.archive.records import (
     HttpRecord,
     Record,
 )
+from replayer.archive.runs import FrameRun
 from replayer.gateway.close_codes import close_code_name
 from replayer.gateway.opcodes import Direction, opcode_name
 from replayer.voice.close_codes import VOICE_CLOSE_CODES
@@ -183,3 +184,28 @@ class ArchiveStats:
                     summary.close = record
             case HttpRecord():
                 self.http += 1
+
+    def add_run(self, run: FrameRun) -> None:
+        """What :meth:`add` of each of the run's frames would do, counted by column."""
+        if not self.kinds.voice.isdisjoint(run.conn_id):  # voice names: frame by frame
+            for i in range(len(run)):
+                self.add(run.record(i))
+            return
+        self.frames += len(run)
+        self.payload_bytes += sum(run.payload_len)
+        self.wire_bytes += sum(run.wire_size)
+        latest = max(run.t_ns)
+        self.last_t_ns = max(self.last_t_ns, latest)
+        for (direction, op), count in Counter(zip(run.direction, run.op, strict=True)).items():
+            self.by_op[f"{Direction(direction).label} {opcode_name(op)}"] += count
+            if direction == Direction.SERVER and op in (7, 9):
+                self.incidents += count
+        self.by_event.update(t for t in run.t if t is not None)
+        per_connection = Counter(zip(run.conn_id, run.direction, strict=True))
+        for (conn_id, direction), count in per_connection.items():
+            summary = self.connections.get(conn_id)
+            if summary is not None:
+                if direction == Direction.SERVER:
+                    summary.frames_in += count
+                else:
+                    summary.frames_out += count

@@ -7,6 +7,8 @@ bytes before the unpacker reads on, so no record costs much more memory than it 
 Problems are ``ArchiveError`` naming the file, the record index (the header is record 0)
 and the field. A file that ends inside a record
 raises ``TruncatedArchiveError`` after every complete record before it has been yielded.
+:meth:`ArchiveReader.runs` is the fast way through a big archive: the same records, with
+runs of plain frame rows read as columns by the C accelerator (``archive/runs.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from replayer.archive.bounds import MAX_CONTAINER_LEN, SCAN_FROM_BYTES, check_ob
 from replayer.archive.header import Header, header_from_map
 from replayer.archive.migrations import upgrader
 from replayer.archive.records import Record, fast_frame_from_row, from_row
+from replayer.archive.runs import FrameRun, scan
 from replayer.errors import ArchiveError, TruncatedArchiveError
 
 # This reader's chunks: with SCAN_FROM_BYTES, what may be decoded before a cost walk.
@@ -56,23 +59,31 @@ def _reason(exc: Exception) -> str:
 
 
 class _GuardedFile:
-    """The file as the unpacker reads it: before handing it more bytes for an object
-    that is already ``SCAN_FROM_BYTES`` long, walk that object (once) for its cost."""
+    """The file as the unpacker reads it, from ``start`` on (positional reads: the file
+    has no shared position): before handing it more bytes for an object that is already
+    ``SCAN_FROM_BYTES`` long, walk that object (once) for its cost."""
 
-    def __init__(self, file: IO[bytes], reader: ArchiveReader) -> None:
-        self._file = file
+    def __init__(self, fd: int, reader: ArchiveReader, start: int) -> None:
+        self._fd = fd
         self._reader = reader
-        self._pos = 0  # bytes handed to the unpacker
+        self._pos = start  # file offset of the next byte to hand to the unpacker
         self._scanned = -1  # start offset of the object last walked
 
     def read(self, n: int) -> bytes:
         start = self._reader._end
         if self._pos - start >= SCAN_FROM_BYTES and self._scanned != start:
             self._scanned = start
-            check_object_cost(self._file.fileno(), start)
-        data = self._file.read(n)
+            check_object_cost(self._fd, start)
+        data = os.pread(self._fd, n, self._pos)
         self._pos += len(data)
         return data
+
+
+# What _next_row returns for a nil object (None is the end of the file).
+_NIL_OBJECT: list[Any] = [None]
+
+# What runs() reads at a time: the longest run, and the largest record it can hold.
+RUN_CHUNK_BYTES = 1 << 20
 
 
 class ArchiveReader:
@@ -91,8 +102,15 @@ class ArchiveReader:
             raise ArchiveError(f"cannot open: {exc.strerror}", path=str(path)) from None
         self._size = os.fstat(self._file.fileno()).st_size
         self._end = 0  # file offset just after the last complete record
+        self._open_unpacker(0)
+        self.header = self._read_header()
+        self._upgrade = upgrader(self.header.format_version, header_module.FORMAT_VERSION)
+
+    def _open_unpacker(self, offset: int) -> None:
+        """Read on with a new unpacker from ``offset`` (where a record starts)."""
+        self._base = offset  # file offset where the unpacker started
         self._unpacker = msgpack.Unpacker(
-            _GuardedFile(self._file, self),
+            _GuardedFile(self._file.fileno(), self, offset),
             read_size=GUARDED_READ_BYTES,
             max_buffer_size=MAX_RECORD_BYTES,
             max_array_len=MAX_CONTAINER_LEN,
@@ -101,8 +119,6 @@ class ArchiveReader:
             use_list=True,
             strict_map_key=False,
         )
-        self.header = self._read_header()
-        self._upgrade = upgrader(self.header.format_version, header_module.FORMAT_VERSION)
 
     @property
     def size(self) -> int:
@@ -130,7 +146,7 @@ class ArchiveReader:
             raise ArchiveError(
                 "not a replayer archive (no archive header)", path=str(self.path), index=0
             ) from None
-        self._end = self._unpacker.tell()
+        self._end = self._base + self._unpacker.tell()
         try:
             return header_from_map(obj)
         except ArchiveError as exc:
@@ -147,7 +163,8 @@ class ArchiveReader:
         )
 
     def _next_row(self, index: int) -> list[Any] | None:
-        """The next raw row, or None at a clean end of file."""
+        """The next raw row, or None at a clean end of file (a nil object is ``[None]``:
+        not a row, as from_row says, but not the end either)."""
         try:
             row: list[Any] = self._unpacker.unpack()
         except msgpack.OutOfData:
@@ -163,8 +180,10 @@ class ArchiveReader:
                 path=str(self.path),
                 index=index,
             ) from None
-        self._end = self._unpacker.tell()
-        if self._upgrade is not None:
+        self._end = self._base + self._unpacker.tell()
+        if row is None:
+            row = _NIL_OBJECT
+        elif self._upgrade is not None:
             row = self._upgrade(row)
         self.records_read = index
         return row
@@ -180,15 +199,18 @@ class ArchiveReader:
         # The reader's hot path: one loop iterating the unpacker (no try per record), and
         # frame rows -- nearly all rows -- built by fast_frame_from_row() (in C when it
         # was compiled) without the generic dispatch of from_row().
+        if self._base + self._unpacker.tell() != self._end:  # runs() read on
+            self._open_unpacker(self._end)
         unpacker = self._unpacker
         tell = unpacker.tell
+        base = self._base
         upgrade = self._upgrade
         parse, fast = from_row, fast_frame_from_row
         index = self.records_read
         try:
             for unpacked in unpacker:
                 # Kept current per record: end_offset tells callers where each record ends.
-                self._end = tell()
+                self._end = base + tell()
                 self.records_read = index = index + 1
                 row = unpacked if upgrade is None else upgrade(unpacked)
                 record: Record | None = fast(row)
@@ -209,6 +231,52 @@ class ArchiveReader:
             ) from None
         if self._end < self._size:
             raise self._truncated(index + 1)
+
+    def runs(self, check_json: bool = False) -> Iterator[FrameRun | Record]:
+        """The records from here on, with consecutive plain frame rows as
+        :class:`~replayer.archive.runs.FrameRun` s (``check_json``: with their payloads'
+        JSON checked, ``FrameRun.json_ok``). The same records as iterating, the same
+        errors at the same records; only records, without the C accelerator."""
+        if scan is None or self._upgrade is not None:
+            yield from self
+            return
+        fd = self._file.fileno()
+        chunk, chunk_base = b"", -1  # the file's bytes from chunk_base on (none yet)
+        while True:
+            pos = self._end
+            if not chunk_base <= pos <= chunk_base + len(chunk):  # msgpack read past it
+                chunk, chunk_base = os.pread(fd, RUN_CHUNK_BYTES, pos), pos
+            rows, stop, incomplete, columns = scan(chunk, pos - chunk_base, chunk_base, check_json)
+            if rows:
+                run = FrameRun.from_scan(self.records_read + 1, columns, chunk, chunk_base)
+                self._end = chunk_base + stop
+                self.records_read += rows
+                yield run
+                continue
+            if incomplete and chunk_base != pos:  # read on from this record
+                chunk, chunk_base = os.pread(fd, RUN_CHUNK_BYTES, pos), pos
+                continue
+            # Not a plain frame row, or longer than a chunk, or the end: msgpack reads it.
+            if self._base + self._unpacker.tell() != pos:
+                self._open_unpacker(pos)
+            record = self._next_record()
+            if record is None:
+                return
+            yield record
+
+    def _next_record(self) -> Record | None:
+        """The next record by msgpack, or None at a clean end of file."""
+        index = self.records_read + 1
+        row = self._next_row(index)
+        if row is None:
+            return None
+        record: Record | None = fast_frame_from_row(row)
+        if record is None:
+            try:
+                record = from_row(None if row is _NIL_OBJECT else row)
+            except ArchiveError as exc:
+                raise self._fail(exc, index) from None
+        return record
 
     def close(self) -> None:
         self._file.close()

@@ -33,7 +33,8 @@ from replayer.archive.records import (
     HttpRecord,
     Record,
 )
-from replayer.archive.verify import ArchiveChecker
+from replayer.archive.runs import FrameRun
+from replayer.archive.verify import check_archive
 from replayer.archive.writer import ArchiveWriter, publish
 from replayer.cli.output import (
     ArchivePath,
@@ -196,9 +197,16 @@ def inspect(
     with ArchiveReader(archive) as reader:
         if stats:
             summary = ArchiveStats()
-            for record in complete_records(reader):
-                if flt.counts(record):
-                    summary.add(record)
+            if flt.active:  # record by record: the filters look at each
+                for record in complete_records(reader):
+                    if flt.counts(record):
+                        summary.add(record)
+            else:
+                for item in complete_records(reader, runs=True):
+                    if isinstance(item, FrameRun):
+                        summary.add_run(item)
+                    else:
+                        summary.add(item)
             print_stats(archive, reader, summary, filtered=flt.active)
             return
         exporter = Exporter()
@@ -454,14 +462,12 @@ def _publish(partial: Path, output: Path, force: bool) -> None:
 @app.command()
 def verify(archive: ArchivePath) -> None:
     """Check an archive's integrity; exit 1 naming the record of the first problem."""
-    checker = ArchiveChecker()
     with ArchiveReader(archive) as reader:
-        index = 0
-        for index, record in enumerate(reader, start=1):
-            try:
-                checker.check(record)
-            except ArchiveError as exc:
-                raise exc.located(path=str(archive), index=index) from None
+        try:
+            checker = check_archive(reader)
+        except ArchiveError as exc:
+            raise exc.located(path=str(archive)) from None
+        index = reader.records_read
         out.print(
             f"ok: {archive}: format v{reader.header.format_version}, {index} records "
             f"({checker.connections} connections, {checker.frames} frames, "

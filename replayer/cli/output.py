@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, NoReturn, overload
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ from rich.table import Table
 
 from replayer.archive.reader import ArchiveReader
 from replayer.archive.records import Record
+from replayer.archive.runs import FrameRun
 from replayer.cli import client_settings
 from replayer.errors import TruncatedArchiveError
 from replayer.replay.verdicts import Result, Verdict, summary
@@ -138,10 +139,15 @@ def progress_bar(what: str, total: int) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def complete_records(reader: ArchiveReader) -> Iterator[Record]:
-    """The records, turning a truncated tail into a warning after the last complete one."""
+@overload
+def complete_records(reader: ArchiveReader) -> Iterator[Record]: ...
+@overload
+def complete_records(reader: ArchiveReader, *, runs: bool) -> Iterator[Record | FrameRun]: ...
+def complete_records(reader: ArchiveReader, *, runs: bool = False) -> Iterator[Record | FrameRun]:
+    """The records (``runs``: with runs of frames, ``ArchiveReader.runs``), turning a
+    truncated tail into an error after the last complete one."""
     try:
-        yield from reader
+        yield from reader.runs() if runs else reader
     except TruncatedArchiveError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None

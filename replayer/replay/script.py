@@ -12,12 +12,14 @@ left out: the replayer makes its own RESUMED.
 
 from __future__ import annotations
 
+import operator
 import os
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgpack
 
@@ -32,6 +34,7 @@ from replayer.archive.records import (
     HttpRecord,
     from_row,
 )
+from replayer.archive.runs import NIL_S, FrameRun
 from replayer.errors import ArchiveError, CodecError
 from replayer.gateway.encoding import Encoding, decode_payload
 from replayer.gateway.opcodes import Direction, Opcode
@@ -149,10 +152,59 @@ def load_script(
     identify_intents: list[int] = []
     state_offsets: array[int] = array("q")
     state_etf = bytearray()
+
+    def records(reader: ArchiveReader) -> Iterator[tuple[int, Any]]:
+        """The records the loop below needs to see, with their offsets: the plain
+        dispatches of a replayed session's stream are indexed here, from the columns of
+        the reader's runs, without a record built (the same as the loop does)."""
+        start = reader.end_offset
+        for item in reader.runs():
+            run = isinstance(item, FrameRun)
+            if progress is not None and (run or not reader.records_read % 4096):
+                progress(start, reader.size)
+            if not isinstance(item, FrameRun):
+                yield start, item
+                start = reader.end_offset
+                continue
+            dispatch = item.dispatch  # 0: not a dispatch the replay sends: the loop's
+            n = len(item)
+            i = 0
+            while i < n:
+                j = dispatch.find(0, i)
+                if j < 0:
+                    j = n
+                if j - i > 1 and _index_dispatches(
+                    item, i, j, sessions, encodings, state_offsets, state_etf
+                ):
+                    i = j
+                for k in range(i, j):  # what the loop below does, for these dispatches
+                    t = cast(str, item.t[k])  # a dispatch has a t
+                    if t == "READY" or t in ANSWERS:
+                        yield item.offsets[k], item.record(k)
+                        continue
+                    offset, conn_id = item.offsets[k], item.conn_id[k]
+                    if t in STATE_EVENTS:
+                        state_offsets.append(offset)
+                        state_etf.append(encodings.get(conn_id) is Encoding.ETF)
+                    session = sessions.get(conn_id)
+                    if session is None or session.script is None or t == "RESUMED":
+                        continue
+                    s = item.s[k]
+                    if s != NIL_S:
+                        if s <= session.max_s:
+                            continue  # replayed by Discord after a RESUME: in the stream
+                        session.max_s = s
+                    script = session.script
+                    script.offsets.append(offset)
+                    script.t_ns.append(item.t_ns[k])
+                    script.events.append(t)  # interned by the reader's scan
+                if j < n:
+                    yield item.offsets[j], item.record(j)
+                i = j + 1
+            start = reader.end_offset
+
     with ArchiveReader(path) as reader:
-        for offset, record in _with_offsets(reader):
-            if progress is not None and not reader.records_read % 4096:
-                progress(offset, reader.size)
+        for offset, record in records(reader):
             match record:
                 case FrameRecord() if not record.flags & (FrameFlag.UNDECODED | FrameFlag.INJECTED):
                     encoding = encodings.get(record.conn_id, Encoding.JSON)
@@ -260,6 +312,50 @@ def load_script(
     )  # fmt: skip
 
 
+# Dispatches that _index_dispatches leaves to the record-by-record loop (and None: no t).
+_NOT_BULK = frozenset({None, "READY", "RESUMED", *ANSWERS})
+
+
+def _index_dispatches(
+    run: FrameRun,
+    start: int,
+    stop: int,
+    sessions: dict[int, _Session],
+    encodings: dict[int, Encoding],
+    state_offsets: array[int],
+    state_etf: bytearray,
+) -> bool:
+    """Index the run's dispatches ``start:stop`` at once when they are the common case:
+    one connection's replayed session, ``s`` rising from where the stream is, no event
+    load_script treats specially -- what its loop would do, done by column. False:
+    nothing done, the loop must do it."""
+    conn_ids = run.conn_id[start:stop]
+    session = sessions.get(conn_ids[0])
+    if session is None or session.script is None:
+        return False
+    events = cast(list[str], run.t[start:stop])  # dispatches have a t
+    s = run.s[start:stop]
+    if (
+        len(set(conn_ids)) != 1
+        or not _NOT_BULK.isdisjoint(events)
+        or s[0] <= session.max_s
+        or not all(map(operator.lt, s[:-1], s[1:]))
+    ):
+        return False
+    offsets = run.offsets[start:stop]
+    if not STATE_EVENTS.isdisjoint(events):
+        before = len(state_offsets)
+        state_offsets.extend(compress(offsets, map(STATE_EVENTS.__contains__, events)))
+        etf = encodings.get(conn_ids[0]) is Encoding.ETF
+        state_etf.extend(bytes([etf]) * (len(state_offsets) - before))
+    script = session.script
+    script.offsets.frombytes(offsets.cast("B"))
+    script.t_ns.frombytes(run.t_ns[start:stop].cast("B"))
+    script.events.extend(events)  # interned by the reader's scan
+    session.max_s = s[-1]
+    return True
+
+
 def _incident(
     session: _Session | None,
     t_ns: int,
@@ -347,14 +443,6 @@ def _request_index(frame: FrameRecord, encoding: Encoding, session: _Session, op
     if isinstance(nonce, str) and (op, nonce) in session.nonces:
         return session.nonces[(op, nonce)]
     return max(session.requests.get(op, 1) - 1, 0)
-
-
-def _with_offsets(reader: ArchiveReader) -> Iterator[tuple[int, Any]]:
-    """Records with the file offset where each starts."""
-    start = reader.end_offset
-    for record in reader:
-        yield start, record
-        start = reader.end_offset
 
 
 class ArchiveFile:

@@ -79,6 +79,16 @@ USER_AGENT = "DiscordBot (https://github.com/Rapptz/discord.py 2.7.1) Python/3.1
 GEO_REGIONS = ["us-east", "us-central", "atlanta", "us-south", "newark", "us-west"]
 
 
+# encode_payload's JSON (compact, UTF-8 kept), from one encoder made once: json.dumps
+# with options makes a new encoder per call, which cost synth more than the encoding.
+# The same bytes (tests/unit/synth/test_synth_json.py compares them with encode_payload's).
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+
+
+def _encode_json(obj: JSON) -> bytes:
+    return _encoder.encode(obj).encode("utf-8")
+
+
 def _dispatch(t: str, s: int, d: Any) -> JSON:
     # Discord sends the keys in this order.
     return {"t": t, "s": s, "op": int(Opcode.DISPATCH), "d": d}
@@ -175,10 +185,13 @@ class _Session:
         return make_compressor(self.compression).compress
 
     def _frame(self, shard: Shard, t_ns: int, direction: Direction, obj: JSON) -> FrameRecord:
-        try:
-            payload = encode_payload(obj, self.encoding)
-        except CodecError as exc:  # a bug in this module, not the user's fault
-            raise AssertionError(f"synthetic payload does not encode: {exc}") from exc
+        if self.json_frames:
+            payload = _encode_json(obj)
+        else:
+            try:
+                payload = encode_payload(obj, self.encoding)
+            except CodecError as exc:  # a bug in this module, not the user's fault
+                raise AssertionError(f"synthetic payload does not encode: {exc}") from exc
         self.payload_bytes += len(payload)
         wire_size = len(payload)
         if direction is Direction.SERVER and shard.compressor is not None:
@@ -588,6 +601,9 @@ def write_synth(
             del shown["voice"]
         metadata = {"synthetic": True, "options": shown}
         with ArchiveWriter(tmp, metadata=metadata, overwrite=True) as writer:
+            # Records reach the file in big writes, not one system call each: until the
+            # rename below nothing depends on the partial file.
+            writer.hold()
             for count, record in enumerate(synth_records(options), start=1):
                 writer.write(record)
                 if type(record) is FrameRecord:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from replayer.archive.header import Header
 from replayer.archive.reader import ArchiveReader
-from replayer.archive.verify import ArchiveChecker
+from replayer.archive.verify import ArchiveChecker, check_archive
 from replayer.errors import ArchiveError
 from tests.archives import session_lines, write_archive
 
@@ -46,17 +46,35 @@ record_like = st.builds(
 )
 
 
-def read_all(data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(suffix=".rpl") as f:
-        f.write(data)
-        f.flush()
-        checker = ArchiveChecker()
-        with ArchiveReader(f.name) as reader:
+def _check(path: str, use_runs: bool) -> ArchiveError | None:
+    checker = ArchiveChecker()
+    try:
+        with ArchiveReader(path) as reader:
+            if use_runs:  # verify's way: frames in runs (reader.runs)
+                check_archive(reader)
+                return None
             for index, record in enumerate(reader, start=1):
                 try:
                     checker.check(record)
                 except ArchiveError as exc:
-                    raise exc.located(path=f.name, index=index) from None
+                    raise exc.located(path=path, index=index) from None
+    except ArchiveError as exc:
+        return exc.located(path=path)
+    return None
+
+
+def read_all(data: bytes) -> None:
+    """Read and check the bytes record by record, and as verify does (in runs): the two
+    must agree, on the error too."""
+    with tempfile.NamedTemporaryFile(suffix=".rpl") as f:
+        f.write(data)
+        f.flush()
+        by_record = _check(f.name, use_runs=False)
+        by_run = _check(f.name, use_runs=True)
+        assert repr(by_run) == repr(by_record)
+        assert str(by_run) == str(by_record)
+        if by_record is not None:
+            raise by_record
 
 
 @fuzz_target(ArchiveError)
