@@ -31,6 +31,14 @@ def _v1_to_v2(row: Row) -> Row:
 
 
 MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+#: The versions whose step leaves frame rows as they are: a file of such a version can
+#: have its frames read as runs of rows (``ArchiveReader.runs``), only the others upgraded.
+FRAME_ROWS_KEPT: frozenset[int] = frozenset({1})
+
+
+def frame_rows_current(from_version: int, to_version: int) -> bool:
+    """Whether a ``from_version`` file's frame rows are already ``to_version`` rows."""
+    return all(v in FRAME_ROWS_KEPT for v in range(from_version, to_version))
 
 
 def upgrader(from_version: int, to_version: int) -> Migration | None:

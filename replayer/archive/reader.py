@@ -25,7 +25,7 @@ import msgpack
 from replayer.archive import header as header_module
 from replayer.archive.bounds import MAX_CONTAINER_LEN, SCAN_FROM_BYTES, check_object_cost
 from replayer.archive.header import Header, header_from_map
-from replayer.archive.migrations import upgrader
+from replayer.archive.migrations import frame_rows_current, upgrader
 from replayer.archive.records import Record, fast_frame_from_row, from_row
 from replayer.archive.runs import FrameRun, scan
 from replayer.errors import ArchiveError, TruncatedArchiveError
@@ -105,6 +105,9 @@ class ArchiveReader:
         self._open_unpacker(0)
         self.header = self._read_header()
         self._upgrade = upgrader(self.header.format_version, header_module.FORMAT_VERSION)
+        self._frame_rows_current = frame_rows_current(
+            self.header.format_version, header_module.FORMAT_VERSION
+        )
 
     def _open_unpacker(self, offset: int) -> None:
         """Read on with a new unpacker from ``offset`` (where a record starts)."""
@@ -237,7 +240,7 @@ class ArchiveReader:
         :class:`~replayer.archive.runs.FrameRun` s (``check_json``: with their payloads'
         JSON checked, ``FrameRun.json_ok``). The same records as iterating, the same
         errors at the same records; only records, without the C accelerator."""
-        if scan is None or self._upgrade is not None:
+        if scan is None or not self._frame_rows_current:
             yield from self
             return
         fd = self._file.fileno()

@@ -27,13 +27,14 @@ from replayer.archive.writer import ArchiveWriter
 from replayer.errors import ArchiveError, GatewayError
 from replayer.gateway.encoding import Encoding, decode_payload
 from replayer.gateway.payload import parse_payload
+from replayer.resources import recordings_dir
 
 from .strategies import json_value, sessions
 
 ROOT = Path(__file__).parents[3]
 ARCHIVES = [
     ROOT / "tests" / "golden" / "archive-v1.rpl",
-    *sorted((ROOT / "recordings").glob("*.rpl")),
+    *sorted(recordings_dir().glob("*.rpl")),
 ]
 HEADER = msgpack.packb(Header(created_unix_ns=0).to_map())
 needs_c = pytest.mark.skipif(runs_module.scan is None, reason="no C accelerator (or forced off)")
@@ -96,7 +97,7 @@ def test_runs_read_the_archives_as_iterating_does(path: Path, chunk: int) -> Non
 
 @needs_c
 def test_frames_come_in_runs() -> None:
-    with ArchiveReader(ROOT / "recordings" / "large-bot.rpl") as reader:
+    with ArchiveReader(recordings_dir() / "large-bot.rpl") as reader:
         items = list(reader.runs())
     in_runs = sum(len(i) for i in items if isinstance(i, FrameRun))
     frames = sum(1 for i in items if isinstance(i, FrameRecord))
@@ -112,7 +113,7 @@ def test_without_the_accelerator_there_are_only_records(monkeypatch: pytest.Monk
 
 
 def test_iterating_after_runs_goes_on_where_they_stopped(tmp_path: Path) -> None:
-    path = ROOT / "recordings" / "large-bot.rpl"
+    path = recordings_dir() / "large-bot.rpl"
     with ArchiveReader(path) as reader:
         whole = list(reader)
     with ArchiveReader(path) as reader:

@@ -10,10 +10,11 @@ import pytest
 
 from replayer.archive import reader as reader_module
 from replayer.replay.script import ReplayScript, load_script
+from replayer.resources import recordings_dir
 from replayer.synth import SynthOptions, write_synth
 
 ROOT = Path(__file__).parents[3]
-RECORDINGS = sorted((ROOT / "recordings").glob("*.rpl"))
+RECORDINGS = sorted(recordings_dir().glob("*.rpl"))
 
 
 def essence(script: ReplayScript) -> Any:
