@@ -25,6 +25,7 @@ from replayer.gateway.close_codes import CloseCode, client_close_ends_session, m
 from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
 from replayer.gateway.opcodes import Direction, Opcode, as_opcode
 from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_payload
+from replayer.gateway.sequence import rewrite_json_seq
 from replayer.replay.answers import (
     MemberRateLimit,
     answer_members,
@@ -83,9 +84,10 @@ Command = Send | Close | Abort
 
 
 class PayloadSource(Protocol):
-    """Where recorded frames come from (a file reader in the server, a list in tests)."""
+    """Where recorded frames come from (a file reader in the server, a list in tests);
+    ``size``: the record's length in bytes when known (0: not known)."""
 
-    def frame(self, offset: int) -> FrameRecord: ...
+    def frame(self, offset: int, size: int = 0) -> FrameRecord: ...
 
 
 @dataclass(frozen=True)
@@ -767,7 +769,7 @@ class GatewayConnection:
             return [self._send(_payload(Opcode.INVALID_SESSION, False))]
         if admission is Admission.EXHAUSTED:  # ... "the bot token will be reset"
             return self._close(CloseCode.AUTHENTICATION_FAILED, "no session starts remaining")
-        ready = self.payloads.frame(script.offsets[0])
+        ready = self.payloads.frame(script.offsets[0], script.size(0))
         recorded = decode_payload(ready.payload, script.encoding)
         recorded_id = (
             recorded.get("d", {}).get("session_id") if isinstance(recorded, dict) else None
@@ -1040,20 +1042,19 @@ class GatewayConnection:
             and (intent_filter.decisions.get(event) or intent_filter.decide(event))
             is Decision.INSPECT
         )
-        record = self.payloads.frame(script.offsets[index])
+        record = self.payloads.frame(script.offsets[index], script.size(index))
         if s is None:
             s = session.seq + 1
-        if (
-            index > 0
-            and not answers
-            and not inspect
-            and record.s == s
-            and self.encoding is script.encoding
-        ):
-            self.replay.judge.dispatched(self.number, s)
-            return Send(
-                record.payload, Opcode.DISPATCH, s, event
-            )  # the recorded bytes as they were
+        if index > 0 and not answers and not inspect and self.encoding is script.encoding:
+            # The recorded bytes as they were; or, numbered otherwise (after dispatches
+            # the intents filter dropped), with only their "s" rewritten.
+            raw: bytes | None = record.payload
+            if record.s != s:
+                is_json = self.encoding is Encoding.JSON
+                raw = rewrite_json_seq(record.payload, s) if is_json else None
+            if raw is not None:
+                self.replay.judge.dispatched(self.number, s)
+                return Send(raw, Opcode.DISPATCH, s, event)
         try:
             obj = decode_payload(record.payload, script.encoding)
         except CodecError:

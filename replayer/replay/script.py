@@ -30,6 +30,7 @@ from replayer.archive.records import (
     FrameFlag,
     FrameRecord,
     HttpRecord,
+    fast_frame_from_row,
     from_row,
 )
 from replayer.errors import ArchiveError, CodecError
@@ -59,6 +60,7 @@ class ShardScript:
     encoding: Encoding  # of the recorded payloads
     heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
     offsets: array[int] = field(default_factory=lambda: array("q"))  # record offsets
+    sizes: array[int] = field(default_factory=lambda: array("L"))  # record sizes, bytes
     t_ns: array[int] = field(default_factory=lambda: array("q"))  # recorded offsets in time
     events: list[str] = field(default_factory=list)  # dispatch names, interned
     # For items answering a client request: (request opcode, index of that request).
@@ -72,6 +74,11 @@ class ShardScript:
 
     def __len__(self) -> int:
         return len(self.offsets)
+
+    def size(self, index: int) -> int:
+        """The size in bytes of item ``index``'s record; 0 when not known."""
+        sizes = self.sizes
+        return sizes[index] if index < len(sizes) else 0
 
 
 @dataclass
@@ -107,9 +114,10 @@ class ReplayScript:
 
 
 class FrameSource(Protocol):
-    """Reads the frame record at a file offset (:class:`ArchivePayloads`)."""
+    """Reads the frame record at a file offset (:class:`ArchivePayloads`); ``size``, its
+    length in bytes when known (0: not known)."""
 
-    def frame(self, offset: int) -> FrameRecord: ...
+    def frame(self, offset: int, size: int = 0) -> FrameRecord: ...
 
 
 @dataclass
@@ -149,7 +157,7 @@ def load_script(
     state_offsets: array[int] = array("q")
     state_etf = bytearray()
     with ArchiveReader(path) as reader:
-        for offset, record in _with_offsets(reader):
+        for offset, end, record in _with_offsets(reader):
             if progress is not None and not reader.records_read % 4096:
                 progress(offset, reader.size)
             match record:
@@ -219,6 +227,7 @@ def load_script(
                         session.max_s = record.s
                     position = len(script.offsets)
                     script.offsets.append(offset)
+                    script.sizes.append(end - offset)
                     script.t_ns.append(record.t_ns)
                     script.events.append(_intern(record.t))
                     request_op = ANSWERS.get(record.t)
@@ -348,12 +357,13 @@ def _request_index(frame: FrameRecord, encoding: Encoding, session: _Session, op
     return max(session.requests.get(op, 1) - 1, 0)
 
 
-def _with_offsets(reader: ArchiveReader) -> Iterator[tuple[int, Any]]:
-    """Records with the file offset where each starts."""
+def _with_offsets(reader: ArchiveReader) -> Iterator[tuple[int, int, Any]]:
+    """Records with the file offsets where each starts and ends."""
     start = reader.end_offset
     for record in reader:
-        yield start, record
-        start = reader.end_offset
+        end = reader.end_offset
+        yield start, end, record
+        start = end
 
 
 class ArchiveFile:
@@ -374,68 +384,76 @@ class ArchiveFile:
             os.close(fd)
 
 
-# A connection's read-ahead: the first read at a new place is small (the next frame of
-# this connection is often not adjacent: shards interleave), sequential reads grow.
-FIRST_READ_BYTES = 8 << 10
-MAX_READ_BYTES = 256 << 10
+# A read of a record whose size the caller does not know: this much first, then doubled
+# until the record is whole (most frame records are smaller).
+GUESS_READ_BYTES = 16 << 10
 
 
 class ArchivePayloads:
-    """Reads the payload of one script item at a time, mostly sequentially: one per
-    replayed connection, over the replay's shared :class:`ArchiveFile` (or, given a path,
-    over a file of its own). Memory: its read-ahead, at most one record plus
-    ``MAX_READ_BYTES``."""
+    """Reads the frame record at a file offset, one positional read (``os.pread``) each:
+    no file position, no read-ahead, no buffer kept between calls. So one instance over
+    the replay's :class:`ArchiveFile` serves every connection, interleaved in any order,
+    and a connection costs no memory here (given a path, it opens a file of its own).
+
+    Given the record's size (``ShardScript.sizes``), the read is exactly the record;
+    without it (0), a guess that grows until the record is whole."""
 
     def __init__(self, source: ArchiveFile | Path) -> None:
         self._owned = not isinstance(source, ArchiveFile)
         self._file = source if isinstance(source, ArchiveFile) else ArchiveFile(source)
-        self._unpacker: msgpack.Unpacker | None = None
-        self._position = -1  # file offset of the next record the unpacker holds
-        self._base = 0  # file offset where the unpacker started
-        self._read_at = 0  # file offset of the next read
-        self._read_bytes = FIRST_READ_BYTES
 
-    def _fill(self) -> bool:
-        assert self._unpacker is not None
-        data = self._file.read(self._read_at, self._read_bytes)
-        if not data:
-            return False
-        self._unpacker.feed(data)
-        self._read_at += len(data)
-        self._read_bytes = min(self._read_bytes * 2, MAX_READ_BYTES)
-        return True
+    @property
+    def file(self) -> ArchiveFile:
+        return self._file
 
-    def frame(self, offset: int) -> FrameRecord:
-        """The frame record at ``offset``."""
-        if self._unpacker is None or offset != self._position:
-            self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_RECORD_BYTES)
-            self._base = self._read_at = offset
-            self._read_bytes = FIRST_READ_BYTES
-        unpacker = self._unpacker
-        while True:
+    def frame(self, offset: int, size: int = 0) -> FrameRecord:
+        """The frame record at ``offset`` (``size``: its length in bytes, 0 if unknown)."""
+        if size > 0:
+            data = self._file.read(offset, size)
             try:
-                row = unpacker.unpack()
-                break
+                row = msgpack.unpackb(data, raw=False, strict_map_key=False)
+            except (ValueError, msgpack.ExtraData, msgpack.OutOfData) as exc:
+                raise self._error(offset, exc) from None
+        else:
+            row = self._guessed(offset)
+        record = fast_frame_from_row(row)
+        if record is None:
+            try:
+                parsed = from_row(row)
+            except ArchiveError as exc:
+                raise self._error(offset, exc) from None
+            if not isinstance(parsed, FrameRecord):
+                raise ArchiveError(
+                    f"expected a frame record at byte {offset}", path=str(self._file.path)
+                )
+            record = parsed
+        return record
+
+    def _guessed(self, offset: int) -> Any:
+        want = GUESS_READ_BYTES
+        while True:
+            data = self._file.read(offset, want)
+            unpacker = msgpack.Unpacker(
+                raw=False, strict_map_key=False, max_buffer_size=MAX_RECORD_BYTES
+            )
+            unpacker.feed(data)
+            try:
+                return unpacker.unpack()
             except msgpack.OutOfData:
-                if not self._fill():
+                if len(data) < want or want >= MAX_RECORD_BYTES:
                     raise ArchiveError(
                         f"cannot read the frame at byte {offset}: the file ends inside it",
                         path=str(self._file.path),
                     ) from None
+                want = min(want * 4, MAX_RECORD_BYTES)
             except (ValueError, msgpack.BufferFull) as exc:
-                self._unpacker = None
-                raise ArchiveError(
-                    f"cannot read the frame at byte {offset}: {exc}", path=str(self._file.path)
-                ) from None
-        self._position = self._base + unpacker.tell()
-        record = from_row(row)
-        if not isinstance(record, FrameRecord):
-            raise ArchiveError(
-                f"expected a frame record at byte {offset}", path=str(self._file.path)
-            )
-        return record
+                raise self._error(offset, exc) from None
+
+    def _error(self, offset: int, exc: Exception) -> ArchiveError:
+        return ArchiveError(
+            f"cannot read the frame at byte {offset}: {exc}", path=str(self._file.path)
+        )
 
     def close(self) -> None:
-        self._unpacker = None
         if self._owned:
             self._file.close()

@@ -149,7 +149,10 @@ class ReplayServer:
         self.changed = asyncio.Event()  # set whenever a connection opens or closes
         self._runner: web.AppRunner | None = None
         self._transcript: Transcript | None = None
-        self._archive: ArchiveFile | None = None  # shared by every connection
+        # The archive, opened once and read by every connection (one descriptor, no
+        # per-connection buffer: ArchivePayloads keeps nothing between reads).
+        self._archive: ArchiveFile | None = None
+        self._payloads: ArchivePayloads | None = None
         self._pokes: dict[GatewayConnection, asyncio.Event] = {}
         self._attempts = 0  # WebSocket upgrade requests so far
         self._stopping = asyncio.Event()  # ends black-holed requests
@@ -164,6 +167,7 @@ class ReplayServer:
 
     async def start(self) -> None:
         self._archive = ArchiveFile(self.script.path)
+        self._payloads = ArchivePayloads(self._archive)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(
@@ -229,6 +233,7 @@ class ReplayServer:
         if self._archive is not None:
             self._archive.close()
             self._archive = None
+            self._payloads = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -402,7 +407,6 @@ class ReplayServer:
         self.connections_open += 1
         self.changed.set()
         conn_id = 0
-        payloads: ArchivePayloads | None = None
         link: _Link | None = None
         try:
             if self._transcript is not None:
@@ -426,12 +430,11 @@ class ReplayServer:
                 # Discord closes a connection whose query it cannot serve with 4002.
                 await self._close(ws, conn_id, Close(CloseCode.DECODE_ERROR, str(exc)[:120]))
                 return ws
-            assert self._archive is not None
-            payloads = ArchivePayloads(self._archive)
+            assert self._payloads is not None
             conn = GatewayConnection(
                 self.replay,
                 encoding,
-                payloads,
+                self._payloads,
                 path=request.path,
                 query=(query.v, query.encoding, query.compress),
             )
@@ -447,8 +450,6 @@ class ReplayServer:
         finally:
             if link is not None:
                 self._links.discard(link)
-            if payloads is not None:
-                payloads.close()
             self.connections_open -= 1
             self.changed.set()
         return ws
