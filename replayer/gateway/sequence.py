@@ -21,8 +21,8 @@ _STRING = rb'"(?:[^"\\]|\\.)*"'
 _NUMBER = rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _SCALAR = rb"(?:" + _STRING + rb"|" + _NUMBER + rb"|true|false|null)"
 _MEMBER = rb'(?!"s"' + _WS + rb":)" + _STRING + _WS + rb":" + _WS + _SCALAR + _WS + rb"," + _WS
-# The object's opening, members with scalar values (none of them "s"), then "s": and its value (an integer
-# or null), followed by the end of that value (a comma or the object's end).
+# The object's opening, members with scalar values (none of them "s"), then "s": and its
+# value (an integer or null), followed by the end of that value (a comma or the object's end).
 _JSON_S = re.compile(
     _WS + rb"\{" + _WS + rb"(?:" + _MEMBER + rb")*?" + rb'"s"' + _WS + rb":" + _WS
     + rb"(-?(?:0|[1-9][0-9]*)|null)" + _WS + rb"[,}]",

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import resource
+import struct
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -521,7 +522,21 @@ class ReplayServer:
     async def _execute(
         self, conn: GatewayConnection, link: _Link, commands: Iterable[Command]
     ) -> None:
+        # The hot path: plain sends are framed here and leave in one transport write per
+        # batch (aiohttp's writer costs a call chain and a write per frame). The server
+        # never negotiates permessage-deflate (compress=False), so frames need no
+        # extension; anything else (a fault's mode, latency, a close) flushes first.
+        batch: list[bytes] = []
+        direct = not link.ws.compress
         for command in commands:
+            if isinstance(command, Send) and direct and not command.mode and not conn.latency:
+                frame, binary = link.encoder.encode_wire(command.raw)
+                batch += _ws_header(0x2 if binary else 0x1, len(frame)), frame
+                self._record_server(link, command, frame, binary)
+                continue
+            if batch:
+                await _flush(link, batch)
+                batch = []
             if conn.latency is not None and isinstance(command, Send):
                 # Each frame leaves delay +- jitter after it was due, in order: latency,
                 # not a slower link (a burst is not spread out).
@@ -531,20 +546,20 @@ class ReplayServer:
                 await asyncio.sleep(max(0.0, link.release_at - time.monotonic()))
             if isinstance(command, Send):
                 if command.mode == "corrupt-stream":
-                    frame: bytes | str = _CORRUPT_STREAM
+                    frame_or_text: bytes | str = _CORRUPT_STREAM
                     binary = True
                     await link.ws.send_bytes(_CORRUPT_STREAM)
                 else:
-                    frame, binary = link.encoder.encode_raw(command.raw)
+                    frame_or_text, binary = link.encoder.encode_raw(command.raw)
                     if command.mode:
-                        await _send_in_pieces(link, frame, binary, command.mode)
-                    elif binary:  # the hot path: one message, as the encoder made it
-                        assert isinstance(frame, bytes)
-                        await link.ws.send_bytes(frame)
+                        await _send_in_pieces(link, frame_or_text, binary, command.mode)
+                    elif binary:
+                        assert isinstance(frame_or_text, bytes)
+                        await link.ws.send_bytes(frame_or_text)
                     else:
-                        assert isinstance(frame, str)
-                        await link.ws.send_str(frame)
-                self._record_server(link, command, frame, binary)
+                        assert isinstance(frame_or_text, str)
+                        await link.ws.send_str(frame_or_text)
+                self._record_server(link, command, frame_or_text, binary)
             elif isinstance(command, Close) and command.code == NO_STATUS:
                 # A close frame with no status code: the client sees 1005.
                 link.aborted = True
@@ -561,6 +576,8 @@ class ReplayServer:
                 if transport is not None:
                     transport.abort()
                 self._record_close(link, None, Closer.SERVER, False)
+        if batch:
+            await _flush(link, batch)
         # A RESUME may have taken a session over from another connection: wake it up.
         assert self.replay is not None
         for other, poke in self._pokes.items():
@@ -692,6 +709,35 @@ def _ws_frame(opcode: int, payload: bytes, *, fin: bool) -> bytes:
     else:
         head += bytes([127]) + n.to_bytes(8, "big")
     return head + payload
+
+
+def _ws_header(opcode: int, n: int) -> bytes:
+    """The head of one unmasked final WebSocket frame of ``n`` payload bytes (RFC 6455
+    section 5.2)."""
+    if n < 126:
+        return _HEAD_SHORT.pack(0x80 | opcode, n)
+    if n < 1 << 16:
+        return _HEAD_16.pack(0x80 | opcode, 126, n)
+    return _HEAD_64.pack(0x80 | opcode, 127, n)
+
+
+_HEAD_SHORT, _HEAD_16, _HEAD_64 = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
+# Bytes the transport may hold before a flush waits for the client to read (aiohttp's
+# writer waits past its own 64 KiB limit too).
+WRITE_BUFFER_LIMIT = 1 << 16
+
+
+async def _flush(link: _Link, parts: list[bytes]) -> None:
+    """Write pre-framed WebSocket frames in one go; wait while the client is slow to read.
+    A closing connection raises ``ConnectionResetError``, as aiohttp's own writer does."""
+    transport = link.request.transport
+    if transport is None or transport.is_closing() or link.ws.closed:
+        raise ConnectionResetError("Cannot write to closing transport")
+    transport.writelines(parts)
+    if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+        protocol = link.request.protocol
+        if getattr(protocol, "_paused", False):
+            await protocol._drain_helper()
 
 
 def _pieces(data: bytes) -> list[bytes]:

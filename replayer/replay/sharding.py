@@ -95,9 +95,8 @@ def routed_script(
             target = 0 if gid is None else shard_of(gid, num_shards)
             if target == shard_id:
                 answer = shard.answers.get(index)
-                items.append(
-                    (shard.t_ns[index], order, shard.offsets[index], shard.size(index), event, answer)
-                )
+                offset, size = shard.offsets[index], shard.size(index)
+                items.append((shard.t_ns[index], order, offset, size, event, answer))
     items.sort(key=lambda item: (item[0], item[1]))
     out = ShardScript(shard_id, num_shards, base.encoding, base.heartbeat_interval_ms)
     out.intents = base.intents
