@@ -49,6 +49,9 @@ from replayer.replay.starts import Admission, SessionStartLimit, SessionStarts, 
 from replayer.replay.verdicts import RATE_LIMIT_EVENTS, RATE_LIMIT_WINDOW_NS, Judge, Verdict
 
 MAX_BATCH = 256  # sends per tick: the shell drains the socket between batches
+# Recorded bytes per tick, too: what a connection holds in flight (its batch, then the
+# socket's buffer) stays near this however large the frames, with a thousand connections.
+MAX_BATCH_BYTES = 64 << 10
 NS_PER_MS = 1_000_000
 
 
@@ -584,7 +587,8 @@ class GatewayConnection:
         incidents = script.incidents if self.replay.options.recorded_faults else None
         length = len(script)
         intent_filter = session.intent_filter
-        while len(out) < MAX_BATCH:
+        budget = MAX_BATCH_BYTES
+        while len(out) < MAX_BATCH and budget > 0:
             index = session.next_item
             incident = self._incident(session, index) if incidents else None
             if incident is not None:
@@ -626,6 +630,7 @@ class GatewayConnection:
                     continue
                 nonce = requests[answer[1]]
             self._send_item(out, session, index, nonce, answer is not None, now_ns)
+            budget -= script.size(index)
             if self._stopped():
                 return out
             if self.stall_until_ns is not None:

@@ -42,6 +42,7 @@ from replayer.gateway.compression import Compression
 from replayer.gateway.encoding import Encoding
 from replayer.gateway.opcodes import Direction
 from replayer.gateway.url import GatewayQuery
+from replayer.malloc import release_free_memory
 from replayer.replay.engine import (
     NO_STATUS,
     Abort,
@@ -147,6 +148,7 @@ class ReplayServer:
         self.router: RestRouter | None = None
         self.connections_total = 0
         self.connections_open = 0
+        self._open_peak = 0  # most connections open at once since memory was last released
         self.changed = asyncio.Event()  # set whenever a connection opens or closes
         self._runner: web.AppRunner | None = None
         self._transcript: Transcript | None = None
@@ -452,8 +454,17 @@ class ReplayServer:
             if link is not None:
                 self._links.discard(link)
             self.connections_open -= 1
+            self._release_memory()
             self.changed.set()
         return ws
+
+    def _release_memory(self) -> None:
+        """Once the open connections are down to half of their peak since the last time
+        (or none), hand the memory they used back to the system (malloc_trim)."""
+        self._open_peak = max(self._open_peak, self.connections_open + 1)
+        if self.connections_open <= self._open_peak // 2:
+            self._open_peak = self.connections_open
+            release_free_memory()
 
     def _now(self) -> int:
         return time.monotonic_ns() - self._t0_ns
@@ -485,6 +496,9 @@ class ReplayServer:
                                 link.encoding, link.encoder.compression, deflate_payloads=True
                             )
                         await self._execute(conn, link, commands)
+                        # Not kept while this connection waits (READY and a first batch:
+                        # a thousand idle connections would hold theirs).
+                        del commands, msg
                         receiving = asyncio.ensure_future(link.ws.receive())
                         continue
                     # CLOSE, CLOSING, CLOSED or ERROR: the client is gone.
@@ -541,6 +555,8 @@ class ReplayServer:
                 # Each frame leaves delay +- jitter after it was due, in order: latency,
                 # not a slower link (a burst is not spread out).
                 delay_ms, jitter_ms = conn.latency
+                if link.rng is None:  # made on first use: 2.5 KiB of Mersenne Twister state
+                    link.rng = random.Random(link.conn_id)
                 jitter = link.rng.randint(-jitter_ms, jitter_ms)
                 link.release_at = max(link.release_at, time.monotonic() + (delay_ms + jitter) / 1e3)
                 await asyncio.sleep(max(0.0, link.release_at - time.monotonic()))
@@ -792,7 +808,8 @@ class _Link:
         self.conn_id = conn_id
         self.encoding = encoding
         self.aborted = False  # the TCP connection was dropped on purpose (a fault)
-        self.rng = random.Random(conn_id)  # latency jitter, the same on every run
+        # Latency jitter, the same on every run (seeded with conn_id); made when needed.
+        self.rng: random.Random | None = None
         self.release_at = 0.0  # monotonic time the last delayed frame leaves (latency)
         # For the transcript: clients never compress (Events > Gateway > Encoding and Compression).
         self.decoder = FrameDecoder(encoding, Compression.NONE, inflate_payloads=False)
