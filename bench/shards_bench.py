@@ -23,11 +23,13 @@ READY), aggregate frames/s (every dispatch of every shard over the time until th
 client has all of its own), server CPU per frame, server RSS and descriptors per
 connection (with every client connected and every frame received: nothing in flight),
 the peak RSS per connection (frames in flight included), and the RSS once every client
-has gone (against the RSS before they came).
+has gone (against the RSS before they came), then the RSS growth of a second wave of N
+clients (memory the first wave left, reused or not).
 
 Targets (issue #19, at N = 1000): all READY within 2x bare; frames/s >= 0.8x bare;
 <= 64 KiB of server RSS per connection; one descriptor per connection; memory returned
-(RSS after the clients go within 16 KiB per connection served of the RSS before).
+(RSS after the clients go within 16 KiB per connection served of the RSS before; and a
+second wave grows it by no more than that).
 
 Usage::
 
@@ -54,7 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -351,7 +353,7 @@ class Run:
     fds_before: int
     fds_open: int
     fds_after: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    rss_after2: int  # after a second wave of N clients has come and gone
 
     @property
     def fps(self) -> float:
@@ -377,11 +379,17 @@ class Run:
     def kept_per_conn(self) -> float:
         return (self.rss_after - self.rss_before) / self.shards
 
+    @property
+    def wave2_per_conn(self) -> float:
+        """RSS growth per connection of the second wave: memory the first left, reused?"""
+        return (self.rss_after2 - self.rss_after) / self.shards
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {
             "fps": self.fps, "server_cpu_us_per_frame": self.cpu_us,
             "rss_per_conn": self.rss_per_conn, "peak_per_conn": self.peak_per_conn,
             "fds_per_conn": self.fds_per_conn, "kept_per_conn": self.kept_per_conn,
+            "wave2_per_conn": self.wave2_per_conn,
         }  # fmt: skip
 
 
@@ -429,12 +437,19 @@ def run_one(kind: str, archive: Path, expected: dict[int, int], logdir: Path, co
                 client.close()
             return clients, t0, measured, cpu
 
+        def gone() -> tuple[int, int]:
+            deadline = time.monotonic() + GONE_TIMEOUT_S
+            while server.fds() > fds0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(SETTLE_S)
+            return server.rss(), server.fds()
+
         clients, t0, measured, cpu = asyncio.run(main())
-        deadline = time.monotonic() + GONE_TIMEOUT_S
-        while server.fds() > fds0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(SETTLE_S)
-        rss_after, fds_after = server.rss(), server.fds()
+        rss_after, fds_after = gone()
+        # A second wave of the same N clients: what the first left is reused, or not.
+        second = asyncio.run(main())
+        rss_after2, _ = gone()
+        clients += second[0]
     except BaseException:
         print(f"--- {kind} log:\n{tail(server.log)}", file=sys.stderr)
         raise
@@ -444,18 +459,20 @@ def run_one(kind: str, archive: Path, expected: dict[int, int], logdir: Path, co
         s = json.loads(client.last).get("s")
         if s != client.expected:
             raise RuntimeError(f"{kind} shard {client.shard}: last s={s}, not {client.expected}")
+    clients = clients[: len(expected)]  # the first wave's
     run = Run(
         kind, len(expected), sum(c.frames for c in clients),
         max(c.t_ready for c in clients) - t0, max(c.t_done for c in clients) - t0, cpu,
         rss0, measured["rss"], measured["hwm"] - rss0, rss_after, fds0, measured["fds"],
-        fds_after,
+        fds_after, rss_after2,
     )  # fmt: skip
     print(
         f"  {kind:<8} N={run.shards:<5} all READY {run.all_ready_s:7.3f} s, "
         f"{run.fps:>9,.0f} frames/s, server CPU {run.cpu_us:6.1f} µs/frame, RSS/conn "
         f"{run.rss_per_conn / KiB:7.1f} KiB (peak {run.peak_per_conn / KiB:.1f}), "
         f"fds/conn {run.fds_per_conn:.2f}, RSS kept after {run.kept_per_conn / KiB:+.1f} "
-        f"KiB/conn ({(run.rss_after - run.rss_before) / MiB:+.1f} MiB)",
+        f"KiB/conn ({(run.rss_after - run.rss_before) / MiB:+.1f} MiB), a second wave "
+        f"{run.wave2_per_conn / KiB:+.1f} KiB/conn",
         flush=True,
     )
     return run
@@ -484,6 +501,11 @@ def targets(ours: Run, bare: Run) -> list[tuple[str, str, bool]]:
             f"RSS kept after the clients go {ours.kept_per_conn / KiB:.1f} KiB per connection",
             f"<= {RETURNED_PER_CONN_MAX // KiB} KiB",
             ours.kept_per_conn <= RETURNED_PER_CONN_MAX,
+        ),
+        (
+            f"RSS growth of a second wave {ours.wave2_per_conn / KiB:.1f} KiB per connection",
+            f"<= {RETURNED_PER_CONN_MAX // KiB} KiB",
+            ours.wave2_per_conn <= RETURNED_PER_CONN_MAX,
         ),
     ]
 
@@ -564,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     head = f"{'N':>5}  {'all READY ours / bare':>24}  {'frames/s ours / bare':>30}  "
-    head += f"{'CPU µs/frame':>13}  {'RSS/conn KiB':>14}  {'fds/conn':>9}  {'kept KiB/conn':>13}"
+    head += f"{'CPU µs/frame':>13}  {'RSS/conn KiB':>14}  {'fds/conn':>11}  {'kept KiB/conn':>13}"
+    head += f"  {'2nd wave KiB/conn':>17}"
     print(head)
     for r in results:
         o, b = r["ours"], r["bare"]
@@ -575,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{o['server_cpu_us_per_frame']:>5.1f} / {b['server_cpu_us_per_frame']:<5.1f}  "
             f"{o['rss_per_conn'] / KiB:>5.1f} / "
             f"{b['rss_per_conn'] / KiB:<5.1f}  {o['fds_per_conn']:.2f} / {b['fds_per_conn']:.2f}"
-            f"  {o['kept_per_conn'] / KiB:>5.1f} / {b['kept_per_conn'] / KiB:.1f}"
+            f"  {o['kept_per_conn'] / KiB:>5.1f} / {b['kept_per_conn'] / KiB:<5.1f}"
+            f"  {o['wave2_per_conn'] / KiB:>5.1f} / {b['wave2_per_conn'] / KiB:.1f}"
         )
     print(
         f"targets at N={max(args.shards)}: "

@@ -165,6 +165,7 @@ class ReplayServer:
         self._descriptor_budget = 0  # TCP connections the descriptor limit leaves room for
         self.refused_busy = 0  # connections refused for want of descriptors
         self.header_timeout_s = HEADER_TIMEOUT_S
+        self._head_timers: dict[int, asyncio.TimerHandle] = {}  # id(handler) -> its deadline
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -294,8 +295,17 @@ class ReplayServer:
         assert server is not None
         handler = server()
         timeout_s = self.header_timeout_s
-        asyncio.get_running_loop().call_later(timeout_s, _head_deadline, handler, timeout_s)
+        # Cancelled by the first request (_handle): a pending timer would keep the handler
+        # of a finished connection, and what it holds, alive until it fires.
+        key = id(handler)  # unique while the timer (holding the handler) is pending
+        self._head_timers[key] = asyncio.get_running_loop().call_later(
+            timeout_s, self._head_timeout, key, handler, timeout_s
+        )
         return handler
+
+    def _head_timeout(self, key: int, handler: asyncio.Protocol, timeout_s: float) -> None:
+        self._head_timers.pop(key, None)
+        _head_deadline(handler, timeout_s)
 
     def _over_budget(self) -> bool:
         """Whether taking one more connection would leave too few descriptors (one per
@@ -318,6 +328,9 @@ class ReplayServer:
         return busy
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        timer = self._head_timers.pop(id(request.protocol), None)
+        if timer is not None:  # its request head came in time
+            timer.cancel()
         if self._over_budget():
             return web.Response(
                 status=503, text="503: replayer is out of file descriptors\n",
