@@ -207,6 +207,14 @@ class Replay:
             else recorded_grants(script.identify_intents, script.application, script.http)
         )
         self.shard_router = ShardRouter(script, options.reroute_shards)
+        # Sessions by shard (as IDENTIFY gave it): a look-up per IDENTIFY, not a scan of
+        # every session (a thousand shards would make starting them quadratic).
+        self._by_shard: dict[tuple[int, ...], list[SessionState]] = {}
+        # Every recorded IDENTIFY's intents in one: what intents_notice needs, once.
+        recorded_intents = 0
+        for value in script.identify_intents:
+            recorded_intents |= value
+        self.recorded_intents = [recorded_intents] if script.identify_intents else []
         self.notices: list[str] = []  # said once a run; the shell logs them (on_notice)
         self.on_notice: Callable[[str], None] | None = None
         self.member_limit = MemberRateLimit(options.member_rate_limit_s)  # per bot: per run
@@ -233,6 +241,7 @@ class Replay:
             session_id = f"{recorded_id}-{n}"
         session = SessionState(session_id, script, shard, len(self.sessions) + 1)
         self.sessions[session_id] = session
+        self._by_shard.setdefault(tuple(shard or (0, 1)), []).append(session)
         return session
 
     def expire_sessions(self, now_ns: int) -> None:
@@ -269,10 +278,8 @@ class Replay:
     def resumable_session(self, shard: list[int] | None) -> str | None:
         """A session of this shard that its client left and may still RESUME: an IDENTIFY
         instead burns a session start (Events > Gateway > Resuming)."""
-        key = tuple(shard or (0, 1))
-        for session in self.sessions.values():
-            left = session.resumable and session.owner is None and session.seq > 0
-            if left and tuple(session.shard or (0, 1)) == key:
+        for session in self._by_shard.get(tuple(shard or (0, 1)), ()):
+            if session.resumable and session.owner is None and session.seq > 0:
                 return session.session_id
         return None
 
@@ -786,7 +793,7 @@ class GatewayConnection:
                 user = self.replay.script.ready_user
                 bot_id = user.get("id") if isinstance(user, dict) else None
                 session.intent_filter = IntentFilter(intents, str(bot_id) if bot_id else None)
-            notice = intents_notice(intents, self.replay.script.identify_intents)
+            notice = intents_notice(intents, self.replay.recorded_intents)
             if notice is not None:
                 self.replay.notice(notice)
         self.replay.judge.session_started(self.number, session.session_id, session.number, shard)
