@@ -762,7 +762,7 @@ async def _flush(link: _Link, parts: list[bytes]) -> None:
     transport = link.request.transport
     if transport is None or transport.is_closing() or link.ws.closed:
         raise ConnectionResetError("Cannot write to closing transport")
-    transport.writelines(parts)
+    transport.write(b"".join(parts))
     if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
         protocol = link.request.protocol
         if getattr(protocol, "_paused", False):

@@ -264,6 +264,23 @@ def test_dispatches_follow_the_clients_intents(harness: Callable[..., Harness]) 
     assert got[6][2]["user"] == BOT
 
 
+def test_after_dropped_dispatches_the_rest_keep_their_recorded_bytes(
+    harness: Callable[..., Harness],
+) -> None:
+    """Numbered otherwise than recorded (presences, typing, DMs dropped before them),
+    the dispatches the filter passes unchanged go out as their recorded bytes with only
+    ``s`` rewritten: not decoded and re-encoded (which would reorder the keys)."""
+    h = harness(lines(), speed=0, identify_concurrency=False)
+    _, out = connect(h, I.GUILDS | I.GUILD_MESSAGES)
+    script = h.replay.script.shards[0]
+    recorded = h.payloads.frame(script.offsets[-1], script.size(len(script) - 1)).payload
+    last = out[-1]
+    assert isinstance(last, Send)
+    assert (last.t, last.s) == ("INTERACTION_CREATE", 8)
+    assert recorded.startswith(b'{"op":0,"s":14,')  # as the archive holds it
+    assert last.raw == recorded.replace(b'"s":14,', b'"s":8,', 1)
+
+
 def test_dms_keep_their_content_and_need_direct_messages(harness: Callable[..., Harness]) -> None:
     """DM events need the DIRECT_* intents and keep their content; the bot's own member
     update comes without GUILD_MEMBERS (Gateway > Caveats)."""
