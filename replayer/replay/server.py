@@ -554,16 +554,21 @@ class ReplayServer:
         # never negotiates permessage-deflate (compress=False), so frames need no
         # extension; anything else (a fault's mode, latency, a close) flushes first.
         batch: list[bytes] = []
-        direct = not link.ws.compress
+        append = batch.append
+        direct = not link.ws.compress and not conn.latency
+        encode = link.encoder.encode_wire
+        recording = self._transcript is not None
         for command in commands:
-            if isinstance(command, Send) and direct and not command.mode and not conn.latency:
-                frame, binary = link.encoder.encode_wire(command.raw)
-                batch += _ws_header(0x2 if binary else 0x1, len(frame)), frame
-                self._record_server(link, command, frame, binary)
+            if direct and type(command) is Send and not command.mode:
+                frame, binary = encode(command.raw)
+                append(_ws_header(0x2 if binary else 0x1, len(frame)))
+                append(frame)
+                if recording:
+                    self._record_server(link, command, frame, binary)
                 continue
             if batch:
                 await _flush(link, batch)
-                batch = []
+                batch.clear()
             if conn.latency is not None and isinstance(command, Send):
                 # Each frame leaves delay +- jitter after it was due, in order: latency,
                 # not a slower link (a burst is not spread out).
