@@ -60,7 +60,7 @@ class ShardScript:
     encoding: Encoding  # of the recorded payloads
     heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
     offsets: array[int] = field(default_factory=lambda: array("q"))  # record offsets
-    sizes: array[int] = field(default_factory=lambda: array("L"))  # record sizes, bytes
+    sizes: array[int] = field(default_factory=lambda: array("I"))  # record sizes, bytes
     t_ns: array[int] = field(default_factory=lambda: array("q"))  # recorded offsets in time
     events: list[str] = field(default_factory=list)  # dispatch names, interned
     # For items answering a client request: (request opcode, index of that request).

@@ -102,7 +102,7 @@ def routed_script(
     out.intents = base.intents
     out.ready_guilds = guilds
     out.offsets = array("q", [base.offsets[0]])
-    out.sizes = array("L", [base.size(0)])
+    out.sizes = array("I", [base.size(0)])
     out.t_ns = array("q", [base.t_ns[0]])
     out.events = [base.events[0]]
     for t_ns, _, offset, size, event, answer in items:
