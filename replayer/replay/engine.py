@@ -1057,13 +1057,9 @@ class GatewayConnection:
         record = self.payloads.frame(script.offsets[index], script.size(index))
         if s is None:
             s = session.seq + 1
-        if index > 0 and not answers and not inspect and self.encoding is script.encoding:
-            # The recorded bytes as they were; or, numbered otherwise (after dispatches
-            # the intents filter dropped), with only their "s" rewritten.
-            raw: bytes | None = record.payload
-            if record.s != s:
-                is_json = self.encoding is Encoding.JSON
-                raw = rewrite_json_seq(record.payload, s) if is_json else None
+        as_recorded = index > 0 and not answers and self.encoding is script.encoding
+        if as_recorded and not inspect:
+            raw = self._recorded_bytes(record, s)
             if raw is not None:
                 self.replay.judge.dispatched(self.number, s)
                 return Send(raw, Opcode.DISPATCH, s, event)
@@ -1073,9 +1069,15 @@ class GatewayConnection:
             obj = {}
         d = obj.get("d") if isinstance(obj, dict) else None
         if inspect and intent_filter is not None:
+            recorded_d = d
             d = intent_filter.apply(event, d)
             if d is None:
                 return None
+            if d is recorded_d and as_recorded:  # passed unchanged: not re-encoded
+                raw = self._recorded_bytes(record, s)
+                if raw is not None:
+                    self.replay.judge.dispatched(self.number, s)
+                    return Send(raw, Opcode.DISPATCH, s, event)
         self.replay.judge.dispatched(self.number, s)
         if index == 0 and isinstance(d, dict):
             d = self._ready(d, session)
@@ -1091,6 +1093,14 @@ class GatewayConnection:
             # Not expressible in the client's encoding (ETF to JSON: an integer over 4300
             # digits, a non-UTF-8 binary): sent as an undecodable recording is, d = null.
             return self._send(_payload(Opcode.DISPATCH, None, s, event), s=s, t=event)
+
+    def _recorded_bytes(self, record: FrameRecord, s: int) -> bytes | None:
+        """The recorded payload as dispatch number ``s``: its bytes as they were, or with
+        only their "s" rewritten (numbered otherwise, after dispatches the intents filter
+        dropped); None when that cannot be done exactly (then it is re-encoded)."""
+        if record.s == s:
+            return record.payload
+        return rewrite_json_seq(record.payload, s) if self.encoding is Encoding.JSON else None
 
     def _ready(self, d: dict[str, Any], session: SessionState) -> dict[str, Any]:
         """READY, pointed at this server: resume_gateway_url, session_id, shard."""
