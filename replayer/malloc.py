@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from typing import Any
 
 # glibc mallopt() parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -33,3 +34,30 @@ def tune_malloc_for_large_messages() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, 64 << 20) and mallopt(_M_TRIM_THRESHOLD, 256 << 20))
+
+
+def release_free_memory() -> bool:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim(0)``: also the
+    free pages inside the heap, not only its top). After many connections have gone, what
+    they used is free but stays in the process's RSS otherwise. Returns whether anything
+    was released (False off glibc)."""
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
+
+
+_TRIM: list[Any] = []
+
+
+def _malloc_trim() -> Any:
+    if not _TRIM:
+        trim = None
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                trim = libc.malloc_trim
+                trim.argtypes = (ctypes.c_size_t,)
+                trim.restype = ctypes.c_int
+            except (OSError, AttributeError):
+                trim = None  # not glibc
+        _TRIM.append(trim)
+    return _TRIM[0]

@@ -216,6 +216,17 @@ class FrameEncoder:
             # A text frame must be UTF-8 (RFC 6455 5.6): send bytes that are not as binary.
             return bytes(raw), True
 
+    def encode_wire(self, raw: bytes) -> tuple[bytes, bool]:
+        """:meth:`encode_raw` with the frame's bytes either way (text as UTF-8), for a
+        shell that writes WebSocket frames itself."""
+        if self.compression is Compression.NONE and not self._deflate_payloads:
+            if self.encoding is Encoding.ETF:
+                return bytes(raw), True
+            if raw.isascii():  # the common case, checked far faster than a decode
+                return bytes(raw), False
+        frame, binary = self.encode_raw(raw)
+        return (frame.encode("utf-8") if isinstance(frame, str) else frame), binary
+
     def encode(self, payload: Payload | Mapping[str, Any]) -> tuple[bytes | str, bool]:
         """``(frame, is_binary)`` for a payload."""
         obj = payload.to_obj() if isinstance(payload, Payload) else dict(payload)

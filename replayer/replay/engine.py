@@ -25,6 +25,7 @@ from replayer.gateway.close_codes import CloseCode, client_close_ends_session, m
 from replayer.gateway.encoding import Encoding, decode_payload, encode_payload
 from replayer.gateway.opcodes import Direction, Opcode, as_opcode
 from replayer.gateway.payload import MAX_CLIENT_PAYLOAD_BYTES, Payload, parse_payload
+from replayer.gateway.sequence import rewrite_json_seq
 from replayer.replay.answers import (
     MemberRateLimit,
     answer_members,
@@ -48,6 +49,9 @@ from replayer.replay.starts import Admission, SessionStartLimit, SessionStarts, 
 from replayer.replay.verdicts import RATE_LIMIT_EVENTS, RATE_LIMIT_WINDOW_NS, Judge, Verdict
 
 MAX_BATCH = 256  # sends per tick: the shell drains the socket between batches
+# Recorded bytes per tick, too: what a connection holds in flight (its batch, then the
+# socket's buffer) stays near this however large the frames, with a thousand connections.
+MAX_BATCH_BYTES = 64 << 10
 NS_PER_MS = 1_000_000
 
 
@@ -83,9 +87,10 @@ Command = Send | Close | Abort
 
 
 class PayloadSource(Protocol):
-    """Where recorded frames come from (a file reader in the server, a list in tests)."""
+    """Where recorded frames come from (a file reader in the server, a list in tests);
+    ``size``: the record's length in bytes when known (0: not known)."""
 
-    def frame(self, offset: int) -> FrameRecord: ...
+    def frame(self, offset: int, size: int = 0) -> FrameRecord: ...
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,14 @@ class Replay:
             else recorded_grants(script.identify_intents, script.application, script.http)
         )
         self.shard_router = ShardRouter(script, options.reroute_shards)
+        # Sessions by shard (as IDENTIFY gave it): a look-up per IDENTIFY, not a scan of
+        # every session (a thousand shards would make starting them quadratic).
+        self._by_shard: dict[tuple[int, ...], list[SessionState]] = {}
+        # Every recorded IDENTIFY's intents in one: what intents_notice needs, once.
+        recorded_intents = 0
+        for value in script.identify_intents:
+            recorded_intents |= value
+        self.recorded_intents = [recorded_intents] if script.identify_intents else []
         self.notices: list[str] = []  # said once a run; the shell logs them (on_notice)
         self.on_notice: Callable[[str], None] | None = None
         self.member_limit = MemberRateLimit(options.member_rate_limit_s)  # per bot: per run
@@ -228,6 +241,7 @@ class Replay:
             session_id = f"{recorded_id}-{n}"
         session = SessionState(session_id, script, shard, len(self.sessions) + 1)
         self.sessions[session_id] = session
+        self._by_shard.setdefault(tuple(shard or (0, 1)), []).append(session)
         return session
 
     def expire_sessions(self, now_ns: int) -> None:
@@ -267,10 +281,8 @@ class Replay:
     def resumable_session(self, shard: list[int] | None) -> str | None:
         """A session of this shard that its client left and may still RESUME: an IDENTIFY
         instead burns a session start (Events > Gateway > Resuming)."""
-        key = tuple(shard or (0, 1))
-        for session in self.sessions.values():
-            left = session.resumable and session.owner is None and session.seq > 0
-            if left and tuple(session.shard or (0, 1)) == key:
+        for session in self._by_shard.get(tuple(shard or (0, 1)), ()):
+            if session.resumable and session.owner is None and session.seq > 0:
                 return session.session_id
         return None
 
@@ -590,7 +602,8 @@ class GatewayConnection:
         incidents = script.incidents if self.replay.options.recorded_faults else None
         length = len(script)
         intent_filter = session.intent_filter
-        while len(out) < MAX_BATCH:
+        budget = MAX_BATCH_BYTES
+        while len(out) < MAX_BATCH and budget > 0:
             index = session.next_item
             incident = self._incident(session, index) if incidents else None
             if incident is not None:
@@ -632,6 +645,7 @@ class GatewayConnection:
                     continue
                 nonce = requests[answer[1]]
             self._send_item(out, session, index, nonce, answer is not None, now_ns)
+            budget -= script.size(index)
             if self._stopped():
                 return out
             if self.stall_until_ns is not None:
@@ -775,7 +789,7 @@ class GatewayConnection:
             return [self._send(_payload(Opcode.INVALID_SESSION, False))]
         if admission is Admission.EXHAUSTED:  # ... "the bot token will be reset"
             return self._close(CloseCode.AUTHENTICATION_FAILED, "no session starts remaining")
-        ready = self.payloads.frame(script.offsets[0])
+        ready = self.payloads.frame(script.offsets[0], script.size(0))
         recorded = decode_payload(ready.payload, script.encoding)
         recorded_id = (
             recorded.get("d", {}).get("session_id") if isinstance(recorded, dict) else None
@@ -787,7 +801,7 @@ class GatewayConnection:
                 user = self.replay.script.ready_user
                 bot_id = user.get("id") if isinstance(user, dict) else None
                 session.intent_filter = IntentFilter(intents, str(bot_id) if bot_id else None)
-            notice = intents_notice(intents, self.replay.script.identify_intents)
+            notice = intents_notice(intents, self.replay.recorded_intents)
             if notice is not None:
                 self.replay.notice(notice)
         self.replay.judge.session_started(self.number, session.session_id, session.number, shard)
@@ -1048,29 +1062,30 @@ class GatewayConnection:
             and (intent_filter.decisions.get(event) or intent_filter.decide(event))
             is Decision.INSPECT
         )
-        record = self.payloads.frame(script.offsets[index])
+        record = self.payloads.frame(script.offsets[index], script.size(index))
         if s is None:
             s = session.seq + 1
-        if (
-            index > 0
-            and not answers
-            and not inspect
-            and record.s == s
-            and self.encoding is script.encoding
-        ):
-            self.replay.judge.dispatched(self.number, s)
-            return Send(
-                record.payload, Opcode.DISPATCH, s, event
-            )  # the recorded bytes as they were
+        as_recorded = index > 0 and not answers and self.encoding is script.encoding
+        if as_recorded and not inspect:
+            raw = self._recorded_bytes(record, s)
+            if raw is not None:
+                self.replay.judge.dispatched(self.number, s)
+                return Send(raw, Opcode.DISPATCH, s, event)
         try:
             obj = decode_payload(record.payload, script.encoding)
         except CodecError:
             obj = {}
         d = obj.get("d") if isinstance(obj, dict) else None
         if inspect and intent_filter is not None:
+            recorded_d = d
             d = intent_filter.apply(event, d)
             if d is None:
                 return None
+            if d is recorded_d and as_recorded:  # passed unchanged: not re-encoded
+                raw = self._recorded_bytes(record, s)
+                if raw is not None:
+                    self.replay.judge.dispatched(self.number, s)
+                    return Send(raw, Opcode.DISPATCH, s, event)
         self.replay.judge.dispatched(self.number, s)
         if index == 0 and isinstance(d, dict):
             d = self._ready(d, session)
@@ -1086,6 +1101,14 @@ class GatewayConnection:
             # Not expressible in the client's encoding (ETF to JSON: an integer over 4300
             # digits, a non-UTF-8 binary): sent as an undecodable recording is, d = null.
             return self._send(_payload(Opcode.DISPATCH, None, s, event), s=s, t=event)
+
+    def _recorded_bytes(self, record: FrameRecord, s: int) -> bytes | None:
+        """The recorded payload as dispatch number ``s``: its bytes as they were, or with
+        only their "s" rewritten (numbered otherwise, after dispatches the intents filter
+        dropped); None when that cannot be done exactly (then it is re-encoded)."""
+        if record.s == s:
+            return record.payload
+        return rewrite_json_seq(record.payload, s) if self.encoding is Encoding.JSON else None
 
     def _ready(self, d: dict[str, Any], session: SessionState) -> dict[str, Any]:
         """READY, pointed at this server: resume_gateway_url, session_id, shard."""

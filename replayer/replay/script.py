@@ -32,6 +32,7 @@ from replayer.archive.records import (
     FrameFlag,
     FrameRecord,
     HttpRecord,
+    fast_frame_from_row,
     from_row,
 )
 from replayer.archive.runs import NIL_S, FrameRun
@@ -63,6 +64,7 @@ class ShardScript:
     encoding: Encoding  # of the recorded payloads
     heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
     offsets: array[int] = field(default_factory=lambda: array("q"))  # record offsets
+    sizes: array[int] = field(default_factory=lambda: array("I"))  # record sizes, bytes
     t_ns: array[int] = field(default_factory=lambda: array("q"))  # recorded offsets in time
     events: list[str] = field(default_factory=list)  # dispatch names, interned
     # For items answering a client request: (request opcode, index of that request).
@@ -76,6 +78,11 @@ class ShardScript:
 
     def __len__(self) -> int:
         return len(self.offsets)
+
+    def size(self, index: int) -> int:
+        """The size in bytes of item ``index``'s record; 0 when not known."""
+        sizes = self.sizes
+        return sizes[index] if index < len(sizes) else 0
 
 
 @dataclass
@@ -111,9 +118,10 @@ class ReplayScript:
 
 
 class FrameSource(Protocol):
-    """Reads the frame record at a file offset (:class:`ArchivePayloads`)."""
+    """Reads the frame record at a file offset (:class:`ArchivePayloads`); ``size``, its
+    length in bytes when known (0: not known)."""
 
-    def frame(self, offset: int) -> FrameRecord: ...
+    def frame(self, offset: int, size: int = 0) -> FrameRecord: ...
 
 
 @dataclass
@@ -153,8 +161,9 @@ def load_script(
     state_offsets: array[int] = array("q")
     state_etf = bytearray()
 
-    def records(reader: ArchiveReader) -> Iterator[tuple[int, Any]]:
-        """The records the loop below needs to see, with their offsets: the plain
+    def records(reader: ArchiveReader) -> Iterator[tuple[int, int, Any]]:
+        """The records the loop below needs to see, with the offsets where each starts and
+        ends: the plain
         dispatches of a replayed session's stream are indexed here, from the columns of
         the reader's runs, without a record built (the same as the loop does)."""
         start = reader.end_offset
@@ -163,9 +172,11 @@ def load_script(
             if progress is not None and (run or not reader.records_read % 4096):
                 progress(start, reader.size)
             if not isinstance(item, FrameRun):
-                yield start, item
+                yield start, reader.end_offset, item
                 start = reader.end_offset
                 continue
+            offsets = item.offsets
+            sizes = array("I", map(operator.sub, [*offsets[1:], reader.end_offset], offsets))
             dispatch = item.dispatch  # 0: not a dispatch the replay sends: the loop's
             n = len(item)
             i = 0
@@ -174,13 +185,13 @@ def load_script(
                 if j < 0:
                     j = n
                 if j - i > 1 and _index_dispatches(
-                    item, i, j, sessions, encodings, state_offsets, state_etf
+                    item, sizes, i, j, sessions, encodings, state_offsets, state_etf
                 ):
                     i = j
                 for k in range(i, j):  # what the loop below does, for these dispatches
                     t = cast(str, item.t[k])  # a dispatch has a t
                     if t == "READY" or t in ANSWERS:
-                        yield item.offsets[k], item.record(k)
+                        yield offsets[k], offsets[k] + sizes[k], item.record(k)
                         continue
                     offset, conn_id = item.offsets[k], item.conn_id[k]
                     if t in STATE_EVENTS:
@@ -196,15 +207,16 @@ def load_script(
                         session.max_s = s
                     script = session.script
                     script.offsets.append(offset)
+                    script.sizes.append(sizes[k])
                     script.t_ns.append(item.t_ns[k])
                     script.events.append(t)  # interned by the reader's scan
                 if j < n:
-                    yield item.offsets[j], item.record(j)
+                    yield offsets[j], offsets[j] + sizes[j], item.record(j)
                 i = j + 1
             start = reader.end_offset
 
     with ArchiveReader(path) as reader:
-        for offset, record in records(reader):
+        for offset, end, record in records(reader):
             match record:
                 case FrameRecord() if not record.flags & (FrameFlag.UNDECODED | FrameFlag.INJECTED):
                     encoding = encodings.get(record.conn_id, Encoding.JSON)
@@ -272,6 +284,7 @@ def load_script(
                         session.max_s = record.s
                     position = len(script.offsets)
                     script.offsets.append(offset)
+                    script.sizes.append(end - offset)
                     script.t_ns.append(record.t_ns)
                     script.events.append(_intern(record.t))
                     request_op = ANSWERS.get(record.t)
@@ -318,6 +331,7 @@ _NOT_BULK = frozenset({None, "READY", "RESUMED", *ANSWERS})
 
 def _index_dispatches(
     run: FrameRun,
+    sizes: array[int],
     start: int,
     stop: int,
     sessions: dict[int, _Session],
@@ -350,6 +364,7 @@ def _index_dispatches(
         state_etf.extend(bytes([etf]) * (len(state_offsets) - before))
     script = session.script
     script.offsets.frombytes(offsets.cast("B"))
+    script.sizes.extend(sizes[start:stop])
     script.t_ns.frombytes(run.t_ns[start:stop].cast("B"))
     script.events.extend(events)  # interned by the reader's scan
     session.max_s = s[-1]
@@ -463,68 +478,76 @@ class ArchiveFile:
             os.close(fd)
 
 
-# A connection's read-ahead: the first read at a new place is small (the next frame of
-# this connection is often not adjacent: shards interleave), sequential reads grow.
-FIRST_READ_BYTES = 8 << 10
-MAX_READ_BYTES = 256 << 10
+# A read of a record whose size the caller does not know: this much first, then doubled
+# until the record is whole (most frame records are smaller).
+GUESS_READ_BYTES = 16 << 10
 
 
 class ArchivePayloads:
-    """Reads the payload of one script item at a time, mostly sequentially: one per
-    replayed connection, over the replay's shared :class:`ArchiveFile` (or, given a path,
-    over a file of its own). Memory: its read-ahead, at most one record plus
-    ``MAX_READ_BYTES``."""
+    """Reads the frame record at a file offset, one positional read (``os.pread``) each:
+    no file position, no read-ahead, no buffer kept between calls. So one instance over
+    the replay's :class:`ArchiveFile` serves every connection, interleaved in any order,
+    and a connection costs no memory here (given a path, it opens a file of its own).
+
+    Given the record's size (``ShardScript.sizes``), the read is exactly the record;
+    without it (0), a guess that grows until the record is whole."""
 
     def __init__(self, source: ArchiveFile | Path) -> None:
         self._owned = not isinstance(source, ArchiveFile)
         self._file = source if isinstance(source, ArchiveFile) else ArchiveFile(source)
-        self._unpacker: msgpack.Unpacker | None = None
-        self._position = -1  # file offset of the next record the unpacker holds
-        self._base = 0  # file offset where the unpacker started
-        self._read_at = 0  # file offset of the next read
-        self._read_bytes = FIRST_READ_BYTES
 
-    def _fill(self) -> bool:
-        assert self._unpacker is not None
-        data = self._file.read(self._read_at, self._read_bytes)
-        if not data:
-            return False
-        self._unpacker.feed(data)
-        self._read_at += len(data)
-        self._read_bytes = min(self._read_bytes * 2, MAX_READ_BYTES)
-        return True
+    @property
+    def file(self) -> ArchiveFile:
+        return self._file
 
-    def frame(self, offset: int) -> FrameRecord:
-        """The frame record at ``offset``."""
-        if self._unpacker is None or offset != self._position:
-            self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_RECORD_BYTES)
-            self._base = self._read_at = offset
-            self._read_bytes = FIRST_READ_BYTES
-        unpacker = self._unpacker
-        while True:
+    def frame(self, offset: int, size: int = 0) -> FrameRecord:
+        """The frame record at ``offset`` (``size``: its length in bytes, 0 if unknown)."""
+        if size > 0:
+            data = self._file.read(offset, size)
             try:
-                row = unpacker.unpack()
-                break
+                row = msgpack.unpackb(data, raw=False, strict_map_key=False)
+            except (ValueError, msgpack.ExtraData, msgpack.OutOfData) as exc:
+                raise self._error(offset, exc) from None
+        else:
+            row = self._guessed(offset)
+        record = fast_frame_from_row(row)
+        if record is None:
+            try:
+                parsed = from_row(row)
+            except ArchiveError as exc:
+                raise self._error(offset, exc) from None
+            if not isinstance(parsed, FrameRecord):
+                raise ArchiveError(
+                    f"expected a frame record at byte {offset}", path=str(self._file.path)
+                )
+            record = parsed
+        return record
+
+    def _guessed(self, offset: int) -> Any:
+        want = GUESS_READ_BYTES
+        while True:
+            data = self._file.read(offset, want)
+            unpacker = msgpack.Unpacker(
+                raw=False, strict_map_key=False, max_buffer_size=MAX_RECORD_BYTES
+            )
+            unpacker.feed(data)
+            try:
+                return unpacker.unpack()
             except msgpack.OutOfData:
-                if not self._fill():
+                if len(data) < want or want >= MAX_RECORD_BYTES:
                     raise ArchiveError(
                         f"cannot read the frame at byte {offset}: the file ends inside it",
                         path=str(self._file.path),
                     ) from None
+                want = min(want * 4, MAX_RECORD_BYTES)
             except (ValueError, msgpack.BufferFull) as exc:
-                self._unpacker = None
-                raise ArchiveError(
-                    f"cannot read the frame at byte {offset}: {exc}", path=str(self._file.path)
-                ) from None
-        self._position = self._base + unpacker.tell()
-        record = from_row(row)
-        if not isinstance(record, FrameRecord):
-            raise ArchiveError(
-                f"expected a frame record at byte {offset}", path=str(self._file.path)
-            )
-        return record
+                raise self._error(offset, exc) from None
+
+    def _error(self, offset: int, exc: Exception) -> ArchiveError:
+        return ArchiveError(
+            f"cannot read the frame at byte {offset}: {exc}", path=str(self._file.path)
+        )
 
     def close(self) -> None:
-        self._unpacker = None
         if self._owned:
             self._file.close()

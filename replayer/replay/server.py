@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import random
+import struct
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -40,6 +41,7 @@ from replayer.gateway.compression import Compression
 from replayer.gateway.encoding import Encoding
 from replayer.gateway.opcodes import Direction
 from replayer.gateway.url import GatewayQuery
+from replayer.malloc import release_free_memory
 from replayer.portable import descriptor_limit
 from replayer.replay import control
 from replayer.replay.engine import (
@@ -150,10 +152,14 @@ class ReplayServer:
         self.router: RestRouter | None = None
         self.connections_total = 0
         self.connections_open = 0
+        self._open_peak = 0  # most connections open at once since memory was last released
         self.changed = asyncio.Event()  # set whenever a connection opens or closes
         self._runner: web.AppRunner | None = None
         self._transcript: Transcript | None = None
-        self._archive: ArchiveFile | None = None  # shared by every connection
+        # The archive, opened once and read by every connection (one descriptor, no
+        # per-connection buffer: ArchivePayloads keeps nothing between reads).
+        self._archive: ArchiveFile | None = None
+        self._payloads: ArchivePayloads | None = None
         self._pokes: dict[GatewayConnection, asyncio.Event] = {}
         self._attempts = 0  # WebSocket upgrade requests so far
         self._stopping = asyncio.Event()  # ends black-holed requests
@@ -169,11 +175,13 @@ class ReplayServer:
             ("POST", control.CONTROL_PREFIX + "faults"): self._post_fault,
             ("GET", control.CONTROL_PREFIX + "status"): self._get_status,
         }
+        self._head_timers: dict[int, asyncio.TimerHandle] = {}  # id(handler) -> its deadline
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         self._archive = ArchiveFile(self.script.path)
+        self._payloads = ArchivePayloads(self._archive)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(
@@ -238,6 +246,7 @@ class ReplayServer:
         if self._archive is not None:
             self._archive.close()
             self._archive = None
+            self._payloads = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -348,8 +357,17 @@ class ReplayServer:
         assert server is not None
         handler = server()
         timeout_s = self.header_timeout_s
-        asyncio.get_running_loop().call_later(timeout_s, _head_deadline, handler, timeout_s)
+        # Cancelled by the first request (_handle): a pending timer would keep the handler
+        # of a finished connection, and what it holds, alive until it fires.
+        key = id(handler)  # unique while the timer (holding the handler) is pending
+        self._head_timers[key] = asyncio.get_running_loop().call_later(
+            timeout_s, self._head_timeout, key, handler, timeout_s
+        )
         return handler
+
+    def _head_timeout(self, key: int, handler: asyncio.Protocol, timeout_s: float) -> None:
+        self._head_timers.pop(key, None)
+        _head_deadline(handler, timeout_s)
 
     def _over_budget(self) -> bool:
         """Whether taking one more connection would leave too few descriptors (one per
@@ -372,6 +390,9 @@ class ReplayServer:
         return busy
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        timer = self._head_timers.pop(id(request.protocol), None)
+        if timer is not None:  # its request head came in time
+            timer.cancel()
         if self._over_budget():
             return web.Response(
                 status=503, text="503: replayer is out of file descriptors\n",
@@ -466,7 +487,6 @@ class ReplayServer:
         self.connections_open += 1
         self.changed.set()
         conn_id = 0
-        payloads: ArchivePayloads | None = None
         link: _Link | None = None
         try:
             if self._transcript is not None:
@@ -490,12 +510,11 @@ class ReplayServer:
                 # Discord closes a connection whose query it cannot serve with 4002.
                 await self._close(ws, conn_id, Close(CloseCode.DECODE_ERROR, str(exc)[:120]))
                 return ws
-            assert self._archive is not None
-            payloads = ArchivePayloads(self._archive)
+            assert self._payloads is not None
             conn = GatewayConnection(
                 self.replay,
                 encoding,
-                payloads,
+                self._payloads,
                 path=request.path,
                 query=(query.v, query.encoding, query.compress),
             )
@@ -511,11 +530,18 @@ class ReplayServer:
         finally:
             if link is not None:
                 self._links.discard(link)
-            if payloads is not None:
-                payloads.close()
             self.connections_open -= 1
+            self._release_memory()
             self.changed.set()
         return ws
+
+    def _release_memory(self) -> None:
+        """Once the open connections are down to half of their peak since the last time
+        (or none), hand the memory they used back to the system (malloc_trim)."""
+        self._open_peak = max(self._open_peak, self.connections_open + 1)
+        if self.connections_open <= self._open_peak // 2:
+            self._open_peak = self.connections_open
+            release_free_memory()
 
     def _now(self) -> int:
         return time.monotonic_ns() - self._t0_ns
@@ -551,6 +577,9 @@ class ReplayServer:
                                 link.encoding, link.encoder.compression, deflate_payloads=True
                             )
                         await self._execute(conn, link, commands)
+                        # Not kept while this connection waits (READY and a first batch:
+                        # a thousand idle connections would hold theirs).
+                        del commands, msg
                         receiving = asyncio.ensure_future(link.ws.receive())
                         continue
                     # CLOSE, CLOSING, CLOSED or ERROR: the client is gone.
@@ -588,30 +617,57 @@ class ReplayServer:
     async def _execute(
         self, conn: GatewayConnection, link: _Link, commands: Iterable[Command]
     ) -> None:
+        # The hot path: plain sends are framed here and leave in one transport write per
+        # batch (aiohttp's writer costs a call chain and a write per frame). The server
+        # never negotiates permessage-deflate (compress=False), so frames need no
+        # extension; anything else (a fault's mode, latency, a close) flushes first.
+        batch: list[bytes] = []
+        append = batch.append
+        direct = not link.ws.compress and not conn.latency
+        encode = link.encoder.encode_wire
+        recording = self._transcript is not None
+        frames = self.frames  # the frame log (wait_for, the control API), when kept
         for command in commands:
+            if direct and type(command) is Send and not command.mode:
+                frame, binary = encode(command.raw)
+                append(_ws_header(0x2 if binary else 0x1, len(frame)))
+                append(frame)
+                if recording:
+                    self._record_server(link, command, frame, binary)
+                if frames is not None:
+                    frames.add(
+                        Frame(Direction.SERVER, conn.number, command.op, command.t, command.s,
+                              command.raw, link.encoding)
+                    )  # fmt: skip
+                continue
+            if batch:
+                await _flush(link, batch)
+                batch.clear()
             if conn.latency is not None and isinstance(command, Send):
                 # Each frame leaves delay +- jitter after it was due, in order: latency,
                 # not a slower link (a burst is not spread out).
                 delay_ms, jitter_ms = conn.latency
+                if link.rng is None:  # made on first use: 2.5 KiB of Mersenne Twister state
+                    link.rng = random.Random(link.conn_id)
                 jitter = link.rng.randint(-jitter_ms, jitter_ms)
                 link.release_at = max(link.release_at, time.monotonic() + (delay_ms + jitter) / 1e3)
                 await asyncio.sleep(max(0.0, link.release_at - time.monotonic()))
             if isinstance(command, Send):
                 if command.mode == "corrupt-stream":
-                    frame: bytes | str = _CORRUPT_STREAM
+                    frame_or_text: bytes | str = _CORRUPT_STREAM
                     binary = True
                     await link.ws.send_bytes(_CORRUPT_STREAM)
                 else:
-                    frame, binary = link.encoder.encode_raw(command.raw)
+                    frame_or_text, binary = link.encoder.encode_raw(command.raw)
                     if command.mode:
-                        await _send_in_pieces(link, frame, binary, command.mode)
-                    elif binary:  # the hot path: one message, as the encoder made it
-                        assert isinstance(frame, bytes)
-                        await link.ws.send_bytes(frame)
+                        await _send_in_pieces(link, frame_or_text, binary, command.mode)
+                    elif binary:
+                        assert isinstance(frame_or_text, bytes)
+                        await link.ws.send_bytes(frame_or_text)
                     else:
-                        assert isinstance(frame, str)
-                        await link.ws.send_str(frame)
-                self._record_server(link, command, frame, binary)
+                        assert isinstance(frame_or_text, str)
+                        await link.ws.send_str(frame_or_text)
+                self._record_server(link, command, frame_or_text, binary)
                 if self.frames is not None:
                     self.frames.add(
                         Frame(Direction.SERVER, conn.number, command.op, command.t, command.s,
@@ -633,6 +689,8 @@ class ReplayServer:
                 if transport is not None:
                     transport.abort()
                 self._record_close(link, None, Closer.SERVER, False)
+        if batch:
+            await _flush(link, batch)
         # A RESUME may have taken a session over from another connection: wake it up.
         assert self.replay is not None
         for other, poke in self._pokes.items():
@@ -766,6 +824,35 @@ def _ws_frame(opcode: int, payload: bytes, *, fin: bool) -> bytes:
     return head + payload
 
 
+def _ws_header(opcode: int, n: int) -> bytes:
+    """The head of one unmasked final WebSocket frame of ``n`` payload bytes (RFC 6455
+    section 5.2)."""
+    if n < 126:
+        return _HEAD_SHORT.pack(0x80 | opcode, n)
+    if n < 1 << 16:
+        return _HEAD_16.pack(0x80 | opcode, 126, n)
+    return _HEAD_64.pack(0x80 | opcode, 127, n)
+
+
+_HEAD_SHORT, _HEAD_16, _HEAD_64 = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
+# Bytes the transport may hold before a flush waits for the client to read (aiohttp's
+# writer waits past its own 64 KiB limit too).
+WRITE_BUFFER_LIMIT = 1 << 16
+
+
+async def _flush(link: _Link, parts: list[bytes]) -> None:
+    """Write pre-framed WebSocket frames in one go; wait while the client is slow to read.
+    A closing connection raises ``ConnectionResetError``, as aiohttp's own writer does."""
+    transport = link.request.transport
+    if transport is None or transport.is_closing() or link.ws.closed:
+        raise ConnectionResetError("Cannot write to closing transport")
+    transport.write(b"".join(parts))
+    if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+        protocol = link.request.protocol
+        if getattr(protocol, "_paused", False):
+            await protocol._drain_helper()
+
+
 def _pieces(data: bytes) -> list[bytes]:
     """``data`` in three pieces cut at odd offsets (one piece if it is too short)."""
     if len(data) < 3:
@@ -818,7 +905,8 @@ class _Link:
         self.conn_id = conn_id
         self.encoding = encoding
         self.aborted = False  # the TCP connection was dropped on purpose (a fault)
-        self.rng = random.Random(conn_id)  # latency jitter, the same on every run
+        # Latency jitter, the same on every run (seeded with conn_id); made when needed.
+        self.rng: random.Random | None = None
         self.release_at = 0.0  # monotonic time the last delayed frame leaves (latency)
         # For the transcript: clients never compress (Events > Gateway > Encoding and Compression).
         self.decoder = FrameDecoder(encoding, Compression.NONE, inflate_payloads=False)

@@ -23,7 +23,7 @@ GUILD_EVENTS = frozenset({"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"})
 
 
 class _Frames(Protocol):
-    def frame(self, offset: int) -> FrameRecord: ...
+    def frame(self, offset: int, size: int = 0) -> FrameRecord: ...
 
 
 def shard_of(guild_id: int, num_shards: int) -> int:
@@ -72,13 +72,13 @@ def routed_script(
     connections) and dispatches recorded in another encoding than the first shard's."""
     recorded = [script.shards[k] for k in sorted(script.shards)]
     base = recorded[0]
-    items: list[tuple[int, int, int, str, tuple[int, int] | None]] = []
+    items: list[tuple[int, int, int, int, str, tuple[int, int] | None]] = []
     guilds: list[Any] = []
     for order, shard in enumerate(recorded):
         if shard.encoding is not base.encoding:
             continue
         for index in range(len(shard)):
-            record = frames.frame(shard.offsets[index])
+            record = frames.frame(shard.offsets[index], shard.size(index))
             try:
                 obj = decode_payload(record.payload, shard.encoding)
             except CodecError:
@@ -95,18 +95,21 @@ def routed_script(
             target = 0 if gid is None else shard_of(gid, num_shards)
             if target == shard_id:
                 answer = shard.answers.get(index)
-                items.append((shard.t_ns[index], order, shard.offsets[index], event, answer))
+                offset, size = shard.offsets[index], shard.size(index)
+                items.append((shard.t_ns[index], order, offset, size, event, answer))
     items.sort(key=lambda item: (item[0], item[1]))
     out = ShardScript(shard_id, num_shards, base.encoding, base.heartbeat_interval_ms)
     out.intents = base.intents
     out.ready_guilds = guilds
     out.offsets = array("q", [base.offsets[0]])
+    out.sizes = array("I", [base.size(0)])
     out.t_ns = array("q", [base.t_ns[0]])
     out.events = [base.events[0]]
-    for t_ns, _, offset, event, answer in items:
+    for t_ns, _, offset, size, event, answer in items:
         if answer is not None:
             out.answers[len(out.offsets)] = answer
         out.offsets.append(offset)
+        out.sizes.append(size)
         out.t_ns.append(max(t_ns, base.t_ns[0]))
         out.events.append(event)
     return out

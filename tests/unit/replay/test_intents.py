@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replayer.gateway.encoding import Encoding, decode_payload
+from replayer.gateway.sequence import rewrite_json_seq
 from replayer.replay import intents as I
 from replayer.replay.engine import Close, Command, GatewayConnection, Send
 from replayer.replay.intents import IntentFilter, IntentsError, parse_grant, recorded_grants
@@ -262,6 +263,43 @@ def test_dispatches_follow_the_clients_intents(harness: Callable[..., Harness]) 
     for _, _, d in (got[3], got[4]):  # mentions the bot; by the bot
         assert {k: d[k] for k in CONTENT} == CONTENT
     assert got[6][2]["user"] == BOT
+
+
+def test_after_dropped_dispatches_the_rest_keep_their_recorded_bytes(
+    harness: Callable[..., Harness],
+) -> None:
+    """Numbered otherwise than recorded (presences, typing, DMs dropped before them),
+    the dispatches the filter passes unchanged go out as their recorded bytes with only
+    ``s`` rewritten: not decoded and re-encoded (which would reorder the keys)."""
+    h = harness(lines(), speed=0, identify_concurrency=False)
+    _, out = connect(h, I.GUILDS | I.GUILD_MESSAGES)
+    script = h.replay.script.shards[0]
+    recorded = h.payloads.frame(script.offsets[-1], script.size(len(script) - 1)).payload
+    last = out[-1]
+    assert isinstance(last, Send)
+    assert (last.t, last.s) == ("INTERACTION_CREATE", 8)
+    assert recorded.startswith(b'{"op":0,"s":14,')  # as the archive holds it
+    assert last.raw == recorded.replace(b'"s":14,', b'"s":8,', 1)
+
+
+def test_an_inspected_dispatch_passed_unchanged_keeps_its_recorded_bytes(
+    harness: Callable[..., Harness],
+) -> None:
+    """Without MESSAGE_CONTENT every message is inspected; a DM keeps its content, so it
+    goes out as recorded (``s`` rewritten), not re-encoded; a guild message is changed."""
+    h = harness(lines(), speed=0, identify_concurrency=False)
+    _, out = connect(h, I.GUILDS | I.GUILD_MESSAGES | I.DIRECT_MESSAGES)
+    script = h.replay.script.shards[0]
+    sends = {(c.t, json.loads(c.raw)["d"].get("id")): c for c in out if isinstance(c, Send)}
+    dm = sends[("MESSAGE_CREATE", "103")]
+    index = next(i for i in range(len(script)) if script.events[i] == "MESSAGE_CREATE") + 3
+    recorded = h.payloads.frame(script.offsets[index], script.size(index)).payload
+    assert json.loads(recorded)["d"]["id"] == "103"
+    assert dm.raw == rewrite_json_seq(recorded, dm.s or 0)
+    assert dm.raw.startswith(b'{"op":0,')  # the recorded key order: not re-encoded
+    guild = sends[("MESSAGE_CREATE", "100")]
+    assert json.loads(guild.raw)["d"]["content"] == ""
+    assert guild.raw.startswith(b'{"t":"MESSAGE_CREATE",')  # re-encoded
 
 
 def test_dms_keep_their_content_and_need_direct_messages(harness: Callable[..., Harness]) -> None:
