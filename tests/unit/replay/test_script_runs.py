@@ -21,7 +21,7 @@ def essence(script: ReplayScript) -> Any:
     shards = {
         k: (
             v.shard_id, v.num_shards, v.encoding, v.heartbeat_interval_ms, list(v.offsets),
-            list(v.t_ns), v.events, v.answers,
+            list(v.sizes), list(v.t_ns), v.events, v.answers,
             {p: (t, repr(f)) for p, (t, f) in v.incidents.items()}, v.intents, v.ready_guilds,
         )
         for k, v in script.shards.items()
@@ -57,3 +57,20 @@ def test_the_script_is_the_same_by_run_and_by_record(
         monkeypatch.setattr(reader_module, "RUN_CHUNK_BYTES", chunk)
         assert essence(load_script(path)) == expected, path.name
         monkeypatch.undo()
+
+
+def test_every_item_has_its_records_exact_size(synth_archives: list[Path]) -> None:
+    # The replay reads each frame with one pread of exactly its size (ArchivePayloads).
+    from replayer.replay.script import ArchivePayloads
+
+    for path in [*RECORDINGS, *synth_archives]:
+        script = load_script(path)
+        payloads = ArchivePayloads(path)
+        try:
+            for shard in script.shards.values():
+                assert len(shard.sizes) == len(shard.offsets), path.name
+                for i in range(0, len(shard.offsets), 7):
+                    exact = payloads.frame(shard.offsets[i], shard.sizes[i])
+                    assert exact == payloads.frame(shard.offsets[i]), (path.name, i)
+        finally:
+            payloads.close()
