@@ -1,0 +1,172 @@
+"""discord.py's VoiceClient against the replay's voice face (issue #18): it joins a voice
+channel of a bundled-style session, plays pre-encoded opus (the silence frame, so no
+libopus), and meets the voice faults. The voice face's verdicts are asserted as observed:
+a FAIL is a finding about discord.py, written down as such.
+
+discord.py trusts the face's CA through an aiohttp connector with an ssl context
+(``Client(connector=...)``): in-process, no environment variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+import discord.gateway
+import discord.http
+import pytest
+import yarl
+
+from replayer.replay.engine import ReplayOptions
+from replayer.replay.script import load_script
+from replayer.replay.server import ReplayServer
+from replayer.replay.verdicts import Result, Verdict
+from replayer.replay.voice.faults import VoicePlan, parse_voice_fault
+from replayer.replay.voice_server import VoiceOptions
+from tests.clients.conftest import ALPHA_ID, TIMEOUT, TOKEN, rich_scenario, until, write_archive
+
+VOICE_CHANNEL_ID = ALPHA_ID + 9
+INTENTS = discord.Intents(guilds=True, voice_states=True)
+OPUS_SILENCE = b"\xf8\xff\xfe"  # Voice Connections > Voice Data Interpolation
+
+
+def voice_channel(guild_id: int) -> dict[str, Any]:
+    """A Channel object of type 2 (GUILD_VOICE), as GUILD_CREATE carries it."""
+    return {
+        "id": str(VOICE_CHANNEL_ID),
+        "type": 2,
+        "guild_id": str(guild_id),
+        "name": "voice",
+        "position": 5,
+        "permission_overwrites": [],
+        "bitrate": 64000,
+        "user_limit": 0,
+        "rtc_region": None,
+        "video_quality_mode": 1,
+        "parent_id": None,
+        "nsfw": False,
+        "rate_limit_per_user": 0,
+        "last_message_id": None,
+        "flags": 0,
+    }
+
+
+def voice_archive(directory: Path) -> Path:
+    """The tests' rich session with a voice channel in the Alpha guild."""
+    lines = copy.deepcopy(rich_scenario().lines)
+    for line in lines:
+        payload = line.get("payload") or {}
+        if payload.get("t") == "GUILD_CREATE" and payload["d"]["id"] == str(ALPHA_ID):
+            payload["d"]["channels"].append(voice_channel(ALPHA_ID))
+    return write_archive(directory / "voice-session.rpl", lines)
+
+
+class Silence(discord.AudioSource):
+    """Pre-encoded opus: the silence frame, ``frames`` times (20 ms each), then the end."""
+
+    def __init__(self, frames: int) -> None:
+        self.left = frames
+
+    def read(self) -> bytes:
+        if self.left <= 0:
+            return b""
+        self.left -= 1
+        return OPUS_SILENCE
+
+    def is_opus(self) -> bool:
+        return True
+
+
+@asynccontextmanager
+async def voice_replay(
+    directory: Path, faults: tuple[str, ...] = (), window_ms: int = 4_000
+) -> AsyncIterator[ReplayServer]:
+    plan = VoicePlan(tuple(parse_voice_fault(f) for f in faults))
+    server = ReplayServer(
+        load_script(voice_archive(directory)),
+        ReplayOptions(speed=0, verdict_window_ms=window_ms),
+        voice=VoiceOptions(ca_dir=directory / "ca", plan=plan),
+    )
+    async with server:
+        yield server
+
+
+@asynccontextmanager
+async def bot(server: ReplayServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[discord.Client]:
+    """A discord.py client on the replay, trusting the voice face's CA; ready."""
+    monkeypatch.setattr(discord.http.Route, "BASE", server.rest_base)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url)
+    )
+    assert server.voice is not None and server.voice.tls is not None
+    connector = aiohttp.TCPConnector(ssl=server.voice.tls.client_context())
+    client = discord.Client(intents=INTENTS, guild_ready_timeout=0.1, connector=connector)
+    ready = asyncio.Event()
+    client.event(_setter(ready))
+    task = asyncio.create_task(client.start(TOKEN))
+    try:
+        await _wait(ready, task)
+        yield client
+    finally:
+        await client.close()
+        await asyncio.wait({task}, timeout=TIMEOUT)
+        assert task.done()
+        if not task.cancelled():
+            task.exception()
+
+
+def _setter(event: asyncio.Event) -> Any:
+    async def on_ready() -> None:
+        event.set()
+
+    return on_ready
+
+
+async def _wait(event: asyncio.Event, task: asyncio.Task[None]) -> None:
+    waiter = asyncio.ensure_future(event.wait())
+    done, _ = await asyncio.wait({waiter, task}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    assert waiter in done, f"the client stopped or timed out: {task}"
+
+
+def rtp_total(server: ReplayServer) -> int:
+    assert server.voice is not None and server.voice.replay is not None
+    return sum(server.voice.replay.rtp_packets.values())
+
+
+async def join_and_play(client: discord.Client, frames: int = 10_000) -> discord.VoiceClient:
+    channel = client.get_channel(VOICE_CHANNEL_ID)
+    assert isinstance(channel, discord.VoiceChannel), channel
+    vc = await channel.connect(timeout=TIMEOUT, reconnect=True)
+    vc.play(Silence(frames))
+    return vc
+
+
+def voice_verdicts(server: ReplayServer) -> list[Verdict]:
+    return [v for v in server.verdicts() if v.name.startswith("voice")]
+
+
+async def test_joins_plays_and_heartbeats_with_seq_ack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """op 4 -> VOICE_STATE_UPDATE + VOICE_SERVER_UPDATE; discord.py connects to the face
+    over TLS, IDENTIFYs, discovers its address over UDP, selects a mode READY offered,
+    gets a SESSION_DESCRIPTION, and its RTP packets arrive at the UDP responder."""
+    async with voice_replay(tmp_path) as server, bot(server, monkeypatch) as client:
+        vc = await join_and_play(client)
+        await until(lambda: rtp_total(server) >= 25, "25 RTP packets")
+        assert vc.is_connected()
+        voice = server.voice
+        assert voice is not None and voice.replay is not None
+        (session,) = voice.replay.sessions.values()
+        assert voice.replay.rtp_packets[session.ssrc] >= 25  # counted under READY's ssrc
+        assert voice.replay.discoveries == 1
+        assert session.mode in ("aead_aes256_gcm_rtpsize", "aead_xchacha20_poly1305_rtpsize")
+        await vc.disconnect()
+    assert [v.result for v in voice_verdicts(server)] in ([], [Result.PASS])
