@@ -77,6 +77,7 @@ class VoiceGrant:
     session_id: str  # the main gateway's voice session id (VOICE_STATE_UPDATE's)
     token: str
     endpoint: str | None
+    channel_id: str | None = None  # the voice channel joined
 
 
 @dataclass
@@ -168,16 +169,26 @@ class VoiceReplay:
             "suppress": False,
             "request_to_speak_timestamp": None,
         }
+        current = self.grants.get(guild_id)
+        if channel_id is not None and current is not None and current.channel_id == str(channel_id):
+            # The channel it is in already: the same voice server and token again (the
+            # voice session stays valid, so a RESUME after 4015 can still use it).
+            again = {"token": current.token, "guild_id": guild_id, "endpoint": current.endpoint}
+            return [("VOICE_STATE_UPDATE", state), ("VOICE_SERVER_UPDATE", again)]
         if channel_id is None:
+            # Leaving: the voice session ends, and a voice connection still open is closed
+            # with 4014 "Disconnected" (Voice Close Event Codes).
             self.grants.pop(guild_id, None)
             for session in self.sessions.values():
                 if session.server_id == guild_id:
                     session.resumable = False
+                    if session.owner is not None and not session.owner.closed:
+                        session.owner.close_with = 4014
+                        if self.on_change is not None:
+                            self.on_change()
             return [("VOICE_STATE_UPDATE", state)]
-        return [
-            ("VOICE_STATE_UPDATE", state),
-            ("VOICE_SERVER_UPDATE", self.grant(guild_id, user_id, voice_session_id)),
-        ]
+        grant = self.grant(guild_id, user_id, voice_session_id, channel_id=str(channel_id))
+        return [("VOICE_STATE_UPDATE", state), ("VOICE_SERVER_UPDATE", grant)]
 
     def grant(
         self,
@@ -185,10 +196,14 @@ class VoiceReplay:
         user_id: str,
         session_id: str,
         endpoint: str | None = "",
+        *,
+        channel_id: str | None = None,
     ) -> dict[str, Any]:
         """A new token for ``guild_id``; the VOICE_SERVER_UPDATE ``d`` that carries it."""
         point = self.endpoint if endpoint == "" else endpoint
-        grant = VoiceGrant(guild_id, user_id, session_id, self._token(), point)
+        if channel_id is None and guild_id in self.grants:
+            channel_id = self.grants[guild_id].channel_id
+        grant = VoiceGrant(guild_id, user_id, session_id, self._token(), point, channel_id)
         self.grants[guild_id] = grant
         return {"token": grant.token, "guild_id": guild_id, "endpoint": point}
 
@@ -277,6 +292,7 @@ class VoiceConnection:
         self.client_ops: Counter[int] = Counter()
         self.server_ops: Counter[int] = Counter()
         self.pending: list[VoiceFault] = []  # faults due (from UDP), carried out on tick
+        self.close_with: int | None = None  # a close the main gateway asked for (leaving)
         self.offered_modes = ENCRYPTION_MODES
         self.last_seq = 0  # the last numbered message sent on this connection
 
@@ -325,10 +341,13 @@ class VoiceConnection:
         return out
 
     def tick(self, now_ns: int) -> list[VoiceCommand]:
-        """Carry out faults that came due elsewhere (after an RTP packet)."""
+        """Carry out faults that came due elsewhere (after an RTP packet), and a close
+        the main gateway asked for."""
         out: list[VoiceCommand] = []
         while self.pending and self.state is not VoiceState.CLOSED:
             out += self._inject(self.pending.pop(0), now_ns)
+        if self.close_with is not None and not self.closed:
+            out += self._close(self.close_with, "disconnected")
         return out
 
     def next_wakeup_ns(self) -> int | None:

@@ -438,22 +438,25 @@ class VoiceJudge:
         if nxt is None or nxt.handshake_ns is None:
             return self._decide(v, f, Result.FAIL, "never back on a voice connection", None)
         after = [t for t in self.rtp_ns if t >= nxt.handshake_ns]
-        if not after:
+        window_ms = self.window_ns // NS_PER_MS
+        if not after or after[0] - nxt.handshake_ns > self.window_ns:
             waited = round((now_ns - nxt.handshake_ns) / NS_PER_MS)
-            return self._decide(
-                v,
-                f,
-                Result.FAIL,
-                f"no RTP packet in {waited} ms after voice connection {nxt.number} was ready",
-                None,
+            late = (
+                f", the first {round((after[0] - nxt.handshake_ns) / NS_PER_MS)} ms after"
+                if after
+                else ""
             )
+            return self._decide(
+                v, f, Result.FAIL,
+                f"no RTP packet in the {window_ms} ms after voice connection {nxt.number} "
+                f"was ready ({waited} ms watched{late})",
+                None,
+            )  # fmt: skip
         return self._decide(
-            v,
-            f,
-            Result.PASS,
+            v, f, Result.PASS,
             f"{len(after)} RTP packets after voice connection {nxt.number} was ready",
             after[0],
-        )
+        )  # fmt: skip
 
     def _heartbeat_verdict(self) -> Verdict | None:
         beats = [
