@@ -77,6 +77,8 @@ Faults (--fault, repeatable): KIND[:ARG]@KEY=VALUE[,KEY=VALUE...]
   withhold@phase=identify              READY never comes
   http:503@phase=upgrade,times=2       the next two connection attempts get HTTP 503
   close-no-status@dispatch=4           a close frame without a status code (1005)
+  voice-close:4015@voice=READY         voice faults (they turn --voice on): docs/voice.md
+  voice-server-update:new-endpoint@rtp=50
 \b
 Triggers: dispatch=K, event=NAME[#K], seq=S, client-op=OP[#K], t=TIME, conn=N (only on the
 N-th connection; alone: right after its handshake), phase=hello|identify|resume|upgrade[#K].
@@ -270,6 +272,20 @@ def replay(
     gateway_versions: Annotated[
         str, typer.Option(help="Gateway versions served; others get 4012 (or 'any').")
     ] = "9,10",
+    voice: Annotated[
+        bool,
+        typer.Option(
+            help="Serve a voice face (TLS voice gateway + UDP, docs/voice.md): op 4 is answered "
+            "with VOICE_SERVER_UPDATE pointing at it. On by itself with a voice fault."
+        ),
+    ] = False,
+    ca_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the voice face's local CA lives (created on first use). "
+            "Default: $REPLAYER_HOME/ca, else ~/.replayer/ca."
+        ),
+    ] = None,
 ) -> None:
     """Serve an archive as a local fake gateway (WebSocket + REST) that real clients connect to,
     optionally breaking it on cue and judging how the client reacts. --transcript and
@@ -296,7 +312,11 @@ def replay(
     first_s = duration_ns(first_client_grace, "--first-client-grace") / 1e9
     window_ms = duration_ns(verdict_window, "--verdict-window") // 1_000_000
     # The plan is checked before anything starts: a bad fault is one line, exit 1.
-    plans = [FaultPlan(tuple(parse_fault(f) for f in fault or []))]
+    from replayer.replay.voice.faults import VoicePlan, is_voice_fault, parse_voice_fault
+    from replayer.replay.voice_server import VoiceOptions
+
+    voice_plan = VoicePlan(tuple(parse_voice_fault(f) for f in fault or [] if is_voice_fault(f)))
+    plans = [FaultPlan(tuple(parse_fault(f) for f in fault or [] if not is_voice_fault(f)))]
     if plan is not None:
         plans.append(load_plan(plan))
     with progress_bar(f"indexing {archive}", file_size(archive)) as progress:
@@ -346,6 +366,9 @@ def replay(
         answer_from_state=answer_from_state,
         member_rate_limit_s=duration_ns(member_rate_limit, "--member-rate-limit") / 1e9,
     )
+    voice_options = None
+    if voice or voice_plan.faults:
+        voice_options = VoiceOptions(ca_dir=ca_dir, plan=voice_plan)
     verdicts: list[Verdict] = []
     answered_404: list[str] = []
     nobody_came = False
@@ -365,7 +388,7 @@ def replay(
             loop.add_signal_handler(sig, interrupted)
         async with ReplayServer(
             script, options, host=host, port=port, transcript=transcript, plan=fault_plan,
-            overwrite_transcript=force,
+            overwrite_transcript=force, voice=voice_options,
         ) as server:  # fmt: skip
             shards = ", ".join(
                 f"{i} ({len(s)} dispatches)" for i, s in sorted(script.shards.items())
@@ -374,8 +397,21 @@ def replay(
             for f in fault_plan.faults:
                 repeat = f" x{f.times}" if f.times > 1 else ""
                 err.print(f"fault: {f.describe()}{repeat}", markup=False)
+            for vf in voice_plan.faults:
+                repeat = f" x{vf.times}" if vf.times > 1 else ""
+                err.print(f"fault: {vf.describe()}{repeat}", markup=False)
             out.print(f"REST base:   {server.rest_base}", markup=False)
             out.print(f"gateway URL: {server.gateway_url}", markup=False)
+            if server.voice is not None and server.voice.tls is not None:
+                first, *others = server.voice.ports
+                more = "".join(f" (new-endpoint faults: :{p})" for p in others)
+                face = f"wss://{host}:{first}{more}, UDP {server.voice.udp_port}"
+                out.print(f"voice face:  {face}", markup=False)
+                out.print(f"voice CA:    {server.voice.tls.ca_cert}", markup=False)
+                out.print(
+                    "  trust it: " + "  /  ".join(server.voice.tls.hints()) + "  (docs/voice.md)",
+                    markup=False,
+                )
             out.print(snippets(server.rest_base, server.gateway_url), markup=False)
             sys.stdout.flush()
             stopped = asyncio.ensure_future(stop.wait())
@@ -408,7 +444,8 @@ def replay(
     if report is not None:
         document = {
             "archive": str(archive),
-            "faults": [f.describe() for f in fault_plan.expanded()],
+            "faults": [f.describe() for f in fault_plan.expanded()]
+            + [f.describe() for f in voice_plan.expanded()],
             "seed": fault_plan.seed,
             "passed": all_ok(verdicts, strict),
             "strict": strict,

@@ -1020,7 +1020,10 @@ class GatewayConnection:
         of Intents), then VOICE_SERVER_UPDATE (no intent) with the voice face's endpoint."""
         voice = self.replay.voice
         user = self.replay.script.ready_user or {}
-        if voice is None or not self._streaming(session):
+        if voice is None:
+            self.replay.notice("a client asked to join voice (op 4): replay with --voice to answer")
+            return []
+        if not self._streaming(session):
             return []
         out: list[Command] = []
         for event, answer in voice.state_update(d, str(user.get("id", "")), session.session_id):
