@@ -8,11 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from replayer.replay.intents import GUILD_VOICE_STATES
-from tests.archives import INTENTS
+from tests.archives import INTENTS, session_lines
+from tests.unit.replay.conftest import Harness
 from tests.unit.replay.test_engine import drain, identify, msg, sent
 from tests.unit.replay.voice.scripted import ENDPOINTS, GUILD, voice_replay
-
-from ..conftest import Harness, session_lines
 
 MS = 1_000_000
 JOIN = {"guild_id": GUILD, "channel_id": "77", "self_mute": False, "self_deaf": True}
@@ -36,7 +35,8 @@ def test_op_4_gets_both_voice_updates(harness: Callable[..., Harness]) -> None:
         "VOICE_STATE_UPDATE", seq + 1, "VOICE_SERVER_UPDATE", seq + 2,
     )  # fmt: skip
     assert state["d"]["user_id"] == "9"  # the bot's id, from READY
-    assert state["d"]["channel_id"] == "77" and state["d"]["self_deaf"] is True
+    assert state["d"]["channel_id"] == "77"
+    assert state["d"]["self_deaf"] is True
     assert server["d"]["endpoint"] == ENDPOINTS[0]
     assert server["d"]["token"] == h.replay.voice.grants[GUILD].token
     (leave,) = sent(conn.receive(msg(4, {**JOIN, "channel_id": None}), 21_000 * MS))
