@@ -308,3 +308,90 @@ async def test_new_endpoint_reconnects_there(
     assert update.result is Result.PASS, update
     audio = verdicts["voice: audio after voice-server-update new-endpoint after RTP packet 20"]
     assert audio.result is Result.PASS, audio
+
+
+async def test_new_token_same_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A VOICE_SERVER_UPDATE with the same endpoint and a new token: discord.py closes its
+    voice socket and IDENTIFYs anew with the new token (no RESUME of the old session)."""
+    faults = ("voice-server-update:new-token@rtp=20",)
+    async with voice_replay(tmp_path, faults) as server, bot(server, monkeypatch) as client:
+        vc = await join_and_play(client)
+        await until(lambda: reconnected(server), "a second voice connection")
+        await until(lambda: rtp_after_handshake(server, 2) >= 10, "audio after the new token")
+        await vc.disconnect()
+    conns = judge_conns(server)
+    assert conns[1].port == conns[2].port
+    verdict = by_name(server)["voice: voice-server-update new-token after RTP packet 20"]
+    assert verdict.result is Result.PASS, verdict
+
+
+async def test_endpoint_null_discordpy_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``endpoint: null`` (the voice server is gone, being reallocated): the docs ask the
+    client to disconnect from the voice server and wait. discord.py logs "Awaiting
+    endpoint..." and stays on the old voice connection: NON-STRICT, as observed."""
+    faults = ("voice-server-update:null@rtp=20",)
+    async with voice_replay(tmp_path, faults) as server, bot(server, monkeypatch) as client:
+        vc = await join_and_play(client)
+        await until(lambda: rtp_total(server) >= 20, "20 RTP packets")
+        assert server.replay is not None
+        assert server.voice is not None
+        assert server.voice.replay is not None
+        (fired,) = server.voice.replay.judge.fired
+        window_ns = WINDOW_MS * 1_000_000
+        await until(lambda: server.now_ns() - fired.t_ns > window_ns, "the verdict window")
+        assert len(judge_conns(server)) == 1
+        assert judge_conns(server)[1].closed_ns is None  # still on it
+        await vc.disconnect()
+    verdict = by_name(server)["voice: voice-server-update null after RTP packet 20"]
+    assert verdict.result is Result.NON_STRICT, verdict
+
+
+async def test_dave_transition_ignored_without_dave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Op 21 DAVE_PREPARE_TRANSITION (to protocol 0) on a call the face started without
+    DAVE (dave_protocol_version 0): discord.py only reads DAVE opcodes once it has a DAVE
+    session, so it never answers with op 23: FAIL, as observed. (A downgrade announced on
+    a call that never upgraded is itself unusual; the verdict is what the docs ask.)"""
+    faults = ("dave-transition:3@voice-op=SPEAKING",)
+    async with voice_replay(tmp_path, faults) as server, bot(server, monkeypatch) as client:
+        vc = await join_and_play(client)
+        await until(lambda: rtp_total(server) >= 20, "20 RTP packets")
+        conn = judge_conns(server)[1]
+        assert server.voice is not None
+        assert server.voice.replay is not None
+        await until(lambda: server.now_ns() - conn.opened_ns > WINDOW_MS * 1_000_000, "the window")
+        await vc.disconnect()
+    verdict = by_name(server)["voice: dave-transition id 3 after the client's voice SPEAKING #1"]
+    assert verdict.result is Result.FAIL, verdict
+
+
+async def test_main_gateway_reconnect_while_in_voice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Op 7 on the main gateway right after the client joined voice (its op 4): discord.py
+    RESUMEs the main session and its voice connection goes on (one voice connection, audio
+    throughout)."""
+    from replayer.replay.faults import FaultPlan, parse_fault
+
+    archive = voice_archive(tmp_path)
+    plan = FaultPlan((parse_fault("reconnect@client-op=VOICE_STATE_UPDATE"),))
+    server = ReplayServer(
+        load_script(archive),
+        ReplayOptions(speed=0, verdict_window_ms=WINDOW_MS),
+        plan=plan,
+        voice=VoiceOptions(ca_dir=tmp_path / "ca"),
+    )
+    async with server, bot(server, monkeypatch) as client:
+        vc = await join_and_play(client)
+        assert server.replay is not None
+        judge = server.replay.judge
+        await until(lambda: any(v.passed is not None for v in judge.verdicts), "the op 7 verdict")
+        await until(lambda: rtp_total(server) >= 40, "audio")
+        assert vc.is_connected()
+        await vc.disconnect()
+    reconnect = [v for v in server.verdicts() if v.name.startswith("reconnect")]
+    assert [v.result for v in reconnect] == [Result.PASS], reconnect
+    assert len(judge_conns(server)) == 1  # the voice connection survived the main one

@@ -354,7 +354,13 @@ class VoiceJudge:
                     f"voice connection {nxt.number} opened with no voice server allocated",
                     nxt.opened_ns,
                 )
-            if old is not None and old.closed_ns is not None and old.closed_by_client:
+            closed_ns = old.closed_ns if old is not None else None
+            if (
+                old is not None
+                and closed_ns is not None
+                and old.closed_by_client
+                and closed_ns - f.t_ns <= self.window_ns
+            ):
                 return self._decide(
                     v,
                     f,
