@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,6 +37,8 @@ from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
 from replayer.replay.starts import StartLimitError, limit_for
 from replayer.replay.verdicts import Verdict, all_ok, summary
+from replayer.replay.voice.faults import VoicePlan, is_voice_fault, parse_voice_fault
+from replayer.replay.voice_server import VoiceOptions
 
 MARKER = "replayer"
 
@@ -49,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "check_intents=True, grant_intents=None, filter_intents=True, check_shards=True, "
         "require_sharding=False, reroute_shards=True, validate_payloads=True, "
         "payload_compression=True, answer_from_state=True, member_rate_limit_s=30.0, "
-        "options={}): "
+        "voice=False, ca_dir=None, options={}): "
         "the archive and faults the replayer_gateway fixture serves",
     )
 
@@ -84,6 +87,10 @@ class GatewaySettings:
     payload_compression: bool = True
     answer_from_state: bool = True
     member_rate_limit_s: float = 30.0
+    # Issue #18: the voice face (docs/voice.md); on by itself with a voice fault in
+    # ``faults``. Its CA goes in ``ca_dir`` (default: the test's tmp_path).
+    voice: bool = False
+    ca_dir: Path | None = None
     # Any other ReplayOptions field by name: the switches of Discord's rules
     # (docs/gateway-conduct.md), e.g. {"rate_limit": False, "session_ttl_ms": 1000}.
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -100,6 +107,13 @@ class ReplayerGateway:
     _loop: asyncio.AbstractEventLoop
     strict: bool = False
     _verdicts: list[Verdict] | None = field(default=None)
+    voice_ca: Path | None = None  # the CA certificate a voice client must trust (voice=True)
+
+    def voice_ssl_context(self) -> ssl.SSLContext:
+        """An ssl context trusting the voice face (e.g. ``aiohttp.TCPConnector(ssl=...)``)."""
+        if self.voice_ca is None:
+            raise pytest.UsageError("voice_ssl_context needs @pytest.mark.replayer(voice=True)")
+        return ssl.create_default_context(cafile=str(self.voice_ca))
 
     def _call(self, coro: Any, timeout: float = 60.0) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -203,7 +217,9 @@ def _settings(request: pytest.FixtureRequest) -> GatewaySettings:
 def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReplayerGateway]:
     """A replay of the marker's archive and faults on a free loopback port."""
     settings = _settings(request)
-    plans = [FaultPlan(tuple(parse_fault(f) for f in settings.faults))]
+    voice_faults = [f for f in settings.faults if is_voice_fault(f)]
+    voice_plan = VoicePlan(tuple(parse_voice_fault(f) for f in voice_faults))
+    plans = [FaultPlan(tuple(parse_fault(f) for f in settings.faults if not is_voice_fault(f)))]
     if settings.plan is not None:
         plans.append(load_plan(settings.plan))
     script = load_script(settings.archive)
@@ -252,7 +268,10 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     options = dataclasses.replace(options, **settings.options)
     transcript = tmp_path / "replayer-transcript.rpl"
     loop = asyncio.new_event_loop()
-    server = ReplayServer(script, options, transcript=transcript, plan=plan)
+    voice = None
+    if settings.voice or voice_plan.faults:
+        voice = VoiceOptions(ca_dir=settings.ca_dir or tmp_path / "replayer-ca", plan=voice_plan)
+    server = ReplayServer(script, options, transcript=transcript, plan=plan, voice=voice)
     ready = threading.Event()
     stop: asyncio.Event | None = None
     failure: list[BaseException] = []
@@ -277,9 +296,11 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     ready.wait(timeout=30)
     if failure:
         raise failure[0]
+    tls = server.voice.tls if server.voice is not None else None
     gateway = ReplayerGateway(
-        server.rest_base, server.gateway_url, transcript, server, loop, settings.strict
-    )
+        server.rest_base, server.gateway_url, transcript, server, loop, settings.strict,
+        voice_ca=tls.ca_cert if tls is not None else None,
+    )  # fmt: skip
     try:
         yield gateway
     finally:
