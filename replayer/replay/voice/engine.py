@@ -436,7 +436,9 @@ class VoiceConnection:
             return self._close(SESSION_NO_LONGER_VALID, "missed messages no longer buffered")
         previous = session.owner
         if previous is not None and previous is not self:
-            previous.state = VoiceState.CLOSED  # the shell closes its socket
+            previous.state = VoiceState.CLOSED  # the shell closes its socket, once woken
+            if self.replay.on_change is not None:
+                self.replay.on_change()
         self._attach(session)
         out = self._out(VoiceOp.RESUMED, None, now_ns)
         for seq, text in buffered:
