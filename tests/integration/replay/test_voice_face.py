@@ -25,6 +25,7 @@ from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Result
 from replayer.replay.voice.faults import VoicePlan, parse_voice_fault
+from replayer.replay.voice_ca import local_ca
 from replayer.replay.voice_server import VoiceOptions
 from replayer.voice.ip_discovery import REQUEST, RESPONSE, build_discovery, parse_discovery
 from replayer.voice.opcodes import VoiceOp
@@ -155,6 +156,13 @@ async def test_the_face_needs_its_ca(tmp_path: Path) -> None:
     async with replay(tmp_path) as server:
         assert server.voice is not None
         assert server.voice.tls is not None
+        tls = server.voice.tls
+        ca_dir = tmp_path / "ca"
+        assert tls.ca_cert == ca_dir / "replayer-ca-cert.pem"  # created on first use
+        for secret in (ca_dir / "replayer-ca.pem", tls.key):  # keys: the owner's only
+            assert secret.stat().st_mode & 0o077 == 0, secret
+        before = tls.ca_cert.read_bytes()
+        assert local_ca(ca_dir).ca_cert.read_bytes() == before  # the same CA next time
         url = f"wss://127.0.0.1:{server.voice.ports[0]}/?v=8"
         with pytest.raises(ssl.SSLCertVerificationError):
             await websockets.connect(url, ssl=ssl.create_default_context())
