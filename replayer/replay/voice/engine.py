@@ -102,10 +102,6 @@ class VoiceSession:
         return (self.server_id, self.session_id)
 
 
-class VoiceFaceError(ReplayerError):
-    """A voice fault that cannot be carried out in this replay."""
-
-
 class VoiceReplay:
     """The voice face's shared state: grants, sessions, the UDP responder's counts."""
 
@@ -138,6 +134,10 @@ class VoiceReplay:
     @property
     def endpoint(self) -> str:
         return self.endpoints[self._endpoint_index]
+
+    def move_endpoint(self) -> None:
+        """From now on, grants point at the face's next endpoint (a new-endpoint fault)."""
+        self._endpoint_index = (self._endpoint_index + 1) % len(self.endpoints)
 
     def _token(self) -> str:
         self._tokens += 1
@@ -499,10 +499,8 @@ class VoiceConnection:
                 # The voice server "has gone away": this session cannot be resumed.
                 session.resumable = False
             else:
-                if fault.update is ServerUpdate.NEW_ENDPOINT and len(self.replay.endpoints) > 1:
-                    self.replay._endpoint_index = (self.replay._endpoint_index + 1) % len(
-                        self.replay.endpoints
-                    )
+                if fault.update is ServerUpdate.NEW_ENDPOINT:
+                    self.replay.move_endpoint()
                 d = self.replay.grant(grant.guild_id, grant.user_id, grant.session_id)
                 fired.token = d["token"]
                 fired.port = int(str(d["endpoint"]).rpartition(":")[2])
