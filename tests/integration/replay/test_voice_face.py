@@ -54,9 +54,9 @@ async def recv(ws: ClientConnection) -> dict[str, Any]:
     return message
 
 
-async def join(server: ReplayServer) -> dict[str, dict[str, Any]]:
+async def join(gateway_url: str) -> dict[str, dict[str, Any]]:
     """IDENTIFY on the main gateway, then op 4: the two voice updates."""
-    async with websockets.connect(server.gateway_url + "?v=10&encoding=json") as ws:
+    async with websockets.connect(gateway_url + "?v=10&encoding=json") as ws:
         await recv(ws)  # HELLO
         d = {"token": "t", "intents": GUILDS_AND_VOICE_STATES,
              "properties": {"os": "linux", "browser": "raw", "device": "raw"}}  # fmt: skip
@@ -110,7 +110,7 @@ def rtp(ssrc: int, seq: int) -> bytes:
 
 async def test_a_raw_client_gets_a_whole_voice_session(tmp_path: Path) -> None:
     async with replay(tmp_path) as server:
-        grant = await join(server)
+        grant = await join(server.gateway_url)
         endpoint = grant["VOICE_SERVER_UPDATE"]["endpoint"]
         assert server.voice is not None
         assert endpoint == f"127.0.0.1:{server.voice.ports[0]}"
@@ -196,7 +196,7 @@ async def test_4015_judged_over_sockets(tmp_path: Path, right: bool) -> None:
     """After 4015 a right client RESUMEs with the last seq it received (PASS: RESUMED); a
     wrong one IDENTIFYs again (FAIL). (The buffered re-send: tests/unit/replay/voice.)"""
     async with replay(tmp_path, "voice-close:4015@voice=SESSION_DESCRIPTION") as server:
-        grant = await join(server)
+        grant = await join(server.gateway_url)
         endpoint = grant["VOICE_SERVER_UPDATE"]["endpoint"]
         url = f"wss://{endpoint}/?v=8"
         async with websockets.connect(url, ssl=context(server)) as ws:
