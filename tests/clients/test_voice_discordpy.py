@@ -86,13 +86,18 @@ class Silence(discord.AudioSource):
 
 @asynccontextmanager
 async def voice_replay(
-    directory: Path, faults: tuple[str, ...] = (), window_ms: int = WINDOW_MS
+    directory: Path,
+    faults: tuple[str, ...] = (),
+    window_ms: int = WINDOW_MS,
+    heartbeat_interval_ms: int | None = None,
 ) -> AsyncIterator[ReplayServer]:
     plan = VoicePlan(tuple(parse_voice_fault(f) for f in faults))
     server = ReplayServer(
         load_script(voice_archive(directory)),
         ReplayOptions(speed=0, verdict_window_ms=window_ms),
-        voice=VoiceOptions(ca_dir=directory / "ca", plan=plan),
+        voice=VoiceOptions(
+            ca_dir=directory / "ca", plan=plan, heartbeat_interval_ms=heartbeat_interval_ms
+        ),
     )
     async with server:
         yield server
@@ -164,10 +169,15 @@ async def test_joins_plays_and_heartbeats_with_seq_ack(
 ) -> None:
     """op 4 -> VOICE_STATE_UPDATE + VOICE_SERVER_UPDATE; discord.py connects to the face
     over TLS, IDENTIFYs, discovers its address over UDP, selects a mode READY offered,
-    gets a SESSION_DESCRIPTION, and its RTP packets arrive at the UDP responder."""
-    async with voice_replay(tmp_path) as server, bot(server, monkeypatch) as client:
+    gets a SESSION_DESCRIPTION, and its RTP packets arrive at the UDP responder; its
+    heartbeats (every 200 ms here) carry seq_ack."""
+    async with (
+        voice_replay(tmp_path, heartbeat_interval_ms=200) as server,
+        bot(server, monkeypatch) as client,
+    ):
         vc = await join_and_play(client)
         await until(lambda: rtp_total(server) >= 25, "25 RTP packets")
+        await until(lambda: len(judge_conns(server)[1].heartbeats) >= 3, "3 voice heartbeats")
         assert vc.is_connected()
         voice = server.voice
         assert voice is not None
@@ -177,7 +187,9 @@ async def test_joins_plays_and_heartbeats_with_seq_ack(
         assert voice.replay.discoveries == 1
         assert session.mode in ("aead_aes256_gcm_rtpsize", "aead_xchacha20_poly1305_rtpsize")
         await vc.disconnect()
-    assert [v.result for v in voice_verdicts(server)] in ([], [Result.PASS])
+    (heartbeats,) = voice_verdicts(server)  # the standing rule: seq_ack in every heartbeat
+    assert heartbeats.name == "voice: heartbeats carry seq_ack (v8)"
+    assert heartbeats.result is Result.PASS, heartbeats
 
 
 def judge_conns(server: ReplayServer) -> dict[int, Any]:
