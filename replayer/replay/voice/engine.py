@@ -125,6 +125,7 @@ class VoiceReplay:
         self.sessions: dict[tuple[str, str], VoiceSession] = {}
         self.connections = 0
         self.rtp_packets: Counter[int] = Counter()  # ssrc -> RTP packets received
+        self.rtp_total = 0
         self.discoveries = 0  # IP discovery requests answered
         self.main_outbox: list[tuple[str, dict[str, Any]]] = []  # dispatches for the main gateway
         self.on_change: Callable[[], None] | None = None  # the shell: something to send
@@ -243,8 +244,9 @@ class VoiceReplay:
         if ssrc is None:
             return None
         self.rtp_packets[ssrc] += 1
+        self.rtp_total += 1
         self.judge.rtp(now_ns)
-        total = sum(self.rtp_packets.values())
+        total = self.rtp_total
         owner = next(
             (s.owner for s in self.sessions.values() if s.ssrc == ssrc and s.owner is not None),
             None,
