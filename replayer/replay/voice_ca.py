@@ -14,6 +14,7 @@ import ipaddress
 import os
 import ssl
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -58,13 +59,17 @@ class VoiceTls:
 def local_ca(directory: Path | None = None) -> VoiceTls:
     """The CA in ``directory`` (created on first use), and a certificate for the face."""
     directory = directory if directory is not None else default_ca_dir()
+    chain = directory / "voice-face-chain.pem"
+    key = directory / "voice-face-key.pem"
+    ca_cert = directory / f"{CA_BASENAME}-ca-cert.pem"
+    if _still_good(chain, key, ca_cert):
+        # Loading the CA's key is most of the cost (RSA key checks: ~0.7 s): skipped
+        # while the face's certificate from last time is still valid for this CA.
+        return VoiceTls(ca_cert, chain, key)
     store = CertStore.from_store(directory, CA_BASENAME, KEY_BITS)
     sans: list[x509.GeneralName] = [x509.DNSName(h) for h in FACE_HOSTS]
     sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in FACE_ADDRESSES]
     entry = store.get_cert("localhost", sans)
-    chain = directory / "voice-face-chain.pem"
-    key = directory / "voice-face-key.pem"
-    ca_cert = directory / f"{CA_BASENAME}-ca-cert.pem"
     chain.write_bytes(entry.cert.to_pem() + ca_cert.read_bytes())
     with CertStore.umask_secret():
         key.write_bytes(
@@ -75,3 +80,17 @@ def local_ca(directory: Path | None = None) -> VoiceTls:
             )
         )
     return VoiceTls(ca_cert, chain, key)
+
+
+def _still_good(chain: Path, key: Path, ca_cert: Path) -> bool:
+    """The face's certificate chain is there, ends with this CA, and has a week left."""
+    try:
+        pem = chain.read_bytes()
+        ca = ca_cert.read_bytes()
+        if not key.exists() or not pem.endswith(ca):
+            return False
+        cert = x509.load_pem_x509_certificate(pem)
+    except (OSError, ValueError):
+        return False
+    left = cert.not_valid_after_utc - datetime.now(UTC)
+    return left > timedelta(days=7)
