@@ -186,14 +186,19 @@ class ReplayServer:
         self.replay = Replay(self.script, self.options, self.plan)
         self.replay.on_notice = log.warning  # e.g. intents the recording was made without
         if self.voice_options is not None:
-            self.voice = VoiceFace(
+            voice = VoiceFace(
                 self._now, host=self.host, ca_dir=self.voice_options.ca_dir,
                 plan=self.voice_options.plan, window_ms=self.options.verdict_window_ms,
                 heartbeat_interval_ms=self.voice_options.heartbeat_interval_ms,
             )  # fmt: skip
-            await self.voice.start()
-            self.voice.on_main_change = self._poke_all
-            self.replay.voice = self.voice.replay
+            try:
+                await voice.start()
+            except BaseException:
+                await self.stop()  # the gateway's port is not left open
+                raise
+            self.voice = voice
+            voice.on_main_change = self._poke_all
+            self.replay.voice = voice.replay
         self.router = RestRouter(
             self.script, self.gateway_url, self.options.token, self.replay.starts
         )

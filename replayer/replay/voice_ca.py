@@ -21,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from mitmproxy.certs import CertStore
 
+from replayer.errors import ReplayerError
+
 CA_BASENAME = "replayer"
 KEY_BITS = 2048
 FACE_HOSTS = ("localhost",)
@@ -56,9 +58,22 @@ class VoiceTls:
         return [f"SSL_CERT_FILE={self.ca_cert}", f"NODE_EXTRA_CA_CERTS={self.ca_cert}"]
 
 
+class VoiceCaError(ReplayerError):
+    """The CA directory cannot be read or written."""
+
+
 def local_ca(directory: Path | None = None) -> VoiceTls:
-    """The CA in ``directory`` (created on first use), and a certificate for the face."""
+    """The CA in ``directory`` (created on first use), and a certificate for the face;
+    :class:`VoiceCaError` (one line) when the directory cannot be used."""
     directory = directory if directory is not None else default_ca_dir()
+    try:
+        return _local_ca(directory)
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise VoiceCaError(f"voice CA in {directory}: {why} (--ca-dir chooses another)") from None
+
+
+def _local_ca(directory: Path) -> VoiceTls:
     chain = directory / "voice-face-chain.pem"
     key = directory / "voice-face-key.pem"
     ca_cert = directory / f"{CA_BASENAME}-ca-cert.pem"

@@ -68,3 +68,18 @@ async def test_voice_faults_from_the_command_line(tmp_path: Path) -> None:
         assert verdict["result"] == result, verdict
         assert verdict["docs"] == "Topics > Opcodes and Status Codes > Voice Close Event Codes"
         assert "voice-close 4017 after voice READY #1" in document["faults"]
+
+
+async def test_an_unusable_ca_dir_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "replayer", "replay", str(SAMPLE), "--voice",
+        "--ca-dir", str(tmp_path / "a-file" / "ca"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    assert await process.wait() == 1
+    assert err.decode().strip().splitlines() == [
+        f"error: voice CA in {tmp_path / 'a-file' / 'ca'}: Not a directory "
+        "(--ca-dir chooses another)"
+    ]
