@@ -77,8 +77,8 @@ Faults (--fault, repeatable): KIND[:ARG]@KEY=VALUE[,KEY=VALUE...]
   withhold@phase=identify              READY never comes
   http:503@phase=upgrade,times=2       the next two connection attempts get HTTP 503
   close-no-status@dispatch=4           a close frame without a status code (1005)
-  voice-close:4015@voice=READY         voice faults (they turn --voice on): docs/voice.md
-  voice-server-update:new-endpoint@rtp=50
+  voice-close:4015@voice=READY         a voice fault (it turns --voice on): docs/voice.md
+  voice-server-update:null@rtp=50      VOICE_SERVER_UPDATE endpoint null after 50 RTP packets
 \b
 Triggers: dispatch=K, event=NAME[#K], seq=S, client-op=OP[#K], t=TIME, conn=N (only on the
 N-th connection; alone: right after its handshake), phase=hello|identify|resume|upgrade[#K].
