@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
@@ -47,6 +48,8 @@ from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
 from replayer.replay.starts import StartLimitError, limit_for
 from replayer.replay.verdicts import Verdict, all_ok, summary
+from replayer.replay.voice.faults import VoicePlan, is_voice_fault, parse_voice_fault
+from replayer.replay.voice_server import VoiceOptions
 
 if TYPE_CHECKING:
     from replayer.record.proxy import RecordingProxy
@@ -62,7 +65,7 @@ REPLAY_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.replayer.token"
 # The marker's own keys; every other key is a ReplayOptions field (docs/pytest.md).
 _PLUGIN_KEYS = frozenset(
     {"archive", "faults", "plan", "allow_unfired", "strict", "record_mode", "token_env",
-     "upstream", "gateway_upstream", "options"}
+     "upstream", "gateway_upstream", "voice", "ca_dir", "options"}
 )  # fmt: skip
 # Marker keys under another name, or in another form, than ReplayOptions has them.
 _RENAMED = {"at_end": "close_at_end"}
@@ -102,8 +105,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}(archive, faults=(), plan=None, record_mode=None, token_env=None, "
         "upstream=None, gateway_upstream=None, allow_unfired=False, strict=False, "
-        "options={}, **replay_options): the archive and faults the replayer_gateway "
-        "fixture serves (docs/pytest.md)",
+        "voice=False, ca_dir=None, options={}, **replay_options): the archive and faults "
+        "the replayer_gateway fixture serves (docs/pytest.md)",
     )
 
 
@@ -120,6 +123,10 @@ class GatewaySettings:
     token_env: str | None = None  # the environment variable with the bot token (recording)
     upstream: str | None = None
     gateway_upstream: str | None = None
+    # Issue #18: the voice face (docs/voice.md); on by itself with a voice fault in
+    # ``faults``. Its CA goes in ``ca_dir`` (default: the test's tmp_path).
+    voice: bool = False
+    ca_dir: Path | None = None
     # ReplayOptions fields by name (the marker's other keys land here too), e.g.
     # {"rate_limit": False, "session_ttl_ms": 1000}; see docs/gateway-conduct.md.
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -150,6 +157,14 @@ class ReplayerGateway:
     token: str | None = REPLAY_TOKEN  # what the bot should log in with
     recording: Path | None = None
     _proxy: RecordingProxy | None = None
+
+    voice_ca: Path | None = None  # the CA certificate a voice client must trust (voice=True)
+
+    def voice_ssl_context(self) -> ssl.SSLContext:
+        """An ssl context trusting the voice face (e.g. ``aiohttp.TCPConnector(ssl=...)``)."""
+        if self.voice_ca is None:
+            raise pytest.UsageError("voice_ssl_context needs @pytest.mark.replayer(voice=True)")
+        return ssl.create_default_context(cafile=str(self.voice_ca))
 
     def _call(self, coro: Coroutine[Any, Any, Any], timeout: float = 60.0) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -479,7 +494,9 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         return
     if not present:
         pytest.fail(_missing_archive(settings, source), pytrace=False)
-    plans = [FaultPlan(tuple(parse_fault(f) for f in settings.faults))]
+    voice_faults = [f for f in settings.faults if is_voice_fault(f)]
+    voice_plan = VoicePlan(tuple(parse_voice_fault(f) for f in voice_faults))
+    plans = [FaultPlan(tuple(parse_fault(f) for f in settings.faults if not is_voice_fault(f)))]
     if settings.plan is not None:
         plans.append(load_plan(settings.plan))
     script = load_script(settings.archive)
@@ -489,13 +506,20 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     options = replay_options(settings, script.http)
     transcript = tmp_path / "replayer-transcript.rpl"
     frames = FrameLog()
-    server = ReplayServer(script, options, transcript=transcript, plan=plan, frame_log=frames)
+    voice = None
+    if settings.voice or voice_plan.faults:
+        voice = VoiceOptions(ca_dir=settings.ca_dir or tmp_path / "replayer-ca", plan=voice_plan)
+    server = ReplayServer(
+        script, options, transcript=transcript, plan=plan, frame_log=frames, voice=voice
+    )
     background = BackgroundLoop()
     background.serve(server.start, server.stop)
     token = options.token or REPLAY_TOKEN
+    tls = server.voice.tls if server.voice is not None else None
     gateway = ReplayerGateway(
         server.rest_base, server.gateway_url, transcript, server, background.loop,
         settings.strict, _frames=frames, token=token,
+        voice_ca=tls.ca_cert if tls is not None else None,
     )  # fmt: skip
     try:
         yield gateway

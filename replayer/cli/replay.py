@@ -36,6 +36,8 @@ from replayer.replay.verdicts import Verdict, all_ok, summary
 if TYPE_CHECKING:
     from replayer.replay.engine import ReplayOptions
     from replayer.replay.script import ReplayScript
+    from replayer.replay.voice.faults import VoicePlan
+    from replayer.replay.voice_server import VoiceOptions
 
 
 def _at_end(text: str) -> int | None:
@@ -88,6 +90,8 @@ Faults (--fault, repeatable): KIND[:ARG]@KEY=VALUE[,KEY=VALUE...]
   withhold@phase=identify          READY never comes
   http:503@phase=upgrade,times=2   the next 2 connection attempts get 503
   close-no-status@dispatch=4       a close frame with no status code (1005)
+  voice-close:4015@voice=READY     a voice fault (turns --voice on)
+  voice-server-update:null@rtp=50  endpoint: null after 50 RTP packets
 
 Triggers: dispatch=K, event=NAME[#K], seq=S, client-op=OP[#K], t=TIME, conn=N
 (only on the N-th connection; alone: right after its handshake),
@@ -118,6 +122,8 @@ class Prepared:
     grace_s: float
     first_s: float
     first_client_grace: str
+    voice_plan: VoicePlan  # the voice faults (docs/voice.md)
+    voice_options: VoiceOptions | None  # the voice face, when asked for or a voice fault
 
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -325,6 +331,20 @@ def _prepare(
     gateway_versions: Annotated[
         str, typer.Option(help="Gateway versions served; others get 4012 (or 'any').")
     ] = "9,10",
+    voice: Annotated[
+        bool,
+        typer.Option(
+            help="Serve a voice face (TLS voice gateway + UDP, docs/voice.md): op 4 is answered "
+            "with VOICE_SERVER_UPDATE pointing at it. On by itself with a voice fault."
+        ),
+    ] = False,
+    ca_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the voice face's local CA lives (created on first use). "
+            "Default: $REPLAYER_HOME/ca, else ~/.replayer/ca."
+        ),
+    ] = None,
 ) -> Prepared:
     """Check every option and build the replay (before anything starts: a bad option is
     one line, exit 1, and nothing is overwritten without --force)."""
@@ -346,7 +366,11 @@ def _prepare(
     first_s = duration_ns(first_client_grace, "--first-client-grace") / 1e9
     window_ms = duration_ns(verdict_window, "--verdict-window") // 1_000_000
     # The plan is checked before anything starts: a bad fault is one line, exit 1.
-    plans = [FaultPlan(tuple(parse_fault(f) for f in fault or []))]
+    from replayer.replay.voice.faults import VoicePlan, is_voice_fault, parse_voice_fault
+    from replayer.replay.voice_server import VoiceOptions
+
+    voice_plan = VoicePlan(tuple(parse_voice_fault(f) for f in fault or [] if is_voice_fault(f)))
+    plans = [FaultPlan(tuple(parse_fault(f) for f in fault or [] if not is_voice_fault(f)))]
     if plan is not None:
         plans.append(load_plan(plan))
     with progress_bar(f"indexing {archive}", file_size(archive)) as progress:
@@ -396,6 +420,9 @@ def _prepare(
         answer_from_state=answer_from_state,
         member_rate_limit_s=duration_ns(member_rate_limit, "--member-rate-limit") / 1e9,
     )
+    voice_options = None
+    if voice or voice_plan.faults:
+        voice_options = VoiceOptions(ca_dir=ca_dir, plan=voice_plan)
     return Prepared(
         archive,
         script,
@@ -413,6 +440,8 @@ def _prepare(
         grace_s,
         first_s,
         first_client_grace,
+        voice_plan,
+        voice_options,
     )
 
 
@@ -446,6 +475,7 @@ def replay(**params: Any) -> None:
         async with ReplayServer(
             prep.script, prep.options, host=prep.host, port=prep.port,
             transcript=prep.transcript, plan=prep.fault_plan, overwrite_transcript=prep.force,
+            voice=prep.voice_options,
         ) as server:  # fmt: skip
             shards = ", ".join(
                 f"{i} ({len(s)} dispatches)" for i, s in sorted(prep.script.shards.items())
@@ -454,10 +484,23 @@ def replay(**params: Any) -> None:
             for f in prep.fault_plan.faults:
                 repeat = f" x{f.times}" if f.times > 1 else ""
                 err.print(f"fault: {f.describe()}{repeat}", markup=False)
+            for vf in prep.voice_plan.faults:
+                repeat = f" x{vf.times}" if vf.times > 1 else ""
+                err.print(f"fault: {vf.describe()}{repeat}", markup=False)
             out.print(f"REST base:   {server.rest_base}", markup=False)
             # The control API: POST faults, GET status (docs/faults.md), loopback only.
             out.print(f"control URL: {server.control_url}", markup=False)
             out.print(f"gateway URL: {server.gateway_url}", markup=False)
+            if server.voice is not None and server.voice.tls is not None:
+                first, *others = server.voice.ports
+                more = "".join(f" (new-endpoint faults: :{p})" for p in others)
+                face = f"wss://{prep.host}:{first}{more}, UDP {server.voice.udp_port}"
+                out.print(f"voice face:  {face}", markup=False)
+                out.print(f"voice CA:    {server.voice.tls.ca_cert}", markup=False)
+                out.print(
+                    "  trust it: " + "  /  ".join(server.voice.tls.hints()) + "  (docs/voice.md)",
+                    markup=False,
+                )
             out.print(snippets(server.rest_base, server.gateway_url), markup=False)
             sys.stdout.flush()
             stopped = asyncio.ensure_future(stop.wait())
@@ -498,7 +541,8 @@ def conclude(prep: Prepared, verdicts: list[Verdict], answered_404: list[str]) -
     if prep.report is not None:
         document = {
             "archive": str(prep.archive),
-            "faults": [f.describe() for f in prep.fault_plan.expanded()],
+            "faults": [f.describe() for f in prep.fault_plan.expanded()]
+            + [f.describe() for f in prep.voice_plan.expanded()],
             "seed": prep.fault_plan.seed,
             "passed": all_ok(verdicts, prep.strict),
             "strict": prep.strict,

@@ -17,7 +17,7 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from replayer.archive.records import FrameRecord
 from replayer.errors import CodecError, GatewayError
@@ -37,6 +37,7 @@ from replayer.replay.client_payloads import identify_problem, payload_problem
 from replayer.replay.faults import Fault, FaultKind, FaultPlan, Phase
 from replayer.replay.injector import FaultInjector
 from replayer.replay.intents import (
+    GUILD_VOICE_STATES,
     Decision,
     IntentFilter,
     intents_notice,
@@ -47,6 +48,9 @@ from replayer.replay.script import ReplayScript, ShardScript
 from replayer.replay.sharding import ShardRouter, shard_refusal
 from replayer.replay.starts import Admission, SessionStartLimit, SessionStarts, limit_for
 from replayer.replay.verdicts import RATE_LIMIT_EVENTS, RATE_LIMIT_WINDOW_NS, Judge, Verdict
+
+if TYPE_CHECKING:  # the voice face imports this module's commands
+    from replayer.replay.voice.engine import VoiceReplay
 
 MAX_BATCH = 256  # sends per tick: the shell drains the socket between batches
 # Recorded bytes per tick, too: what a connection holds in flight (its batch, then the
@@ -218,6 +222,7 @@ class Replay:
         self.notices: list[str] = []  # said once a run; the shell logs them (on_notice)
         self.on_notice: Callable[[str], None] | None = None
         self.member_limit = MemberRateLimit(options.member_rate_limit_s)  # per bot: per run
+        self.voice: VoiceReplay | None = None  # the voice face (issue #18), if it runs
 
     def notice(self, text: str) -> None:
         if text not in self.notices:
@@ -275,6 +280,8 @@ class Replay:
             self.judge.not_fired(fault, "armed, but no RESUME came to reject")
         self.rejected_resumes.clear()
         verdicts = self.judge.finish(now_ns) + self.starts.verdicts()
+        if self.voice is not None:
+            verdicts += self.voice.finish(now_ns)
         member_verdict = self.member_limit.verdict()
         return verdicts if member_verdict is None else [*verdicts, member_verdict]
 
@@ -476,6 +483,8 @@ class GatewayConnection:
             return self._close(CloseCode.NOT_AUTHENTICATED, "not authenticated")
         if op in (Opcode.IDENTIFY, Opcode.RESUME):
             return self._close(CloseCode.ALREADY_AUTHENTICATED, "already authenticated")
+        if op is Opcode.VOICE_STATE_UPDATE and self.session is not None:
+            return self._voice_state(self.session, payload.d, now_ns) + self.tick(now_ns)
         if op in (
             Opcode.REQUEST_GUILD_MEMBERS,
             Opcode.REQUEST_SOUNDBOARD_SOUNDS,
@@ -586,6 +595,11 @@ class GatewayConnection:
             or session.owner is not self
         ):
             return out
+        voice = self.replay.voice
+        if voice is not None and voice.main_outbox:  # a voice fault's VOICE_SERVER_UPDATE
+            for event, d in voice.take_main_outbox():
+                out.append(self._own_dispatch(session, event, d, injected=True))
+                voice.main_sent(event, now_ns)
         for fault in self.replay.injector.due_by_time(self.number, now_ns):
             out += self._inject(fault, now_ns)
             if self._stopped():
@@ -1020,6 +1034,38 @@ class GatewayConnection:
         obj = _payload(Opcode.DISPATCH, d, session.seq, event)
         return self._send(obj, s=session.seq, t=event, injected=injected)
 
+    # --- voice (issue #18): op 4 answered, recorded voice servers pointed at the face ----
+
+    def _voice_state(self, session: SessionState, d: Any, now_ns: int) -> list[Command]:
+        """Op 4 answered as Discord does (Topics > Voice Connections > Retrieving Voice
+        Server Information): VOICE_STATE_UPDATE (GUILD_VOICE_STATES intent: Gateway > List
+        of Intents), then VOICE_SERVER_UPDATE (no intent) with the voice face's endpoint."""
+        voice = self.replay.voice
+        user = self.replay.script.ready_user or {}
+        if voice is None:
+            self.replay.notice("a client asked to join voice (op 4): replay with --voice to answer")
+            return []
+        if not self._streaming(session):
+            return []
+        out: list[Command] = []
+        for event, answer in voice.state_update(d, str(user.get("id", "")), session.session_id):
+            gated = self.replay.options.filter_intents and event == "VOICE_STATE_UPDATE"
+            if gated and not session.request_intents & GUILD_VOICE_STATES:
+                continue
+            out.append(self._own_dispatch(session, event, answer))
+            voice.main_sent(event, now_ns)
+        return out
+
+    def _recorded_voice_server(self, d: dict[str, Any]) -> dict[str, Any]:
+        """A recorded VOICE_SERVER_UPDATE never sends the client to a real Discord host
+        with a stale token: pointed at the voice face with a token of its own, or, with no
+        voice face, ``endpoint: null`` (the docs' "voice server is being reallocated")."""
+        voice = self.replay.voice
+        if voice is None:
+            return {**d, "endpoint": None, "token": "replayer-no-voice-face"}
+        answer: dict[str, Any] = voice.recorded_server_update(d)
+        return answer
+
     def _attach(self, session: SessionState, now_ns: int, base_t_ns: int) -> None:
         self.faulted = False  # a new handshake (after op 9) streams again
         self.sent_away_by = None
@@ -1065,8 +1111,10 @@ class GatewayConnection:
         record = self.payloads.frame(script.offsets[index], script.size(index))
         if s is None:
             s = session.seq + 1
+        # VOICE_SERVER_UPDATE: its endpoint and token are rewritten for the voice face.
+        voice_server = event == "VOICE_SERVER_UPDATE"
         as_recorded = index > 0 and not answers and self.encoding is script.encoding
-        if as_recorded and not inspect:
+        if as_recorded and not inspect and not voice_server:
             raw = self._recorded_bytes(record, s)
             if raw is not None:
                 self.replay.judge.dispatched(self.number, s)
@@ -1089,6 +1137,8 @@ class GatewayConnection:
         self.replay.judge.dispatched(self.number, s)
         if index == 0 and isinstance(d, dict):
             d = self._ready(d, session)
+        elif voice_server and isinstance(d, dict):
+            d = self._recorded_voice_server(d)
         elif answers and isinstance(d, dict):
             d = dict(d)
             if nonce is None:

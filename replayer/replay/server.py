@@ -62,6 +62,7 @@ from replayer.replay.observed import Frame, FrameLog, client_frame
 from replayer.replay.rest import RestRouter
 from replayer.replay.script import ArchiveFile, ArchivePayloads, ReplayScript
 from replayer.replay.verdicts import Verdict
+from replayer.replay.voice_server import VoiceFace, VoiceOptions
 
 # Client payloads over 4096 bytes get 4002 from the engine; far larger ones are refused
 # by aiohttp itself (close 1009) before they are buffered.
@@ -137,6 +138,7 @@ class ReplayServer:
         plan: FaultPlan | None = None,
         overwrite_transcript: bool = False,
         frame_log: FrameLog | None = None,
+        voice: VoiceOptions | None = None,
     ) -> None:
         """``transcript``: record the replay into this new archive (a file already
         there is an error, :class:`FileExistsError`, unless ``overwrite_transcript``).
@@ -176,6 +178,8 @@ class ReplayServer:
             ("GET", control.CONTROL_PREFIX + "status"): self._get_status,
         }
         self._head_timers: dict[int, asyncio.TimerHandle] = {}  # id(handler) -> its deadline
+        self.voice_options = voice
+        self.voice: VoiceFace | None = None  # the voice face (issue #18), when asked for
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -198,6 +202,20 @@ class ReplayServer:
         self.options = replace(self.options, gateway_url=self.gateway_url)
         self.replay = Replay(self.script, self.options, self.plan)
         self.replay.on_notice = log.warning  # e.g. intents the recording was made without
+        if self.voice_options is not None:
+            voice = VoiceFace(
+                self._now, host=self.host, ca_dir=self.voice_options.ca_dir,
+                plan=self.voice_options.plan, window_ms=self.options.verdict_window_ms,
+                heartbeat_interval_ms=self.voice_options.heartbeat_interval_ms,
+            )  # fmt: skip
+            try:
+                await voice.start()
+            except BaseException:
+                await self.stop()  # the gateway's port is not left open
+                raise
+            self.voice = voice
+            voice.on_main_change = self._poke_all
+            self.replay.voice = voice.replay
         self.router = RestRouter(
             self.script, self.gateway_url, self.options.token, self.replay.starts
         )
@@ -205,6 +223,11 @@ class ReplayServer:
             self._transcript = Transcript(
                 self.transcript_path, self._t0_ns, overwrite=self.overwrite_transcript
             )
+
+    def _poke_all(self) -> None:
+        """Wake every gateway connection (a voice fault has a dispatch for one)."""
+        for poke in self._pokes.values():
+            poke.set()
 
     def answered_404(self) -> list[str]:
         """The REST routes answered with the replay's own 404 so far (``GET /api/v10/x
@@ -220,6 +243,8 @@ class ReplayServer:
         """Close every client with 1001 (going away), give them ``STOP_CLOSE_TIMEOUT_S``
         to answer, then end everything."""
         self._stopping.set()
+        if self.voice is not None:
+            await self.voice.stop()
         if self._server is not None:
             self._server.close()
         if self._links:
