@@ -237,7 +237,9 @@ async def record_voice(workdir: Path) -> Path:
         upstream_archive = workdir / "voice-bot-upstream.rpl"
         write_voice_upstream(upstream_archive, voice.endpoint)
         script = load_script(upstream_archive)
-        async with ReplayServer(script, ReplayOptions(speed=1.0)) as upstream:
+        async with ReplayServer(
+            script, ReplayOptions(speed=1.0, rewrite_voice_servers=False)
+        ) as upstream:
             settings = RecordSettings(
                 out, upstream=f"http://127.0.0.1:{upstream.port}", confdir=workdir / "mitmproxy",
                 overwrite=True,

@@ -29,6 +29,7 @@ from replayer.archive.migrations import frame_rows_current, upgrader
 from replayer.archive.records import Record, fast_frame_from_row, from_row
 from replayer.archive.runs import FrameRun, scan
 from replayer.errors import ArchiveError, TruncatedArchiveError
+from replayer.portable import pread
 
 # This reader's chunks: with SCAN_FROM_BYTES, what may be decoded before a cost walk.
 GUARDED_READ_BYTES = 128 << 10
@@ -74,7 +75,7 @@ class _GuardedFile:
         if self._pos - start >= SCAN_FROM_BYTES and self._scanned != start:
             self._scanned = start
             check_object_cost(self._fd, start)
-        data = os.pread(self._fd, n, self._pos)
+        data = pread(self._fd, n, self._pos)
         self._pos += len(data)
         return data
 
@@ -248,7 +249,7 @@ class ArchiveReader:
         while True:
             pos = self._end
             if not chunk_base <= pos <= chunk_base + len(chunk):  # msgpack read past it
-                chunk, chunk_base = os.pread(fd, RUN_CHUNK_BYTES, pos), pos
+                chunk, chunk_base = pread(fd, RUN_CHUNK_BYTES, pos), pos
             rows, stop, incomplete, columns = scan(chunk, pos - chunk_base, chunk_base, check_json)
             if rows:
                 run = FrameRun.from_scan(self.records_read + 1, columns, chunk, chunk_base)
@@ -257,7 +258,7 @@ class ArchiveReader:
                 yield run
                 continue
             if incomplete and chunk_base != pos:  # read on from this record
-                chunk, chunk_base = os.pread(fd, RUN_CHUNK_BYTES, pos), pos
+                chunk, chunk_base = pread(fd, RUN_CHUNK_BYTES, pos), pos
                 continue
             # Not a plain frame row, or longer than a chunk, or the end: msgpack reads it.
             if self._base + self._unpacker.tell() != pos:

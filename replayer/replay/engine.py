@@ -131,6 +131,9 @@ class ReplayOptions:
     payload_compression: bool = True  # IDENTIFY compress=true: each message zlib'd (JSON)
     answer_from_state: bool = True  # ops 8, 31, 43 answered from the archive's state
     member_rate_limit_s: float = 30.0  # one all-members request per guild per N s; 0: off
+    # Issue #18: a recorded VOICE_SERVER_UPDATE goes to the voice face (or endpoint null);
+    # False passes it as recorded (a replay standing in for Discord upstream of a recorder).
+    rewrite_voice_servers: bool = True
 
 
 class SessionState:
@@ -1060,6 +1063,8 @@ class GatewayConnection:
         """A recorded VOICE_SERVER_UPDATE never sends the client to a real Discord host
         with a stale token: pointed at the voice face with a token of its own, or, with no
         voice face, ``endpoint: null`` (the docs' "voice server is being reallocated")."""
+        if not self.replay.options.rewrite_voice_servers:
+            return d
         voice = self.replay.voice
         if voice is None:
             return {**d, "endpoint": None, "token": "replayer-no-voice-face"}

@@ -5,13 +5,13 @@ after: FAIL; one it stays away from: PASS)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from replayer.resources import sample_archive
 
 pytest_plugins = ["pytester"]
 
-SAMPLE = Path(__file__).parents[2] / "recordings" / "sample-small.rpl"
+SAMPLE = sample_archive("sample-small.rpl")
 
 CLIENT = """
 import json

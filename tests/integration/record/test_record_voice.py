@@ -29,7 +29,9 @@ async def test_a_wss_voice_client_reaches_the_voice_server_through_the_proxy(
     out = tmp_path / "voice.rpl"
     async with voice_upstream() as voice:
         script = load_script(write_upstream(tmp_path / "discord.rpl", voice.endpoint))
-        async with ReplayServer(script, ReplayOptions(speed=0)) as upstream:
+        async with ReplayServer(
+            script, ReplayOptions(speed=0, rewrite_voice_servers=False)
+        ) as upstream:
             settings = RecordSettings(
                 out, upstream=f"http://127.0.0.1:{upstream.port}",
                 gateway_upstream=upstream.gateway_url, confdir=tmp_path / "mitm",

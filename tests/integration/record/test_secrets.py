@@ -38,7 +38,7 @@ async def upstream(tmp_path: Path, voice: VoiceUpstream) -> AsyncIterator[Replay
     """A stand-in for Discord that sends and answers with canaries; its VOICE_SERVER_UPDATE
     names the voice server."""
     script = load_script(write_upstream(tmp_path / "discord.rpl", voice.endpoint))
-    async with ReplayServer(script, ReplayOptions(speed=0)) as server:
+    async with ReplayServer(script, ReplayOptions(speed=0, rewrite_voice_servers=False)) as server:
         yield server
 
 

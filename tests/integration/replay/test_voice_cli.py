@@ -12,10 +12,11 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
+from replayer.resources import sample_archive
 from tests.clients.conftest import TIMEOUT
 from tests.integration.replay.test_voice_face import identify, join, recv
 
-SAMPLE = Path(__file__).parents[3] / "recordings" / "sample-small.rpl"
+SAMPLE = sample_archive("sample-small.rpl")
 FAST = ["--speed", "0", "--no-recorded-faults", "--exit-when-idle", "--idle-grace", "300ms",
         "--verdict-window", "1s"]  # fmt: skip
 

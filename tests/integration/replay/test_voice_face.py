@@ -27,10 +27,11 @@ from replayer.replay.verdicts import Result
 from replayer.replay.voice.faults import VoicePlan, parse_voice_fault
 from replayer.replay.voice_ca import local_ca
 from replayer.replay.voice_server import VoiceOptions
+from replayer.resources import sample_archive
 from replayer.voice.ip_discovery import REQUEST, RESPONSE, build_discovery, parse_discovery
 from replayer.voice.opcodes import VoiceOp
 
-SAMPLE = Path(__file__).parents[3] / "recordings" / "sample-small.rpl"
+SAMPLE = sample_archive("sample-small.rpl")
 GUILD = "81384788765712384"
 TIMEOUT = 20 * float(os.environ.get("REPLAYER_TIMEOUT_FACTOR", "1"))
 GUILDS_AND_VOICE_STATES = 1 | 1 << 7 | 1 << 9
