@@ -264,7 +264,8 @@ def voice_settled(server: ReplayServer, wanted: set[str] | None, watch_s: float 
     did, and each wanted verdict is there and final: the client did something it judges
     (a reaction time), or the verdict window since the fault has passed. A verdict that
     passes on nothing happening (no reconnect) thus waits out the window or ``watch_s``;
-    an audio verdict that has no RTP yet waits for the time limit."""
+    an audio verdict with no RTP yet waits two windows (its own starts when the client is
+    back)."""
     face = server.voice
     if face is None or face.replay is None:
         return True
@@ -276,15 +277,18 @@ def voice_settled(server: ReplayServer, wanted: set[str] | None, watch_s: float 
     if fired_ns and now_ns - max(fired_ns) < watch_s * 1e9:
         return False
     preview = {v.name: v for v in voice.judge.finish(now_ns)}
-    window_over = bool(fired_ns) and now_ns - max(fired_ns) >= voice.judge.window_ns
+    since_ns = now_ns - max(fired_ns) if fired_ns else 0
     for name in wanted or ():
         if not name.startswith("voice: "):
             continue
         v = preview.get(name)
         if v is None:
             return False
-        audio = name.startswith("voice: audio after")
-        if v.reaction_ms is None and v.t_fault_ms is not None and (audio or not window_over):
+        # An audio verdict's window starts once the client is back (READY or RESUMED):
+        # two windows after the fault, a missing reconnect or missing RTP is final.
+        windows = 2 if name.startswith("voice: audio after") else 1
+        waiting = v.reaction_ms is None and v.t_fault_ms is not None
+        if waiting and since_ns < windows * voice.judge.window_ns:
             return False
     return True
 
