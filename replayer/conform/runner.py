@@ -35,6 +35,7 @@ from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Result, Verdict
+from replayer.replay.voice.verdicts import VoiceJudge
 from replayer.replay.voice_ca import local_ca
 from replayer.replay.voice_server import VoiceOptions
 
@@ -264,8 +265,8 @@ def voice_settled(server: ReplayServer, wanted: set[str] | None, watch_s: float 
     did, and each wanted verdict is there and final: the client did something it judges
     (a reaction time), or the verdict window since the fault has passed. A verdict that
     passes on nothing happening (no reconnect) thus waits out the window or ``watch_s``;
-    an audio verdict with no RTP yet waits two windows (its own starts when the client is
-    back)."""
+    an audio verdict with no RTP yet waits for its window, which starts when the client
+    is back (:func:`_audio_window_over`)."""
     face = server.voice
     if face is None or face.replay is None:
         return True
@@ -284,11 +285,25 @@ def voice_settled(server: ReplayServer, wanted: set[str] | None, watch_s: float 
         v = preview.get(name)
         if v is None:
             return False
-        # An audio verdict's window starts once the client is back (READY or RESUMED):
-        # two windows after the fault, a missing reconnect or missing RTP is final.
-        windows = 2 if name.startswith("voice: audio after") else 1
-        waiting = v.reaction_ms is None and v.t_fault_ms is not None
-        if waiting and since_ns < windows * voice.judge.window_ns:
+        if v.reaction_ms is not None or v.t_fault_ms is None:
+            continue
+        if name.startswith("voice: audio after"):
+            if not _audio_window_over(voice.judge, now_ns):
+                return False
+        elif since_ns < voice.judge.window_ns:
+            return False
+    return True
+
+
+def _audio_window_over(judge: VoiceJudge, now_ns: int) -> bool:
+    """An audio verdict's window starts once the client is back (its next voice
+    connection after the fault got READY or RESUMED); never back: two windows after."""
+    for fired in judge.fired:
+        later = [c for n, c in judge.conns.items() if n > fired.conn and c.opened_ns >= fired.t_ns]
+        back = min(later, key=lambda c: c.number).handshake_ns if later else None
+        if back is not None and now_ns - back < judge.window_ns:
+            return False
+        if back is None and now_ns - fired.t_ns < 2 * judge.window_ns:
             return False
     return True
 
