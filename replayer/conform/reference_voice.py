@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from replayer.voice.close_codes import VoiceReconnect, voice_close_rule
 from replayer.voice.ip_discovery import REQUEST, RESPONSE, build_discovery, parse_discovery
 from replayer.voice.opcodes import VoiceOp
 
@@ -43,9 +44,6 @@ MODE = "aead_xchacha20_poly1305_rtpsize"
 FRAME_S = 0.02  # one RTP packet per 20 ms of audio
 DISCOVERY_TIMEOUT_S = 2.0
 RECONNECT_DELAY_S = 0.1
-RESUME_CLOSES = frozenset({4015})
-NEW_SESSION_CLOSES = frozenset({4006, 4009, 1000, 1001})
-WAIT_CLOSES = frozenset({4014, 4021, 4022})  # no reconnect until a new VOICE_SERVER_UPDATE
 
 
 def rtp_packet(ssrc: int, seq: int) -> bytes:
@@ -247,17 +245,19 @@ class ReferenceVoice:
         self.speaking = True
 
     def _after_close(self, code: int | None) -> str:
-        """Voice Close Event Codes: what to do after the server closed with ``code``."""
+        """Voice Close Event Codes (``voice_close_rule``): what to do after the server
+        closed with ``code``; no close frame (None, 1006): RESUME."""
         self.say(f"voice: closed by the server: {code}")
-        if code in (None, 1006):  # gone without a close frame
+        if code in (None, 1006):
             return "identify" if self.wrong("voice-identify-not-resume") else "resume"
-        if code in RESUME_CLOSES:
+        rule = voice_close_rule(code)
+        if rule is VoiceReconnect.RESUME:
             return "identify" if self.wrong("voice-identify-not-resume") else "resume"
-        if code in NEW_SESSION_CLOSES:
+        if rule is VoiceReconnect.NEW_SESSION:
             return "resume" if self.wrong("voice-resume-ended-session") else "identify"
         if self.wrong("voice-reconnect-always"):
             return "identify"
-        return "wait" if code in WAIT_CLOSES else "stop"
+        return "wait" if rule is VoiceReconnect.WAIT_FOR_SERVER_UPDATE else "stop"
 
     async def _discover(self, ip: str, port: int, ssrc: int) -> tuple[str, int]:
         """IP discovery (Voice Connections > IP Discovery) on the one UDP socket."""
