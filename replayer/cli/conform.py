@@ -83,8 +83,9 @@ def catalogue_lines(cases: Sequence[Case], width: int = LIST_WIDTH) -> list[str]
             lines.append(head + tail.rjust(width - len(head)))
         for label, values in (
             ("docs", [case.docs]),
-            ("plan", list(case.plan) or ["-"]),
+            ("plan", [*case.plan, *case.voice_plan] or ["-"]),
             ("rules", list(case.rules) or ["(none: INFO)"]),
+            *((("voice", [_voice_note(case)]),) if case.voice else ()),
         ):
             text = f"{label}: " + "; ".join(values)
             lines += textwrap.wrap(
@@ -93,6 +94,14 @@ def catalogue_lines(cases: Sequence[Case], width: int = LIST_WIDTH) -> list[str]
             )  # fmt: skip
     lines.append(f"{len(cases)} cases")
     return [line for i, line in enumerate(lines) if line or i]
+
+
+def _voice_note(case: Case) -> str:
+    """A voice case's line: the face runs; the clients it does not apply to."""
+    note = "the voice face runs; the client joins a voice channel and plays audio"
+    if case.not_for:
+        note += " (not for " + ", ".join(f"{k}: {v}" for k, v in case.not_for.items()) + ")"
+    return note
 
 
 def print_summary(report: dict[str, Any]) -> None:

@@ -39,6 +39,15 @@ from replayer.replay.verdicts import (
     DOCS_WITHHOLD,
     DOCS_ZOMBIE,
 )
+from replayer.replay.voice.faults import VoicePlan, parse_voice_fault
+from replayer.replay.voice.verdicts import (
+    DOCS_AUDIO,
+    DOCS_HEARTBEAT,
+    DOCS_RESUME,
+    DOCS_SERVER_UPDATE,
+    DOCS_TRANSITION,
+)
+from replayer.replay.voice.verdicts import DOCS_CLOSE_CODES as DOCS_VOICE_CLOSE_CODES
 from replayer.resources import sample_archive
 
 # Standing rules, by the names their verdicts carry.
@@ -92,6 +101,16 @@ class Case:
     min_run_s: float = 0.0  # watch at least this long (standing rules need a run to judge)
     options: Mapping[str, Any] = field(default_factory=dict)  # ReplayOptions overrides
     client: Mapping[str, str] = field(default_factory=dict)  # asked of the client (env)
+    # Voice (docs/voice.md): the voice face runs, the client is asked to join a voice
+    # channel, ``voice_plan`` are its voice faults (--fault syntax); ``watch_s``: how long
+    # after the last voice fault fired the case watches at least (rules that PASS on
+    # nothing happening: no reconnect, a disconnect).
+    voice: bool = False
+    voice_plan: tuple[str, ...] = ()
+    watch_s: float = 0.0
+    # Clients the case does not apply to, with why (shipped adapter names): their result
+    # is INFO, "not applicable: ...", and nothing runs.
+    not_for: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def number(self) -> tuple[int, int]:
@@ -100,6 +119,9 @@ class Case:
 
     def fault_plan(self) -> FaultPlan:
         return FaultPlan(tuple(parse_fault(text) for text in self.plan))
+
+    def voice_fault_plan(self) -> VoicePlan:
+        return VoicePlan(tuple(parse_voice_fault(text) for text in self.voice_plan))
 
     def replay_options(self) -> dict[str, Any]:
         """The ``ReplayOptions`` fields this case sets: the base, then its own."""
@@ -117,6 +139,18 @@ def fault_rules(plan: Iterable[str]) -> tuple[str, ...]:
     return tuple(f.describe() for f in faults)
 
 
+def voice_fault_rules(plan: Iterable[str]) -> tuple[str, ...]:
+    """The verdict names of voice faults (``voice: <describe>``), one per occurrence."""
+    faults = VoicePlan(tuple(parse_voice_fault(text) for text in plan)).expanded()
+    return tuple(f"voice: {f.describe()}" for f in faults)
+
+
+def voice_audio_rules(plan: Iterable[str]) -> tuple[str, ...]:
+    """The ``audio after`` verdict names of voice faults."""
+    faults = VoicePlan(tuple(parse_voice_fault(text) for text in plan)).expanded()
+    return tuple(f"voice: audio after {f.describe()}" for f in faults)
+
+
 # --- the catalogue -------------------------------------------------------------------------
 
 _GROUPS = {
@@ -132,6 +166,7 @@ _GROUPS = {
     10: "encodings and compression",
     11: "sharding",
     12: "member requests",
+    13: "voice",
 }
 GROUPS: Mapping[int, str] = MappingProxyType(_GROUPS)
 
@@ -227,6 +262,94 @@ def _close_cases() -> list[Case]:
               (f"drop@{_M}#2",), _RESUME),
     ]  # fmt: skip
     return cases
+
+
+# Voice cases: small-bot.rpl's guild has a voice channel ("General", type 2) and no
+# recorded voice events (voice-bot.rpl's recorded VOICE_SERVER_UPDATE would come after
+# the face's own answer to op 4 and hand out another token). A client joins it when
+# REPLAYER_VOICE=1, and plays audio; faults fire after its 20th RTP packet (0.4 s of
+# 20 ms frames), so audio flowed before them.
+VOICE_GUILD = "407082463766003713"
+VOICE_CHANNEL = "1240542579969245194"
+VOICE_HEARTBEATS = "voice: heartbeats carry seq_ack (v8)"
+VOICE_HEARTBEAT_INTERVAL_MS = 1_000  # the face's HELLO (Discord's: 13750)
+_NO_VOICE = MappingProxyType({"hikari": "hikari has no voice client"})
+_AFTER_AUDIO = "rtp=20"
+
+
+def _voice_case(
+    case_id: str,
+    title: str,
+    docs: str,
+    fault: str | None,
+    expected: str,
+    *,
+    audio: bool = False,
+    watch_s: float = 0.0,
+    time_limit_s: float = 15.0,
+    **extra: Any,
+) -> Case:
+    """A voice case: one voice fault (or none), its verdict the rule (``audio``: its
+    ``audio after`` verdict instead)."""
+    plan = (fault,) if fault is not None else ()
+    rules = voice_audio_rules(plan) if audio else voice_fault_rules(plan)
+    return Case(
+        id=case_id, group=13, group_title=_GROUPS[13], title=title, docs=docs, archive=SMALL,
+        plan=(), rules=rules + tuple(extra.pop("also", ())), expected=expected,
+        time_limit_s=time_limit_s, voice=True, voice_plan=plan, watch_s=watch_s,
+        not_for=_NO_VOICE, **extra,
+    )  # fmt: skip
+
+
+def _voice_cases() -> list[Case]:
+    at = _AFTER_AUDIO
+    gone = "no voice reconnect (unless a new VOICE_SERVER_UPDATE comes)"
+    resume = "a new voice connection that RESUMEs the session with seq_ack = the last seq"
+    return [
+        _voice_case("13.1", "join a voice channel: heartbeats carry seq_ack (v8)",
+                    DOCS_HEARTBEAT, None, "every voice HEARTBEAT has seq_ack, the last seq "
+                    "received", also=(VOICE_HEARTBEATS,), min_run_s=3.0),
+        _voice_case("13.2", "voice close 4015 (voice server crashed)",
+                    DOCS_VOICE_CLOSE_CODES + "; " + DOCS_RESUME, f"voice-close:4015@{at}",
+                    resume),
+        _voice_case("13.3", "voice close 4006 (session no longer valid)",
+                    DOCS_VOICE_CLOSE_CODES, f"voice-close:4006@{at}",
+                    "a new voice session: IDENTIFY on a new voice connection"),
+        _voice_case("13.4", "voice close 4014 (disconnected)", DOCS_VOICE_CLOSE_CODES,
+                    f"voice-close:4014@{at}", gone, watch_s=4.0),
+        _voice_case("13.5", "voice close 4021 (disconnected: rate limited)",
+                    DOCS_VOICE_CLOSE_CODES, f"voice-close:4021@{at}", gone, watch_s=4.0),
+        _voice_case("13.6", "voice close 4022 (disconnected: call terminated)",
+                    DOCS_VOICE_CLOSE_CODES, f"voice-close:4022@{at}", gone, watch_s=4.0),
+        _voice_case("13.7", "voice close 4017 (E2EE/DAVE protocol required)",
+                    DOCS_VOICE_CLOSE_CODES, f"voice-close:4017@{at}",
+                    "no voice reconnect (the client must change something first)",
+                    watch_s=4.0),
+        _voice_case("13.8", "voice connection dropped (no close frame)", DOCS_RESUME,
+                    f"voice-drop@{at}", resume + " (a new session: NON-STRICT)"),
+        _voice_case("13.9", "VOICE_SERVER_UPDATE with a new endpoint", DOCS_SERVER_UPDATE,
+                    f"voice-server-update:new-endpoint@{at}",
+                    "a new voice connection to the new endpoint, IDENTIFY with the new token"),
+        _voice_case("13.10", "VOICE_SERVER_UPDATE with a new token", DOCS_SERVER_UPDATE,
+                    f"voice-server-update:new-token@{at}",
+                    "a new voice connection, IDENTIFY with the new token"),
+        _voice_case("13.11", "VOICE_SERVER_UPDATE with endpoint null", DOCS_SERVER_UPDATE,
+                    f"voice-server-update:null@{at}",
+                    "disconnect from the voice server, no reconnect until a new one comes "
+                    "(staying: NON-STRICT)", watch_s=4.0),
+        _voice_case("13.12", "DAVE op 21 PREPARE_TRANSITION", DOCS_TRANSITION,
+                    f"dave-transition:7@{at}",
+                    "op 23 DAVE_TRANSITION_READY with the transition id"),
+        _voice_case("13.13", "audio after a dropped voice connection (resumed)", DOCS_AUDIO,
+                    f"voice-drop@{at}", "RTP packets again within the verdict window after "
+                    "the new voice connection is RESUMED", audio=True),
+        _voice_case("13.14", "audio after voice close 4006 (a new session)", DOCS_AUDIO,
+                    f"voice-close:4006@{at}", "RTP packets again within the verdict window "
+                    "after the new voice connection's READY", audio=True),
+        _voice_case("13.15", "audio after a new endpoint", DOCS_AUDIO,
+                    f"voice-server-update:new-endpoint@{at}", "RTP packets again within "
+                    "the verdict window after the new voice connection's READY", audio=True),
+    ]  # fmt: skip
 
 
 def _build() -> tuple[Case, ...]:
@@ -365,6 +488,8 @@ def _build() -> tuple[Case, ...]:
               ("rate-limited:3s@client-op=REQUEST_GUILD_MEMBERS#1",),
               "no REQUEST_GUILD_MEMBERS again before retry_after",
               client={"request_members": "1"}),
+        # 13: voice
+        *_voice_cases(),
     )  # fmt: skip
 
 
@@ -411,5 +536,6 @@ def select(
     ]
 
 
-__all__ = ["BASE_OPTIONS", "CATALOGUE", "GROUPS", "Case", "CaseSelectionError",
-           "bundled_archive", "fault_rules", "select"]  # fmt: skip
+__all__ = ["BASE_OPTIONS", "CATALOGUE", "GROUPS", "VOICE_CHANNEL", "VOICE_GUILD",
+           "VOICE_HEARTBEAT_INTERVAL_MS", "Case", "CaseSelectionError", "bundled_archive",
+           "fault_rules", "select", "voice_audio_rules", "voice_fault_rules"]  # fmt: skip

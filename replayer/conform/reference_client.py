@@ -5,7 +5,10 @@ the catalogue), ``--client reference --mistake twin`` runs each case's wrong twi
 Run by itself: ``python -m replayer.conform.reference_client [--mistake NAME|twin]``; it
 reads the environment a conformance case sets (docs/conformance.md):
 ``REPLAYER_GATEWAY_URL``, ``REPLAYER_TOKEN``, ``REPLAYER_CASE``, ``REPLAYER_ENCODING``,
-``REPLAYER_COMPRESS``, ``REPLAYER_DEAF_TIMEOUT_S``, ``REPLAYER_REQUEST_MEMBERS``.
+``REPLAYER_COMPRESS``, ``REPLAYER_DEAF_TIMEOUT_S``, ``REPLAYER_REQUEST_MEMBERS``, and for
+voice ``REPLAYER_VOICE`` (1: join ``REPLAYER_VOICE_CHANNEL`` of ``REPLAYER_VOICE_GUILD``
+after that guild's GUILD_CREATE, trusting the CA file ``REPLAYER_VOICE_CA``: its voice part
+is ``reference_voice.py``).
 
 What it does (Events > Gateway; Topics > Opcodes and Status Codes): a HEARTBEAT right
 after HELLO and then every ``heartbeat_interval``, a zombie check on the missing ACK
@@ -31,6 +34,7 @@ from typing import Any
 
 import aiohttp
 
+from replayer.conform.reference_voice import VOICE_MISTAKES, ReferenceVoice
 from replayer.gateway.codec import FrameDecoder
 from replayer.gateway.compression import Compression
 from replayer.gateway.encoding import Encoding
@@ -58,6 +62,7 @@ MISTAKES = {
     "stale-heartbeat-seq": "heartbeats carry READY's s, not the last one received",
     "split-naive": "reads each zlib-stream WebSocket message as a whole payload",
     "repeat-member-request": "repeats a rate-limited REQUEST_GUILD_MEMBERS at once",
+    **VOICE_MISTAKES,
 }
 
 # The wrong twin of each catalogue case: the mistake that breaks the rule it judges.
@@ -86,6 +91,13 @@ WRONG_TWIN: dict[str, str] = {
     "10.5": "stale-heartbeat-seq",
     "10.6": "split-naive",
     "12.1": "repeat-member-request",
+    "13.1": "voice-no-seq-ack",
+    **dict.fromkeys(("13.2", "13.8"), "voice-identify-not-resume"),
+    "13.3": "voice-resume-ended-session",
+    **dict.fromkeys(("13.4", "13.5", "13.6", "13.7"), "voice-reconnect-always"),
+    **dict.fromkeys(("13.9", "13.10", "13.11"), "voice-ignore-server-update"),
+    "13.12": "voice-ignore-dave",
+    **dict.fromkeys(("13.13", "13.14", "13.15"), "voice-silent-after-reconnect"),
 }
 
 FATAL = frozenset({4004, 4010, 4011, 4012, 4013, 4014})  # no reconnect
@@ -100,6 +112,7 @@ IMPATIENT_ACK_S = 0.1
 # Events > Gateway > Gateway Intents: GUILDS, GUILD_MESSAGES, GUILD_MESSAGE_TYPING,
 # DIRECT_MESSAGES (no privileged one: the bundled recordings grant none).
 INTENTS = 1 | 1 << 9 | 1 << 11 | 1 << 12
+GUILD_VOICE_STATES = 1 << 7  # asked for too when it joins voice (VOICE_STATE_UPDATE)
 
 
 @dataclass
@@ -111,6 +124,10 @@ class Settings:
     deaf_timeout_s: float | None = None
     request_members: bool = False
     mistake: str | None = None
+    voice: bool = False
+    voice_guild: str | None = None  # None: the first guild
+    voice_channel: str | None = None
+    voice_ca: str | None = None  # the voice face's CA certificate (None: the system's)
 
     @classmethod
     def from_env(cls, env: dict[str, str], mistake: str | None) -> Settings:
@@ -125,6 +142,10 @@ class Settings:
             deaf_timeout_s=float(deaf) if deaf else None,
             request_members=env.get("REPLAYER_REQUEST_MEMBERS", "") == "1",
             mistake=mistake,
+            voice=env.get("REPLAYER_VOICE", "") == "1",
+            voice_guild=env.get("REPLAYER_VOICE_GUILD") or None,
+            voice_channel=env.get("REPLAYER_VOICE_CHANNEL") or None,
+            voice_ca=env.get("REPLAYER_VOICE_CA") or env.get("SSL_CERT_FILE") or None,
         )
 
 
@@ -149,6 +170,8 @@ class ReferenceClient:
     last_identify_s: float | None = None
     guild_id: str | None = None
     zombie: bool = False  # this connection was closed for a missing ACK
+    voice: ReferenceVoice | None = None  # once it has asked to join voice
+    user_id: str = ""
 
     def say(self, text: str) -> None:
         print(f"reference client: {text}", flush=True)
@@ -157,13 +180,17 @@ class ReferenceClient:
         return self.settings.mistake == mistake
 
     async def run(self) -> int:
-        async with aiohttp.ClientSession() as http:
-            how = "identify"
-            while how != "stop":
-                if self.failures and not self.wrong("no-backoff"):
-                    await asyncio.sleep(BACKOFF_S * 2 ** (self.failures - 1))
-                self.failures += 1  # until READY or RESUMED
-                how = await self._attempt(http, how)
+        try:
+            async with aiohttp.ClientSession() as http:
+                how = "identify"
+                while how != "stop":
+                    if self.failures and not self.wrong("no-backoff"):
+                        await asyncio.sleep(BACKOFF_S * 2 ** (self.failures - 1))
+                    self.failures += 1  # until READY or RESUMED
+                    how = await self._attempt(http, how)
+        finally:
+            if self.voice is not None:
+                await self.voice.close()
         self.say("stopped")
         return 0
 
@@ -315,8 +342,9 @@ class ReferenceClient:
     async def _identify(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.last_identify_s = time.monotonic()
         properties = {"os": sys.platform, "browser": "replayer", "device": "replayer"}
+        intents = INTENTS | (GUILD_VOICE_STATES if self.settings.voice else 0)
         await self._send(ws, 2, {"token": self.settings.token, "properties": properties,
-                                 "intents": INTENTS})  # fmt: skip
+                                 "intents": intents})  # fmt: skip
 
     def _heartbeat_seq(self) -> int | None:
         return self.ready_seq if self.wrong("stale-heartbeat-seq") else self.seq
@@ -378,6 +406,12 @@ class ReferenceClient:
                         self.guild_id = str(p.d["id"])
                         if self.settings.request_members:
                             await self._request_members(ws)
+                    if p.t == "GUILD_CREATE" and self.settings.voice and self.voice is None:
+                        await self._join_voice(ws, str(p.d["id"]))
+                    elif p.t == "VOICE_STATE_UPDATE" and self.voice is not None:
+                        self.voice.state_update(p.d)
+                    elif p.t == "VOICE_SERVER_UPDATE" and self.voice is not None:
+                        self.voice.server_update(p.d)
                     elif p.t == "RATE_LIMITED":
                         await self._rate_limited(ws, p.d)
                 elif p.op == 11:
@@ -390,7 +424,22 @@ class ReferenceClient:
                 elif p.op == 9:
                     return await self._invalid_session(ws, bool(p.d))
 
+    async def _join_voice(self, ws: aiohttp.ClientWebSocketResponse, guild_id: str) -> None:
+        """Topics > Voice Connections > Retrieving Voice Server Information: op 4 with the
+        channel; the two voice dispatches that answer it go to the voice part."""
+        wanted = self.settings.voice_guild
+        if wanted is not None and guild_id != wanted:
+            return
+        self.voice = ReferenceVoice(
+            self.settings.voice_ca, self.say, self.settings.mistake, user_id=self.user_id
+        )
+        d = {"guild_id": guild_id, "channel_id": self.settings.voice_channel,
+             "self_mute": False, "self_deaf": False}  # fmt: skip
+        self.say(f"joining voice channel {self.settings.voice_channel} of guild {guild_id}")
+        await self._send(ws, 4, d)
+
     async def _ready(self, ws: aiohttp.ClientWebSocketResponse, d: Any) -> None:
+        self.user_id = str(d.get("user", {}).get("id", ""))
         self.session_id = str(d["session_id"])
         self.resume_url = str(d["resume_gateway_url"])
         self.ready_seq = self.seq

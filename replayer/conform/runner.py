@@ -23,12 +23,21 @@ from typing import Any
 from replayer import __version__
 from replayer.archive.reader import read_records
 from replayer.archive.records import Closer, CloseRecord, ConnectionRecord, FrameRecord
-from replayer.conform.catalogue import Case, bundled_archive
+from replayer.conform.catalogue import (
+    VOICE_CHANNEL,
+    VOICE_GUILD,
+    VOICE_HEARTBEAT_INTERVAL_MS,
+    Case,
+    bundled_archive,
+)
 from replayer.gateway.opcodes import Direction, Opcode
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Result, Verdict
+from replayer.replay.voice.verdicts import VoiceJudge
+from replayer.replay.voice_ca import local_ca
+from replayer.replay.voice_server import VoiceOptions
 
 SCHEMA = "replayer-conform/1"
 # A fake token in bot-token shape: base64 of a snowflake, a timestamp part, an HMAC part
@@ -62,7 +71,8 @@ def client_env(
     token: str = FAKE_TOKEN,
 ) -> dict[str, str]:
     """What a client is told, over the inherited environment (docs/conformance.md);
-    ``hints`` (a case's ``client``) become ``REPLAYER_<KEY>``."""
+    ``hints`` (a case's ``client``, and a voice case's ``voice_env``) become
+    ``REPLAYER_<KEY>``."""
     extra = {f"REPLAYER_{key.upper()}": value for key, value in (hints or {}).items()}
     return {
         "REPLAYER_REST_BASE": rest_base,
@@ -72,6 +82,18 @@ def client_env(
         "REPLAYER_ENCODING": "json",
         "REPLAYER_COMPRESS": "",
         **extra,
+    }
+
+
+def voice_env(ca_cert: Path) -> dict[str, str]:
+    """A voice case's hints: join the bundled voice channel, trust the voice face's CA
+    (``SSL_CERT_FILE`` for Python's ssl and aiohttp, ``REPLAYER_VOICE_CA`` by name)."""
+    return {
+        "REPLAYER_VOICE": "1",
+        "REPLAYER_VOICE_GUILD": VOICE_GUILD,
+        "REPLAYER_VOICE_CHANNEL": VOICE_CHANNEL,
+        "REPLAYER_VOICE_CA": str(ca_cert),
+        "SSL_CERT_FILE": str(ca_cert),
     }
 
 
@@ -208,11 +230,13 @@ async def settle(
     until: Callable[[], bool],
     deadline_s: float,
     rules: Iterable[str] | None = None,
+    watch_s: float = 0.0,
 ) -> str:
     """Tick the judge until the faults have fired and been judged and ``until()`` holds
     (the case's minimum run), or ``deadline_s`` (monotonic) passes: "settled" or
     "time limit". ``rules``: only the faults of these verdict names need to fire (a plan
-    may hold faults that a right client never meets); None: every fault."""
+    may hold faults that a right client never meets); None: every fault. Voice faults
+    and verdicts: :func:`voice_settled` (``watch_s``)."""
     replay = server.replay
     assert replay is not None
     wanted = None if rules is None else set(rules)
@@ -226,6 +250,7 @@ async def settle(
             awaited(replay.injector.pending)
             or awaited(replay.rejected_resumes)
             or replay.judge.open_expectations
+            or not voice_settled(server, wanted, watch_s)
         )
         if not busy and replay.judge.t0_ns is not None and until():
             return "settled"
@@ -233,8 +258,99 @@ async def settle(
     return "time limit"
 
 
+def voice_settled(server: ReplayServer, wanted: set[str] | None, watch_s: float = 0.0) -> bool:
+    """Whether the voice verdicts ``wanted`` names are in (no voice face: yes). Voice
+    verdicts are taken from a log at the end (``VoiceJudge.finish``, pure), so a preview is
+    looked at: each wanted voice fault has fired, ``watch_s`` has passed since the last one
+    did, and each wanted verdict is there and final: the client did something it judges
+    (a reaction time), or the verdict window since the fault has passed. A verdict that
+    passes on nothing happening (no reconnect) thus waits out the window or ``watch_s``;
+    an audio verdict with no RTP yet waits for its window, which starts when the client
+    is back (:func:`_audio_window_over`)."""
+    face = server.voice
+    if face is None or face.replay is None:
+        return True
+    voice = face.replay
+    now_ns = server.now_ns()
+    if any(wanted is None or f"voice: {f.describe()}" in wanted for f in voice.injector.pending):
+        return False
+    fired_ns = [f.t_ns for f in voice.judge.fired]
+    if fired_ns and now_ns - max(fired_ns) < watch_s * 1e9:
+        return False
+    preview = {v.name: v for v in voice.judge.finish(now_ns)}
+    since_ns = now_ns - max(fired_ns) if fired_ns else 0
+    for name in wanted or ():
+        if not name.startswith("voice: "):
+            continue
+        v = preview.get(name)
+        if v is None:
+            return False
+        if v.reaction_ms is not None or v.t_fault_ms is None:
+            continue
+        if name.startswith("voice: audio after"):
+            if not _audio_window_over(voice.judge, now_ns):
+                return False
+        elif since_ns < voice.judge.window_ns:
+            return False
+    return True
+
+
+def _audio_window_over(judge: VoiceJudge, now_ns: int) -> bool:
+    """An audio verdict's window starts once the client is back (its next voice
+    connection after the fault got READY or RESUMED); never back: two windows after."""
+    for fired in judge.fired:
+        later = [c for n, c in judge.conns.items() if n > fired.conn and c.opened_ns >= fired.t_ns]
+        back = min(later, key=lambda c: c.number).handshake_ns if later else None
+        if back is not None and now_ns - back < judge.window_ns:
+            return False
+        if back is None and now_ns - fired.t_ns < 2 * judge.window_ns:
+            return False
+    return True
+
+
+def _case_json(case: Case) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "group": case.group,
+        "group_title": case.group_title,
+        "title": case.title,
+        "docs": case.docs,
+        "archive": case.archive,
+        "plan": [*case.plan, *case.voice_plan],
+        "rules": list(case.rules),
+        "time_limit_s": case.time_limit_s,
+    }
+
+
+def not_applicable(case: Case, client: Client) -> str | None:
+    """Why ``case`` does not apply to ``client`` (a shipped adapter its ``not_for``
+    names, e.g. hikari, which has no voice client), or None."""
+    if client.kind != "adapter":
+        return None
+    return case.not_for.get(client.name)
+
+
+def _not_applicable_result(case: Case, why: str) -> dict[str, Any]:
+    """INFO, nothing run: the report shows ``not applicable: <why>``."""
+    return {
+        **_case_json(case),
+        "result": "INFO",
+        "duration_ms": 0,
+        "expected": case.expected,
+        "observed": f"not applicable: {why} (not run)",
+        "verdicts": [],
+        "client_output": None,
+        "exit": {"code": None, "signal": None, "stopped_by": "replayer"},
+        "timeline": {"duration_ms": 0.0, "connections": [], "faults": [], "reactions": []},
+    }
+
+
 async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, Any]:
-    """Run one case; its client's output goes to ``cases/<id>/client.log``."""
+    """Run one case; its client's output goes to ``cases/<id>/client.log``. A voice case
+    runs the voice face too (its CA in ``<report dir>/voice-ca``)."""
+    why = not_applicable(case, client)
+    if why is not None:
+        return _not_applicable_result(case, why)
     case_dir = report_dir / "cases" / case.id
     case_dir.mkdir(parents=True, exist_ok=True)
     log = case_dir / "client.log"
@@ -242,11 +358,21 @@ async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, An
     script = load_script(bundled_archive(case.archive))
     options = ReplayOptions(**case.replay_options())
     started = time.monotonic()
+    voice = None
+    if case.voice:
+        voice = VoiceOptions(
+            ca_dir=report_dir / "voice-ca",
+            plan=case.voice_fault_plan(),
+            heartbeat_interval_ms=VOICE_HEARTBEAT_INTERVAL_MS,
+        )
     server = ReplayServer(
-        script, options, plan=case.fault_plan(), transcript=transcript, overwrite_transcript=True
-    )
+        script, options, plan=case.fault_plan(), transcript=transcript, overwrite_transcript=True,
+        voice=voice,
+    )  # fmt: skip
     async with server:
         env = client_env(case.id, server.rest_base, server.gateway_url, case.client)
+        if server.voice is not None and server.voice.tls is not None:
+            env.update(voice_env(server.voice.tls.ca_cert))
         proc = await ClientProcess.start(client.command, env, log)
         exited = asyncio.ensure_future(proc.proc.wait())
         assert server.replay is not None
@@ -261,7 +387,9 @@ async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, An
 
         try:
             deadline_s = started + case.time_limit_s
-            waiting = asyncio.ensure_future(settle(server, done, deadline_s, case.rules))
+            waiting = asyncio.ensure_future(
+                settle(server, done, deadline_s, case.rules, case.watch_s)
+            )
             await asyncio.wait([waiting, exited], return_when=asyncio.FIRST_COMPLETED)
             ended = waiting.result() if waiting.done() else "client exited"
             waiting.cancel()
@@ -282,15 +410,7 @@ async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, An
     if ended != "settled":
         observed.append(f"(the case ended: {ended})")
     return {
-        "id": case.id,
-        "group": case.group,
-        "group_title": case.group_title,
-        "title": case.title,
-        "docs": case.docs,
-        "archive": case.archive,
-        "plan": list(case.plan),
-        "rules": list(case.rules),
-        "time_limit_s": case.time_limit_s,
+        **_case_json(case),
         "result": result,
         "duration_ms": duration_ms,
         "expected": case.expected,
@@ -317,6 +437,9 @@ async def run_suite(
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     started = time.monotonic()
     gate = asyncio.Semaphore(max(1, jobs))
+    if any(case.voice and not_applicable(case, client) is None for case in selected):
+        # The voice CA, made once before cases run at once (each face then reads it).
+        await asyncio.get_running_loop().run_in_executor(None, local_ca, report_dir / "voice-ca")
 
     async def one(case: Case) -> dict[str, Any]:
         async with gate:
@@ -350,5 +473,6 @@ def failed(report: Mapping[str, Any], strict: bool) -> bool:
     return any(case["result"] in bad for case in report["cases"])
 
 
-__all__ = ["FAKE_TOKEN", "SCHEMA", "Client", "ClientProcess", "case_result", "client_env", "failed",
-           "run_case", "run_suite", "timeline"]  # fmt: skip
+__all__ = ["FAKE_TOKEN", "SCHEMA", "Client", "ClientProcess", "case_result", "client_env",
+           "failed", "not_applicable", "run_case", "run_suite", "timeline", "voice_env",
+           "voice_settled"]  # fmt: skip

@@ -40,3 +40,32 @@ def test_adapter_runs_the_real_library(library: str, tmp_path: Path) -> None:
         assert case["timeline"]["connections"], case["id"]
         fatal = case["id"] == "5.5"  # 4004: the library stops by itself
         assert case["exit"]["stopped_by"] == ("client" if fatal else "replayer"), case["exit"]
+
+
+# The voice group: the cells whose outcome does not hang on discord.py's UDP reader
+# timing (audio after a reconnect, 13.13 and 13.14, does: docs/conformance.md).
+VOICE_EXPECTED = {"13.1": "PASS", "13.2": "FAIL", "13.7": "FAIL", "13.9": "PASS",
+                  "13.11": "NON-STRICT", "13.12": "FAIL"}  # fmt: skip
+
+
+def test_discordpy_adapter_joins_voice(tmp_path: Path) -> None:
+    """REPLAYER_VOICE=1: the adapter joins the case's voice channel over the face's TLS
+    (SSL_CERT_FILE) and plays; its voice verdicts are voice.md's table of discord.py."""
+    cases = [c for c in CATALOGUE if c.id in VOICE_EXPECTED]
+    command = (sys.executable, "-m", "replayer.conform.adapters.discordpy")
+    client = Client("adapter", "discord.py", command, "discord.py")
+    report = asyncio.run(run_suite(cases, client, tmp_path, jobs=3))
+    got = {c["id"]: c["result"] for c in report["cases"]}
+    assert got == VOICE_EXPECTED, [(c["id"], c["observed"]) for c in report["cases"]]
+    for case in report["cases"]:
+        log = (tmp_path / case["client_output"]).read_text()
+        assert "joining voice channel" in log, log[-500:]
+        assert any(v["name"].startswith("voice: ") for v in case["verdicts"]), case["id"]
+
+
+def test_hikari_is_not_asked_to_join_voice(tmp_path: Path) -> None:
+    cases = [c for c in CATALOGUE if c.voice]
+    command = (sys.executable, "-m", "replayer.conform.adapters.hikari")
+    report = asyncio.run(run_suite(cases, Client("adapter", "hikari", command, "hikari"), tmp_path))
+    assert {c["result"] for c in report["cases"]} == {"INFO"}
+    assert all(c["observed"].startswith("not applicable") for c in report["cases"])

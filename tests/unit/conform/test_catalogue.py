@@ -19,6 +19,8 @@ from replayer.conform.catalogue import (
     bundled_archive,
     fault_rules,
     select,
+    voice_audio_rules,
+    voice_fault_rules,
 )
 from replayer.conform.reference_client import WRONG_TWIN
 from replayer.conform.runner import case_result
@@ -39,6 +41,7 @@ STANDING = {
     "session starts",
     "identify concurrency",
 }
+VOICE_STANDING = {"voice: heartbeats carry seq_ack (v8)"}  # replay/voice/verdicts.py
 IDS = [c.id for c in CATALOGUE]
 
 
@@ -72,8 +75,13 @@ def test_each_case_can_run(case: Case) -> None:
     ReplayOptions(**case.replay_options())
     assert case.rules, "every case listed judges something"
     faults = set(fault_rules(case.plan))
+    if case.voice:
+        faults |= {*voice_fault_rules(case.voice_plan), *voice_audio_rules(case.voice_plan)}
+        case.voice_fault_plan()
+    else:
+        assert not case.voice_plan, "voice faults need the voice face"
     for rule in case.rules:
-        assert rule in faults or rule in STANDING, rule
+        assert rule in faults or rule in STANDING or (case.voice and rule in VOICE_STANDING), rule
     assert case.docs
     assert case.expected
     assert case.title
@@ -174,3 +182,22 @@ def test_a_rule_without_a_verdict_is_not_fired_and_no_rule_is_info() -> None:
     assert [v.name for v in judged] == [case.rules[0]]
     info = Case("1.9", 1, "x", "t", "d", "small-bot.rpl", (), (), "e")
     assert case_result(info, [_verdict("payload rate", Result.FAIL)])[0] == "INFO"
+
+
+def test_the_voice_group() -> None:
+    """Group 13 is voice: each case runs the face, names one voice verdict, and does not
+    apply to hikari (no voice client); no case outside it runs the face."""
+    voice = [c for c in CATALOGUE if c.voice]
+    assert voice
+    assert {c.group for c in voice} == {13}
+    assert GROUPS[13] == "voice"
+    for case in voice:
+        assert all(rule.startswith("voice: ") for rule in case.rules), case.id
+        assert "hikari" in case.not_for
+    titles = " ".join(c.title for c in voice)
+    for code in (4015, 4006, 4014, 4021, 4022, 4017):
+        assert f"close {code}" in titles, code
+    rules = " ".join(rule for c in voice for rule in c.rules)
+    for name in ("voice-drop", "new-endpoint", "new-token", "null", "dave-transition",
+                 "audio after", "heartbeats carry seq_ack"):  # fmt: skip
+        assert name in rules, name
