@@ -55,8 +55,9 @@ async def run(stop: asyncio.Event) -> int:
     async def on_guild(event: hikari.GuildAvailableEvent) -> None:
         if request_members and not asked:
             asked.add(int(event.guild_id))
-            shard = bot.shards[0]
-            await shard.request_guild_members(event.guild_id, query="a", limit=10)
+            # The event's own shard: bot.shards is filled only once start() returns, and
+            # the first GUILD_CREATE can come before that.
+            await event.shard.request_guild_members(event.guild_id, query="a", limit=10)
 
     bot.subscribe(hikari.GuildAvailableEvent, on_guild)
     try:
