@@ -14,6 +14,7 @@ from replayer.synth.ids import (
     JSON,
     SESSION_START_MS,
     Mint,
+    encode_json,
     iso_time,
     past_ms,
     random_hex,
@@ -90,8 +91,11 @@ class World:
         self.rng = rng
         self.flake = mint.flake
         self.bot_user = self._bot_user()
+        self.bot_user_json = encode_json(self.bot_user)
         self.guilds = [self._guild(g) for g in range(options.guilds)]
         self.member = lru_cache(maxsize=4096)(self._build_member)
+        self.member_json = lru_cache(maxsize=4096)(self._member_json)
+        self._bot_json: dict[int, tuple[str, str]] = {}
 
     def _bot_user(self) -> JSON:
         # Resources > User > User Object, as READY and /users/@me carry it.
@@ -325,6 +329,29 @@ class World:
         }
         status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
         return user, member, status
+
+    def _member_json(self, g: int, k: int) -> tuple[str, str, str]:
+        """Member ``k`` of guild ``g`` as JSON (``encode_json``'s text): its user, its
+        partial member and the member with its user (:meth:`member_with_user`); the bot's
+        for ``k < 0``."""
+        if k < 0:
+            user_json = self.bot_user_json
+            partial, with_user = self._bot_member_json(self.guilds[g])
+        else:
+            user, member, _ = self.member(g, k)
+            user_json, partial = encode_json(user), encode_json(member)
+            with_user = f'{{"user":{user_json},{partial[1:]}'
+        return user_json, partial, with_user
+
+    def _bot_member_json(self, guild: Guild) -> tuple[str, str]:
+        """The bot's member of ``guild`` as JSON: without its user, and with it."""
+        cached = self._bot_json.get(guild.index)
+        if cached is None:
+            member = self.bot_member(guild)
+            with_user = encode_json(member)
+            del member["user"]
+            cached = self._bot_json[guild.index] = (encode_json(member), with_user)
+        return cached
 
     def member_with_user(self, g: int, k: int) -> JSON:
         """Resources > Guild > Guild Member Object, with its user."""

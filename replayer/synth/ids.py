@@ -3,6 +3,7 @@ ISO 8601 timestamps, the fixed wall clock the session starts at, and random hex.
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -13,6 +14,14 @@ JSON = dict[str, Any]
 DISCORD_EPOCH_MS = 1_420_070_400_000
 SESSION_START_MS = 1_748_779_200_000
 MS_NS = 1_000_000
+
+
+# encode_payload's JSON (compact, UTF-8 kept), from one encoder made once: json.dumps
+# with options makes a new encoder per call, which cost synth more than the encoding.
+# The same text (tests/unit/synth/test_synth_json.py compares it with encode_payload's).
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+#: ``obj`` as compact JSON text; its UTF-8 is what ``encode_payload`` makes of ``obj``.
+encode_json = _encoder.encode
 
 
 def snowflake(ms: int, worker: int, process: int, increment: int) -> int:

@@ -62,7 +62,7 @@ from replayer.gateway.encoding import Encoding, encode_payload
 from replayer.gateway.opcodes import Direction, Opcode
 from replayer.synth.activity import Activity
 from replayer.synth.guilds import LARGE_THRESHOLD, Guild, World
-from replayer.synth.ids import JSON, MS_NS, Mint, random_hex, snowflake
+from replayer.synth.ids import JSON, MS_NS, Mint, encode_json, random_hex, snowflake
 from replayer.synth.options import SynthOptions
 from replayer.synth.voice import VoiceSession
 
@@ -79,14 +79,8 @@ USER_AGENT = "DiscordBot (https://github.com/Rapptz/discord.py 2.7.1) Python/3.1
 GEO_REGIONS = ["us-east", "us-central", "atlanta", "us-south", "newark", "us-west"]
 
 
-# encode_payload's JSON (compact, UTF-8 kept), from one encoder made once: json.dumps
-# with options makes a new encoder per call, which cost synth more than the encoding.
-# The same bytes (tests/unit/synth/test_synth_json.py compares them with encode_payload's).
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
-
-
 def _encode_json(obj: JSON) -> bytes:
-    return _encoder.encode(obj).encode("utf-8")
+    return encode_json(obj).encode("utf-8")
 
 
 def _dispatch(t: str, s: int, d: Any) -> JSON:
@@ -211,6 +205,23 @@ class _Session:
             s=obj.get("s"),
             t=obj.get("t"),
             wire_size=wire_size,
+        )
+
+    def _server_frame(self, shard: Shard, t_ns: int, payload: bytes, s: int, t: str) -> FrameRecord:
+        """A dispatch whose JSON ``payload`` is made already: what :meth:`_frame` makes
+        of the same object."""
+        self.payload_bytes += len(payload)
+        compressor = shard.compressor
+        return FrameRecord(
+            conn_id=shard.conn_id,
+            t_ns=t_ns,
+            direction=Direction.SERVER,
+            frame_type=FrameType.TEXT if compressor is None else FrameType.BINARY,
+            payload=payload,
+            op=0,
+            s=s,
+            t=t,
+            wire_size=len(payload) if compressor is None else len(compressor(payload)),
         )
 
     def _send_dispatch(self, shard: Shard, t_ns: int, event: str, d: JSON) -> FrameRecord:
@@ -504,13 +515,25 @@ class _Session:
             kind = rng.choices(self._kinds, cum_weights=self._cum_weights)[0]
         shard = rng.choice(ready)
         guild = rng.choice(shard.guilds)
-        if kind == "MESSAGE_CREATE":
-            d = self.activity.message(guild, t_ns)
-        elif kind == "PRESENCE_UPDATE":
-            d = self.activity.presence_update(guild, t_ns)
-        else:
-            d = self.activity.typing(guild, t_ns)
-        yield self._send_dispatch(shard, t_ns, kind, d)
+        activity = self.activity
+        if not self.json_frames:
+            if kind == "MESSAGE_CREATE":
+                d = activity.message(guild, t_ns)
+            elif kind == "PRESENCE_UPDATE":
+                d = activity.presence_update(guild, t_ns)
+            else:
+                d = activity.typing(guild, t_ns)
+            yield self._send_dispatch(shard, t_ns, kind, d)
+        else:  # the same payloads, as JSON text made without building them first
+            if kind == "MESSAGE_CREATE":
+                d_json = activity.message_json(guild, t_ns)
+            elif kind == "PRESENCE_UPDATE":
+                d_json = encode_json(activity.presence_update(guild, t_ns))
+            else:
+                d_json = activity.typing_json(guild, t_ns)
+            s = shard.next_s()
+            payload = f'{{"t":"{kind}","s":{s},"op":0,"d":{d_json}}}'.encode()
+            yield self._server_frame(shard, t_ns, payload, s, kind)
         gap = rng.expovariate(1 / o.message_interval_ms) if o.message_interval_ms else 0.0
         self._at(t_ns + round(gap * MS_NS), self._event)
 
@@ -559,6 +582,15 @@ class _Session:
             t_ns += self._ms(0.1, 2)
 
 
+# Dispatches whose every byte synth draws itself, none a secret (no token, no "token"
+# key): the archive writer's redaction leaves them as they are, so they skip it. The
+# token goes in IDENTIFY and the HTTP headers, the voice token in VOICE_SERVER_UPDATE and
+# the voice connection: those are redacted as any recorder's records are.
+_OWN_EVENTS = frozenset(
+    {"MESSAGE_CREATE", "PRESENCE_UPDATE", "TYPING_START", "GUILD_CREATE", "GUILD_MEMBERS_CHUNK"}
+)
+
+
 def _emit(record: Record) -> Action:
     """An action that yields ``record`` (already timed)."""
     return lambda t_ns: (record,)
@@ -604,8 +636,12 @@ def write_synth(
             # Records reach the file in big writes, not one system call each: until the
             # rename below nothing depends on the partial file.
             writer.hold()
+            write, write_trusted = writer.write, writer.write_trusted
             for count, record in enumerate(synth_records(options), start=1):
-                writer.write(record)
+                if type(record) is FrameRecord and record.t in _OWN_EVENTS:
+                    write_trusted(record)  # redacting them would change nothing
+                else:
+                    write(record)
                 if type(record) is FrameRecord:
                     payload_bytes += len(record.payload)
                 if progress is not None and count % 2048 == 0:
