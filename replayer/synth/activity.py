@@ -3,13 +3,17 @@ PRESENCE_UPDATE and TYPING_START, in guilds of a :class:`World`."""
 
 from __future__ import annotations
 
+import itertools
 import random
+from bisect import bisect_right
 
 from replayer.synth.guilds import STATUS_WEIGHTS, STATUSES, Guild, World, words
-from replayer.synth.ids import JSON, Mint, encode_json, iso_time, random_hex, session_ms
+from replayer.synth.ids import JSON, Mint, below, encode_json, iso_time, random_hex, session_ms
 from replayer.synth.options import SynthOptions
 
 CONTENT_POOL = 4096
+_STATUS_CUM_WEIGHTS = list(itertools.accumulate(STATUS_WEIGHTS))
+_STATUS_TOTAL = _STATUS_CUM_WEIGHTS[-1] + 0.0
 _WORDS = words(
     "the a to and of is it you that in for on this was with i just have be so but not are "
     "what like can do my we get if all at no your out up about how one they good think "
@@ -31,6 +35,7 @@ class Activity:
         self.world = world
         # Message texts are drawn from a pool: cheaper than composing each one.
         self._contents = [self._content() for _ in range(CONTENT_POOL)]
+        self._random, self._bits = rng.random, rng.getrandbits
         self._contents_json: list[str] | None = None  # their JSON, once a message needs it
 
     def _content(self) -> str:
@@ -70,18 +75,21 @@ class Activity:
     ) -> tuple[int, str, int, str, int, int | None, JSON | None, str | None]:
         """What a message draws from ``rng``, in order: (now_ms, channel_id, author, id,
         content index, mentioned member or None, attachment or None, nonce or None)."""
-        rng = self.rng
+        random_, bits = self._random, self._bits
         now_ms = session_ms(t_ns)
-        channel_id = self._channel(guild)
-        k = self._author(guild)
+        # _channel and _author, inline (the draws in the same order)
+        text = guild.text_channel_ids
+        channel_id = text[0] if random_() < 0.5 else text[below(bits, len(text))]
+        members = self.o.members_per_guild
+        k = int(members * random_() ** 2) if members else -1
         message_id = str(self.flake(now_ms))
-        content = rng.randrange(len(self._contents))
+        content = below(bits, CONTENT_POOL)
         other = None
-        if rng.random() < 0.1 and self.o.members_per_guild:
-            other = rng.randrange(self.o.members_per_guild)
-        attachment = self._attachment(now_ms, channel_id) if rng.random() < 0.04 else None
+        if random_() < 0.1 and members:
+            other = below(bits, members)
+        attachment = self._attachment(now_ms, channel_id) if random_() < 0.04 else None
         # Sent from a client: it carries the client's nonce.
-        nonce = str(self.flake(now_ms - rng.randrange(50, 400))) if rng.random() < 0.8 else None
+        nonce = str(self.flake(now_ms - 50 - below(bits, 350))) if random_() < 0.8 else None
         return now_ms, channel_id, k, message_id, content, other, attachment, nonce
 
     def _attachment(self, now_ms: int, channel_id: str) -> JSON:
@@ -171,19 +179,22 @@ class Activity:
             f'"guild_id":"{guild.id}"{tail}'
         )
 
+    def _bot_presence(self, guild: Guild) -> JSON:
+        return {
+            "user": {"id": self.world.bot_user["id"]},
+            "status": "online",
+            "guild_id": str(guild.id),
+            "client_status": {"web": "online"},
+            "activities": [],
+        }
+
     def presence_update(self, guild: Guild, t_ns: int) -> JSON:
         """Events > Gateway Events > Presence Update."""
         rng = self.rng
         members = self.o.members_per_guild
         status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
         if not members:  # only the bot: its own presence
-            return {
-                "user": {"id": self.world.bot_user["id"]},
-                "status": "online",
-                "guild_id": str(guild.id),
-                "client_status": {"web": "online"},
-                "activities": [],
-            }
+            return self._bot_presence(guild)
         presence = self.world.presence(
             guild.index, rng.randrange(members), status, session_ms(t_ns), rng
         )
@@ -194,6 +205,18 @@ class Activity:
             "client_status": presence["client_status"],
             "activities": presence["activities"],
         }
+
+    def presence_update_json(self, guild: Guild, t_ns: int) -> str:
+        """:meth:`presence_update` as JSON text (``encode_json``'s), from the same draws."""
+        # rng.choices(STATUSES, STATUS_WEIGHTS)[0], with choices' own arithmetic
+        status = STATUSES[bisect_right(_STATUS_CUM_WEIGHTS, self._random() * _STATUS_TOTAL, 0, 3)]
+        members = self.o.members_per_guild
+        if not members:
+            return encode_json(self._bot_presence(guild))
+        k = below(self._bits, members)
+        return self.world.presence_json(
+            guild.index, k, status, session_ms(t_ns), self.rng, str(guild.id)
+        )
 
     def typing(self, guild: Guild, t_ns: int) -> JSON:
         """Events > Gateway Events > Typing Start (``timestamp`` in Unix seconds)."""

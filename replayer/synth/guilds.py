@@ -14,6 +14,7 @@ from replayer.synth.ids import (
     JSON,
     SESSION_START_MS,
     Mint,
+    below,
     encode_json,
     iso_time,
     past_ms,
@@ -54,6 +55,7 @@ _GAMES = ["Minecraft", "Valorant", "Rocket League", "Stardew Valley", "Factorio"
 _CUSTOM_STATUSES = ["busy", "coding", "afk", "brb", "studying", "vibing", "on a break"]
 STATUSES = ("online", "idle", "dnd", "offline")
 STATUS_WEIGHTS = (40, 15, 10, 35)
+_PLATFORMS = ("desktop", "desktop", "mobile", "web")
 _FEATURES = ["ANIMATED_ICON", "INVITE_SPLASH", "NEWS", "COMMUNITY", "BANNER"]
 _PUBLIC_FLAGS = (0, 0, 0, 0, 0, 0, 0, 0, 64, 128, 256, 4194304)
 _PERM_EVERYONE = "2248473465835073"
@@ -406,13 +408,27 @@ class World:
 
     def presence(self, g: int, k: int, status: str, now_ms: int, rng: random.Random) -> JSON:
         """Events > Gateway Events > Presence Update (``guild_id`` added by the caller)."""
-        platform = rng.choice(("desktop", "desktop", "mobile", "web"))
+        platform = rng.choice(_PLATFORMS)
         return {
             "user": {"id": self.member(g, k)[0]["id"]},
             "status": status,
             "client_status": {} if status == "offline" else {platform: status},
             "activities": self._activities(rng, status, now_ms),
         }
+
+    def presence_json(
+        self, g: int, k: int, status: str, now_ms: int, rng: random.Random, guild_id: str
+    ) -> str:
+        """:meth:`presence` with ``guild_id`` after ``status``, as a Presence Update's
+        JSON text (``encode_json``'s), from the same draws."""
+        platform = _PLATFORMS[below(rng.getrandbits, 4)]  # rng.choice(_PLATFORMS)
+        client_status = "{}" if status == "offline" else f'{{"{platform}":"{status}"}}'
+        activities = self._activities(rng, status, now_ms)
+        return (
+            f'{{"user":{{"id":"{self.member(g, k)[0]["id"]}"}},"status":"{status}",'
+            f'"guild_id":"{guild_id}","client_status":{client_status},'
+            f'"activities":{encode_json(activities) if activities else "[]"}}}'
+        )
 
     def member_count(self, guild: Guild) -> int:
         return self.o.members_per_guild + 1  # and the bot

@@ -63,7 +63,7 @@ from replayer.gateway.encoding import Encoding, encode_payload
 from replayer.gateway.opcodes import Direction, Opcode
 from replayer.synth.activity import Activity
 from replayer.synth.guilds import LARGE_THRESHOLD, Guild, World
-from replayer.synth.ids import JSON, MS_NS, Mint, encode_json, random_hex, snowflake
+from replayer.synth.ids import JSON, MS_NS, Mint, below, encode_json, random_hex, snowflake
 from replayer.synth.options import SynthOptions
 from replayer.synth.voice import VoiceSession
 
@@ -498,7 +498,7 @@ class _Session:
         trip through the scheduler (the same order: it would be popped next)."""
         o = self.o
         rng = self.rng
-        random_ = rng.random
+        random_, bits = rng.random, rng.getrandbits
         target = o.target_bytes
         heap = self._heap
         left = self._left
@@ -527,8 +527,8 @@ class _Session:
                 left[kind] -= 1
             else:  # rng.choices(kinds, cum_weights=cum_weights)[0], without its checks
                 kind = kinds[bisect_right(cum_weights, random_() * total_weight, 0, last_kind)]
-            shard = rng.choice(ready)
-            guild = rng.choice(shard.guilds)
+            shard = ready[below(bits, len(ready))]  # rng.choice(ready)
+            guild = shard.guilds[below(bits, len(shard.guilds))]
             if not json_frames:
                 if kind == "MESSAGE_CREATE":
                     d = activity.message(guild, t_ns)
@@ -541,7 +541,7 @@ class _Session:
                 if kind == "MESSAGE_CREATE":
                     d_json = activity.message_json(guild, t_ns)
                 elif kind == "PRESENCE_UPDATE":
-                    d_json = encode_json(activity.presence_update(guild, t_ns))
+                    d_json = activity.presence_update_json(guild, t_ns)
                 else:
                     d_json = activity.typing_json(guild, t_ns)
                 s = shard.next_s()

@@ -17,7 +17,7 @@ from replayer.archive.writer import ArchiveWriter
 from replayer.synth import SynthOptions, synth_records, write_synth
 from replayer.synth.activity import Activity
 from replayer.synth.guilds import World
-from replayer.synth.ids import MS_NS, Mint, encode_json
+from replayer.synth.ids import MS_NS, Mint, below, encode_json
 
 
 def _activity(options: SynthOptions) -> Activity:
@@ -47,14 +47,28 @@ def test_json_text_is_the_dicts_encoding_from_the_same_draws(
     for i in range(300):
         guild = plain.world.guilds[i % 2]
         t_ns = (60_000 + i * 997) * MS_NS
-        if i % 3:
+        twin = fast.world.guilds[i % 2]
+        if i % 3 == 0:
             made = encode_json(plain.message(guild, t_ns))
-            assert fast.message_json(fast.world.guilds[i % 2], t_ns) == made
+            assert fast.message_json(twin, t_ns) == made
+        elif i % 3 == 1:
+            made = encode_json(plain.presence_update(guild, t_ns))
+            assert fast.presence_update_json(twin, t_ns) == made
         else:
             made = encode_json(plain.typing(guild, t_ns))
-            assert fast.typing_json(fast.world.guilds[i % 2], t_ns) == made
+            assert fast.typing_json(twin, t_ns) == made
         assert plain.rng.getstate() == fast.rng.getstate()
         assert plain.flake(0) == fast.flake(0)  # the snowflake increments kept pace
+
+
+@given(seed=st.integers(0, 2**64), n=st.integers(1, 2**70) | st.integers(1, 5000))
+def test_below_draws_what_randrange_and_choice_draw(seed: int, n: int) -> None:
+    ours, stdlib = random.Random(seed), random.Random(seed)
+    for _ in range(5):
+        assert below(ours.getrandbits, n) == stdlib.randrange(n)
+    assert below(ours.getrandbits, 3) == stdlib.choice(range(3))
+    assert below(ours.getrandbits, 40) + 10 == stdlib.randrange(10, 50)
+    assert ours.getstate() == stdlib.getstate()
 
 
 def _after_header(path: Path) -> bytes:
