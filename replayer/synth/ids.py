@@ -37,7 +37,13 @@ def iso_time(ms: int) -> str:
 
 @lru_cache(maxsize=256)
 def _iso_second(second: int) -> str:
-    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    day, s = divmod(second, 86_400)  # Unix time has no leap seconds: days of 86,400 s
+    return f"{_iso_day(day)}T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+@lru_cache(maxsize=64)
+def _iso_day(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, tz=UTC).strftime("%Y-%m-%d")
 
 
 def random_hex(rng: random.Random, n: int) -> str:

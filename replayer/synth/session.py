@@ -213,16 +213,21 @@ class _Session:
         of the same object."""
         self.payload_bytes += len(payload)
         compressor = shard.compressor
+        if compressor is None:
+            return FrameRecord(
+                shard.conn_id,
+                t_ns,
+                Direction.SERVER,
+                FrameType.TEXT,
+                payload,
+                0,
+                s,
+                t,
+                len(payload),
+            )
+        wire_size = len(compressor(payload))
         return FrameRecord(
-            conn_id=shard.conn_id,
-            t_ns=t_ns,
-            direction=Direction.SERVER,
-            frame_type=FrameType.TEXT if compressor is None else FrameType.BINARY,
-            payload=payload,
-            op=0,
-            s=s,
-            t=t,
-            wire_size=len(payload) if compressor is None else len(compressor(payload)),
+            shard.conn_id, t_ns, Direction.SERVER, FrameType.BINARY, payload, 0, s, t, wire_size
         )
 
     def _send_dispatch(self, shard: Shard, t_ns: int, event: str, d: JSON) -> FrameRecord:

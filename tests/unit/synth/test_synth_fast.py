@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgpack
@@ -17,7 +18,7 @@ from replayer.archive.writer import ArchiveWriter
 from replayer.synth import SynthOptions, synth_records, write_synth
 from replayer.synth.activity import Activity
 from replayer.synth.guilds import World
-from replayer.synth.ids import MS_NS, Mint, below, encode_json
+from replayer.synth.ids import MS_NS, Mint, below, encode_json, iso_time
 
 
 def _activity(options: SynthOptions) -> Activity:
@@ -69,6 +70,12 @@ def test_below_draws_what_randrange_and_choice_draw(seed: int, n: int) -> None:
     assert below(ours.getrandbits, 3) == stdlib.choice(range(3))
     assert below(ours.getrandbits, 40) + 10 == stdlib.randrange(10, 50)
     assert ours.getstate() == stdlib.getstate()
+
+
+@given(ms=st.integers(0, 2**42))
+def test_iso_time_is_strftimes(ms: int) -> None:
+    second = datetime.fromtimestamp(ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    assert iso_time(ms) == f"{second}.{ms % 1000:03d}000+00:00"
 
 
 def _after_header(path: Path) -> bytes:
