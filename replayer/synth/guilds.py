@@ -14,6 +14,8 @@ from replayer.synth.ids import (
     JSON,
     SESSION_START_MS,
     Mint,
+    below,
+    encode_json,
     iso_time,
     past_ms,
     random_hex,
@@ -53,6 +55,7 @@ _GAMES = ["Minecraft", "Valorant", "Rocket League", "Stardew Valley", "Factorio"
 _CUSTOM_STATUSES = ["busy", "coding", "afk", "brb", "studying", "vibing", "on a break"]
 STATUSES = ("online", "idle", "dnd", "offline")
 STATUS_WEIGHTS = (40, 15, 10, 35)
+_PLATFORMS = ("desktop", "desktop", "mobile", "web")
 _FEATURES = ["ANIMATED_ICON", "INVITE_SPLASH", "NEWS", "COMMUNITY", "BANNER"]
 _PUBLIC_FLAGS = (0, 0, 0, 0, 0, 0, 0, 0, 64, 128, 256, 4194304)
 _PERM_EVERYONE = "2248473465835073"
@@ -90,8 +93,11 @@ class World:
         self.rng = rng
         self.flake = mint.flake
         self.bot_user = self._bot_user()
+        self.bot_user_json = encode_json(self.bot_user)
         self.guilds = [self._guild(g) for g in range(options.guilds)]
         self.member = lru_cache(maxsize=4096)(self._build_member)
+        self.member_json = lru_cache(maxsize=4096)(self._member_json)
+        self._bot_json: dict[int, tuple[str, str]] = {}
 
     def _bot_user(self) -> JSON:
         # Resources > User > User Object, as READY and /users/@me carry it.
@@ -326,6 +332,29 @@ class World:
         status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
         return user, member, status
 
+    def _member_json(self, g: int, k: int) -> tuple[str, str, str]:
+        """Member ``k`` of guild ``g`` as JSON (``encode_json``'s text): its user, its
+        partial member and the member with its user (:meth:`member_with_user`); the bot's
+        for ``k < 0``."""
+        if k < 0:
+            user_json = self.bot_user_json
+            partial, with_user = self._bot_member_json(self.guilds[g])
+        else:
+            user, member, _ = self.member(g, k)
+            user_json, partial = encode_json(user), encode_json(member)
+            with_user = f'{{"user":{user_json},{partial[1:]}'
+        return user_json, partial, with_user
+
+    def _bot_member_json(self, guild: Guild) -> tuple[str, str]:
+        """The bot's member of ``guild`` as JSON: without its user, and with it."""
+        cached = self._bot_json.get(guild.index)
+        if cached is None:
+            member = self.bot_member(guild)
+            with_user = encode_json(member)
+            del member["user"]
+            cached = self._bot_json[guild.index] = (encode_json(member), with_user)
+        return cached
+
     def member_with_user(self, g: int, k: int) -> JSON:
         """Resources > Guild > Guild Member Object, with its user."""
         if k < 0:
@@ -379,13 +408,27 @@ class World:
 
     def presence(self, g: int, k: int, status: str, now_ms: int, rng: random.Random) -> JSON:
         """Events > Gateway Events > Presence Update (``guild_id`` added by the caller)."""
-        platform = rng.choice(("desktop", "desktop", "mobile", "web"))
+        platform = rng.choice(_PLATFORMS)
         return {
             "user": {"id": self.member(g, k)[0]["id"]},
             "status": status,
             "client_status": {} if status == "offline" else {platform: status},
             "activities": self._activities(rng, status, now_ms),
         }
+
+    def presence_json(
+        self, g: int, k: int, status: str, now_ms: int, rng: random.Random, guild_id: str
+    ) -> str:
+        """:meth:`presence` with ``guild_id`` after ``status``, as a Presence Update's
+        JSON text (``encode_json``'s), from the same draws."""
+        platform = _PLATFORMS[below(rng.getrandbits, 4)]  # rng.choice(_PLATFORMS)
+        client_status = "{}" if status == "offline" else f'{{"{platform}":"{status}"}}'
+        activities = self._activities(rng, status, now_ms)
+        return (
+            f'{{"user":{{"id":"{self.member(g, k)[0]["id"]}"}},"status":"{status}",'
+            f'"guild_id":"{guild_id}","client_status":{client_status},'
+            f'"activities":{encode_json(activities) if activities else "[]"}}}'
+        )
 
     def member_count(self, guild: Guild) -> int:
         return self.o.members_per_guild + 1  # and the bot

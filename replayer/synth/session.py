@@ -37,6 +37,7 @@ import itertools
 import json
 import os
 import random
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -62,7 +63,7 @@ from replayer.gateway.encoding import Encoding, encode_payload
 from replayer.gateway.opcodes import Direction, Opcode
 from replayer.synth.activity import Activity
 from replayer.synth.guilds import LARGE_THRESHOLD, Guild, World
-from replayer.synth.ids import JSON, MS_NS, Mint, random_hex, snowflake
+from replayer.synth.ids import JSON, MS_NS, Mint, below, encode_json, random_hex, snowflake
 from replayer.synth.options import SynthOptions
 from replayer.synth.voice import VoiceSession
 
@@ -79,14 +80,8 @@ USER_AGENT = "DiscordBot (https://github.com/Rapptz/discord.py 2.7.1) Python/3.1
 GEO_REGIONS = ["us-east", "us-central", "atlanta", "us-south", "newark", "us-west"]
 
 
-# encode_payload's JSON (compact, UTF-8 kept), from one encoder made once: json.dumps
-# with options makes a new encoder per call, which cost synth more than the encoding.
-# The same bytes (tests/unit/synth/test_synth_json.py compares them with encode_payload's).
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
-
-
 def _encode_json(obj: JSON) -> bytes:
-    return _encoder.encode(obj).encode("utf-8")
+    return encode_json(obj).encode("utf-8")
 
 
 def _dispatch(t: str, s: int, d: Any) -> JSON:
@@ -211,6 +206,28 @@ class _Session:
             s=obj.get("s"),
             t=obj.get("t"),
             wire_size=wire_size,
+        )
+
+    def _server_frame(self, shard: Shard, t_ns: int, payload: bytes, s: int, t: str) -> FrameRecord:
+        """A dispatch whose JSON ``payload`` is made already: what :meth:`_frame` makes
+        of the same object."""
+        self.payload_bytes += len(payload)
+        compressor = shard.compressor
+        if compressor is None:
+            return FrameRecord(
+                shard.conn_id,
+                t_ns,
+                Direction.SERVER,
+                FrameType.TEXT,
+                payload,
+                0,
+                s,
+                t,
+                len(payload),
+            )
+        wire_size = len(compressor(payload))
+        return FrameRecord(
+            shard.conn_id, t_ns, Direction.SERVER, FrameType.BINARY, payload, 0, s, t, wire_size
         )
 
     def _send_dispatch(self, shard: Shard, t_ns: int, event: str, d: JSON) -> FrameRecord:
@@ -481,38 +498,65 @@ class _Session:
         return chunk
 
     def _event(self, t_ns: int) -> Iterator[Record]:
+        """The event stream: one dispatch, then the next one a gap later. While the next
+        one comes before anything else scheduled it follows at once, without a round
+        trip through the scheduler (the same order: it would be popped next)."""
         o = self.o
         rng = self.rng
+        random_, bits = rng.random, rng.getrandbits
         target = o.target_bytes
-        finished = not any(self._left.values()) if target is None else self.payload_bytes >= target
-        if finished or not self.world.guilds:
-            end = max(t_ns, *(s.ready_ns for s in self.shards)) + self._ms(500, 1500)
-            self._at(end, self._finish)
-            return
-        ready = self._ready_shards
-        if len(ready) < self._shards_with_guilds:
-            ready = [s for s in self.shards if s.ready_ns < t_ns and s.guilds]
-            if not ready:
-                self._at(min(s.ready_ns for s in self.shards if s.guilds) + 1, self._event)
-                return
-            self._ready_shards = ready
+        heap = self._heap
         left = self._left
-        if target is None:
-            kind = rng.choices(self._kinds, list(left.values()))[0]
-            left[kind] -= 1
-        else:
-            kind = rng.choices(self._kinds, cum_weights=self._cum_weights)[0]
-        shard = rng.choice(ready)
-        guild = rng.choice(shard.guilds)
-        if kind == "MESSAGE_CREATE":
-            d = self.activity.message(guild, t_ns)
-        elif kind == "PRESENCE_UPDATE":
-            d = self.activity.presence_update(guild, t_ns)
-        else:
-            d = self.activity.typing(guild, t_ns)
-        yield self._send_dispatch(shard, t_ns, kind, d)
-        gap = rng.expovariate(1 / o.message_interval_ms) if o.message_interval_ms else 0.0
-        self._at(t_ns + round(gap * MS_NS), self._event)
+        kinds = self._kinds
+        cum_weights = self._cum_weights
+        total_weight = cum_weights[-1] + 0.0
+        last_kind = len(kinds) - 1
+        activity = self.activity
+        json_frames = self.json_frames
+        interval_ms = o.message_interval_ms
+        while True:
+            finished = not any(left.values()) if target is None else self.payload_bytes >= target
+            if finished or not self.world.guilds:
+                end = max(t_ns, *(s.ready_ns for s in self.shards)) + self._ms(500, 1500)
+                self._at(end, self._finish)
+                return
+            ready = self._ready_shards
+            if len(ready) < self._shards_with_guilds:
+                ready = [s for s in self.shards if s.ready_ns < t_ns and s.guilds]
+                if not ready:
+                    self._at(min(s.ready_ns for s in self.shards if s.guilds) + 1, self._event)
+                    return
+                self._ready_shards = ready
+            if target is None:
+                kind = rng.choices(kinds, list(left.values()))[0]
+                left[kind] -= 1
+            else:  # rng.choices(kinds, cum_weights=cum_weights)[0], without its checks
+                kind = kinds[bisect_right(cum_weights, random_() * total_weight, 0, last_kind)]
+            shard = ready[below(bits, len(ready))]  # rng.choice(ready)
+            guild = shard.guilds[below(bits, len(shard.guilds))]
+            if not json_frames:
+                if kind == "MESSAGE_CREATE":
+                    d = activity.message(guild, t_ns)
+                elif kind == "PRESENCE_UPDATE":
+                    d = activity.presence_update(guild, t_ns)
+                else:
+                    d = activity.typing(guild, t_ns)
+                yield self._send_dispatch(shard, t_ns, kind, d)
+            else:  # the same payloads, as JSON text made without building them first
+                if kind == "MESSAGE_CREATE":
+                    d_json = activity.message_json(guild, t_ns)
+                elif kind == "PRESENCE_UPDATE":
+                    d_json = activity.presence_update_json(guild, t_ns)
+                else:
+                    d_json = activity.typing_json(guild, t_ns)
+                s = shard.next_s()
+                payload = f'{{"t":"{kind}","s":{s},"op":0,"d":{d_json}}}'.encode()
+                yield self._server_frame(shard, t_ns, payload, s, kind)
+            gap = rng.expovariate(1 / interval_ms) if interval_ms else 0.0
+            t_ns += round(gap * MS_NS)
+            if heap and heap[0][0] <= t_ns:
+                self._at(t_ns, self._event)
+                return
 
     def _voice_join(self, t_ns: int) -> Iterator[Record]:
         """op 4 VOICE_STATE_UPDATE, Discord's two answers, then the voice connection."""
@@ -557,6 +601,15 @@ class _Session:
         for shard in self.shards:
             yield CloseRecord(shard.conn_id, t_ns, 1000, "", Closer.CLIENT, True)
             t_ns += self._ms(0.1, 2)
+
+
+# Dispatches whose every byte synth draws itself, none a secret (no token, no "token"
+# key): the archive writer's redaction leaves them as they are, so they skip it. The
+# token goes in IDENTIFY and the HTTP headers, the voice token in VOICE_SERVER_UPDATE and
+# the voice connection: those are redacted as any recorder's records are.
+_OWN_EVENTS = frozenset(
+    {"MESSAGE_CREATE", "PRESENCE_UPDATE", "TYPING_START", "GUILD_CREATE", "GUILD_MEMBERS_CHUNK"}
+)
 
 
 def _emit(record: Record) -> Action:
@@ -604,8 +657,12 @@ def write_synth(
             # Records reach the file in big writes, not one system call each: until the
             # rename below nothing depends on the partial file.
             writer.hold()
+            write, write_trusted = writer.write, writer.write_trusted
             for count, record in enumerate(synth_records(options), start=1):
-                writer.write(record)
+                if type(record) is FrameRecord and record.t in _OWN_EVENTS:
+                    write_trusted(record)  # redacting them would change nothing
+                else:
+                    write(record)
                 if type(record) is FrameRecord:
                     payload_bytes += len(record.payload)
                 if progress is not None and count % 2048 == 0:
