@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from replayer.errors import ReplayerError
-from replayer.replay.plans import RunPlan, parse_faults
+from replayer.replay.faults import FaultPlan, parse_fault
 from replayer.replay.verdicts import (
     DOCS_BACKOFF,
     DOCS_CACHED_URL,
@@ -98,9 +98,8 @@ class Case:
         group, _, n = self.id.partition(".")
         return int(group), int(n)
 
-    def fault_plan(self) -> RunPlan:
-        """The case's faults, split as ``replay`` splits them (replay/plans.py)."""
-        return parse_faults(self.plan)
+    def fault_plan(self) -> FaultPlan:
+        return FaultPlan(tuple(parse_fault(text) for text in self.plan))
 
     def replay_options(self) -> dict[str, Any]:
         """The ``ReplayOptions`` fields this case sets: the base, then its own."""
@@ -114,9 +113,8 @@ def bundled_archive(name: str) -> Path:
 
 def fault_rules(plan: Iterable[str]) -> tuple[str, ...]:
     """The verdict names of a plan's faults: one per occurrence (``times=3``: three)."""
-    run_plan = parse_faults(plan)
-    gateway = [f.describe() for f in run_plan.gateway.expanded()]
-    return (*gateway, *(f.describe() for f in run_plan.voice.expanded()))
+    faults = FaultPlan(tuple(parse_fault(text) for text in plan)).expanded()
+    return tuple(f.describe() for f in faults)
 
 
 # --- the catalogue -------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
 from replayer.replay.verdicts import Result, Verdict
-from replayer.replay.voice_server import VoiceOptions
 
 SCHEMA = "replayer-conform/1"
 # A fake token in bot-token shape: base64 of a snowflake, a timestamp part, an HMAC part
@@ -243,17 +242,8 @@ async def run_case(case: Case, client: Client, report_dir: Path) -> dict[str, An
     script = load_script(bundled_archive(case.archive))
     options = ReplayOptions(**case.replay_options())
     started = time.monotonic()
-    run_plan = case.fault_plan()
-    voice = None
-    if run_plan.voice.faults:  # a voice case: the face, its CA in the report's directory
-        voice = VoiceOptions(ca_dir=report_dir / "ca", plan=run_plan.voice)
     server = ReplayServer(
-        script,
-        options,
-        plan=run_plan.gateway,
-        transcript=transcript,
-        overwrite_transcript=True,
-        voice=voice,
+        script, options, plan=case.fault_plan(), transcript=transcript, overwrite_transcript=True
     )
     async with server:
         env = client_env(case.id, server.rest_base, server.gateway_url, case.client)

@@ -68,7 +68,7 @@ def test_each_case_can_run(case: Case) -> None:
     """Its plan parses and can fire in its archive, its options are ReplayOptions fields,
     and every rule is a verdict name the judge gives (a fault's or a standing rule's)."""
     script = load_script(bundled_archive(case.archive))
-    check_reachable(case.fault_plan().gateway, script)
+    check_reachable(case.fault_plan(), script)
     ReplayOptions(**case.replay_options())
     assert case.rules, "every case listed judges something"
     faults = set(fault_rules(case.plan))
