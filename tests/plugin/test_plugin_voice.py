@@ -12,12 +12,6 @@ from replayer.resources import sample_archive
 pytest_plugins = ["pytester"]
 
 SAMPLE = sample_archive("sample-small.rpl")
-PLAN = """
-[[fault]]
-kind = "voice-close"
-code = 4014
-voice = "READY"
-"""
 
 CLIENT = """
 import json
@@ -68,6 +62,14 @@ def test_a_voice_client(replayer_gateway):
     ws.close(4000)
     assert any(x.name.startswith("voice: voice-close 4014") for x in verdicts)
     assert replayer_gateway.passed, replayer_gateway.report()
+"""
+
+
+PLAN = """
+[[fault]]
+kind = "voice-close"
+code = 4014
+voice = "READY"
 """
 
 
