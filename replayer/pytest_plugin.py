@@ -40,15 +40,15 @@ from replayer.archive.records import FrameRecord, Record
 from replayer.gateway.encoding import Encoding
 from replayer.replay.control import Injection
 from replayer.replay.engine import ReplayOptions
-from replayer.replay.faults import FaultPlan, combine, load_plan, parse_fault
+from replayer.replay.faults import parse_fault
 from replayer.replay.intents import parse_grant
 from replayer.replay.observed import Frame, FrameLog, frame_match
+from replayer.replay.plans import combine, load_plan, parse_faults
 from replayer.replay.reachability import check_reachable
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
 from replayer.replay.starts import StartLimitError, limit_for
 from replayer.replay.verdicts import Verdict, all_ok, summary
-from replayer.replay.voice.faults import VoicePlan, is_voice_fault, parse_voice_fault
 from replayer.replay.voice_server import VoiceOptions
 
 if TYPE_CHECKING:
@@ -494,13 +494,12 @@ def replayer_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         return
     if not present:
         pytest.fail(_missing_archive(settings, source), pytrace=False)
-    voice_faults = [f for f in settings.faults if is_voice_fault(f)]
-    voice_plan = VoicePlan(tuple(parse_voice_fault(f) for f in voice_faults))
-    plans = [FaultPlan(tuple(parse_fault(f) for f in settings.faults if not is_voice_fault(f)))]
+    plans = [parse_faults(settings.faults)]
     if settings.plan is not None:
         plans.append(load_plan(settings.plan))
     script = load_script(settings.archive)
-    plan = combine(plans)
+    run_plan = combine(plans)
+    plan, voice_plan = run_plan.gateway, run_plan.voice
     if not settings.allow_unfired:
         check_reachable(plan, script)
     options = replay_options(settings, script.http)

@@ -7,7 +7,9 @@ with server's (how the two directions interleave depends on timing). Payloads ar
 decoded (JSON or ETF, after transport decompression), so encoding and (re)compression never
 count. Ignored: record times, hosts and ports in URLs, the values under the keys in
 ``IGNORED_KEYS`` (session ids, nonces, Discord's ``_trace``, the token, message timestamps) and
-a heartbeat's or its ACK's ``d`` (a sequence number that depends on timing).
+a heartbeat's or its ACK's ``d`` (a sequence number that depends on timing). A voice
+connection's frames go by the voice opcode table (its HELLO is op 8, its heartbeats ops 3
+and 6, whose ``d`` is a nonce).
 
 Pure: records in, :class:`Difference` rows out.
 """
@@ -20,10 +22,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from replayer.archive.records import CloseRecord, ConnectionRecord, FrameFlag, FrameRecord, Record
+from replayer.archive.inspection import ConnectionKinds
+from replayer.archive.records import (
+    CloseRecord,
+    ConnectionInfoRecord,
+    ConnectionRecord,
+    FrameFlag,
+    FrameRecord,
+    Record,
+)
 from replayer.errors import CodecError
 from replayer.gateway.encoding import Encoding, decode_payload
-from replayer.gateway.opcodes import Direction, opcode_name
+from replayer.gateway.opcodes import Direction
+from replayer.voice.opcodes import VoiceOp
 
 # Keys whose values differ from run to run (Discord docs: Events > Gateway Events > Ready for
 # session_id / resume_gateway_url; Request Guild Members and Create Message for nonce).
@@ -40,6 +51,8 @@ IGNORED_KEYS = frozenset(
     }
 )
 HEARTBEAT_OPS = frozenset({1, 11})  # HEARTBEAT, HEARTBEAT_ACK: their d is the client's seq
+# On a voice connection: HEARTBEAT, HEARTBEAT_ACK, whose d is a nonce (and seq_ack, v8).
+VOICE_HEARTBEAT_OPS = frozenset({VoiceOp.HEARTBEAT, VoiceOp.HEARTBEAT_ACK})
 _URL_AUTHORITY = re.compile(r"\b((?:wss?|https?)://)[^/\s?#]+")
 MISSING = "(none)"
 
@@ -83,11 +96,12 @@ class _Frame:
     index: int
     record: FrameRecord
     payload: Any
+    name: str  # its opcode's name by its connection's kind (a voice one: the voice table)
+    heartbeat: bool
 
     @property
     def what(self) -> str:
-        name = opcode_name(self.record.op)
-        return f"{name} {self.record.t}" if self.record.t else name
+        return f"{self.name} {self.record.t}" if self.record.t else self.name
 
 
 @dataclass
@@ -101,7 +115,10 @@ class _Connection:
 def _connections(records: Sequence[Record]) -> list[_Connection]:
     by_id: dict[int, _Connection] = {}
     order: list[_Connection] = []
+    kinds = ConnectionKinds()
     for i, record in enumerate(records, start=1):
+        if isinstance(record, ConnectionRecord | ConnectionInfoRecord):
+            kinds.see(record)
         match record:
             case ConnectionRecord():
                 conn = _Connection(i, record, {Direction.CLIENT: [], Direction.SERVER: []})
@@ -112,19 +129,26 @@ def _connections(records: Sequence[Record]) -> list[_Connection]:
                 encoding = Encoding.JSON
                 with contextlib.suppress(CodecError):
                     encoding = Encoding.parse(conn.record.query.encoding)
-                conn.frames[record.direction].append(_Frame(i, record, _decoded(record, encoding)))
+                voice = record.conn_id in kinds.voice
+                heartbeat = record.op in (VOICE_HEARTBEAT_OPS if voice else HEARTBEAT_OPS)
+                frame = _Frame(
+                    i,
+                    record,
+                    _decoded(record, encoding, heartbeat),
+                    kinds.op_name(record),
+                    heartbeat,
+                )
+                conn.frames[record.direction].append(frame)
             case CloseRecord() if record.conn_id in by_id:
                 by_id[record.conn_id].close = (i, record)
     return order
 
 
-def _decoded(frame: FrameRecord, encoding: Encoding) -> Any:
+def _decoded(frame: FrameRecord, encoding: Encoding, heartbeat: bool) -> Any:
     if frame.flags & FrameFlag.UNDECODED:
         return {"undecoded": frame.payload.hex()}
     try:
-        return normalize(
-            decode_payload(frame.payload, encoding), heartbeat=frame.op in HEARTBEAT_OPS
-        )
+        return normalize(decode_payload(frame.payload, encoding), heartbeat=heartbeat)
     except CodecError:
         return {"undecodable": frame.payload.hex()}
 
@@ -221,8 +245,8 @@ def _diff_connection(
     for direction in (Direction.SERVER, Direction.CLIENT):
         fa, fb = ca.frames[direction], cb.frames[direction]
         if skip_heartbeats:
-            fa = [f for f in fa if f.record.op not in HEARTBEAT_OPS]
-            fb = [f for f in fb if f.record.op not in HEARTBEAT_OPS]
+            fa = [f for f in fa if not f.heartbeat]
+            fb = [f for f in fb if not f.heartbeat]
         for k in range(max(len(fa), len(fb))):
             x = fa[k] if k < len(fa) else None
             y = fb[k] if k < len(fb) else None

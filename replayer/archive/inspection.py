@@ -4,7 +4,9 @@ of a whole archive."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from replayer.archive.records import (
@@ -19,9 +21,9 @@ from replayer.archive.records import (
 )
 from replayer.archive.runs import FrameRun
 from replayer.gateway.close_codes import close_code_name
-from replayer.gateway.opcodes import Direction, opcode_name
+from replayer.gateway.opcodes import Direction, Opcode, opcode_name, parse_opcode
 from replayer.voice.close_codes import VOICE_CLOSE_CODES
-from replayer.voice.opcodes import voice_op_name
+from replayer.voice.opcodes import VoiceOp, voice_op_name
 
 
 @dataclass
@@ -52,21 +54,54 @@ class ConnectionKinds:
         return row.name if row is not None else close_code_name(code)
 
 
+def parse_op_filter(texts: Iterable[str]) -> tuple[frozenset[int], frozenset[int]]:
+    """``--op`` values as the opcodes they select on main-gateway and on voice connections:
+    a name by each table (Opcodes and Status Codes > Gateway / Voice: ``HELLO`` is 10 on the
+    gateway, 8 on voice; ``READY`` only a voice opcode), a number on both. ``ValueError``
+    for a name neither table has."""
+    gateway: set[int] = set()
+    voice: set[int] = set()
+    for text in texts:
+        cleaned = text.strip()
+        if cleaned.lstrip("-").isdigit():
+            gateway.add(int(cleaned))
+            voice.add(int(cleaned))
+            continue
+        found = False
+        with contextlib.suppress(ValueError):
+            gateway.add(parse_opcode(cleaned))
+            found = True
+        member = VoiceOp.__members__.get(cleaned.upper().replace("-", "_"))
+        if member is not None:
+            voice.add(int(member))
+            found = True
+        if not found:
+            raise ValueError(
+                f"unknown opcode {text!r} (a number, or a name of the gateway's opcodes: "
+                f"{', '.join(op.name for op in Opcode)}; or of voice's: "
+                f"{', '.join(op.name for op in VoiceOp)})"
+            )
+    return frozenset(gateway), frozenset(voice)
+
+
 @dataclass(frozen=True)
 class FrameFilter:
     """Which frames the timeline shows. Empty sets mean "any". Within a kind the values are
     alternatives (``--op 7 --op 9``: either); across kinds all must hold (``--event READY
-    --dir client`` shows nothing: READY is the server's)."""
+    --dir client`` shows nothing: READY is the server's). ``ops`` are the opcodes selected
+    on main-gateway connections, ``voice_ops`` on voice ones (:func:`parse_op_filter`)."""
 
     ops: frozenset[int] = frozenset()
+    voice_ops: frozenset[int] = frozenset()
     events: frozenset[str] = frozenset()
     conns: frozenset[int] = frozenset()
     direction: Direction | None = None
     since_ns: int | None = None
     until_ns: int | None = None
 
-    def matches(self, frame: FrameRecord) -> bool:
-        if self.ops and frame.op not in self.ops:
+    def matches(self, frame: FrameRecord, *, voice: bool = False) -> bool:
+        """``voice``: the frame is a voice connection's (its op is read by the voice table)."""
+        if (self.ops or self.voice_ops) and frame.op not in (self.voice_ops if voice else self.ops):
             return False
         if self.events and (frame.t is None or frame.t.upper() not in self.events):
             return False
@@ -79,7 +114,7 @@ class FrameFilter:
     @property
     def frames_only(self) -> bool:
         """Whether a filter only frames have (op, event, direction) is set."""
-        return bool(self.ops or self.events or self.direction is not None)
+        return bool(self.ops or self.voice_ops or self.events or self.direction is not None)
 
     def within(self, t_ns: int) -> bool:
         """Whether ``t_ns`` is inside the ``since``/``until`` window."""
@@ -87,24 +122,24 @@ class FrameFilter:
             return False
         return self.until_ns is None or t_ns <= self.until_ns
 
-    def shows(self, record: Record) -> bool:
+    def shows(self, record: Record, *, voice: bool = False) -> bool:
         """Whether the timeline shows ``record``: a frame that matches, or another record of a
         selected connection inside the window when no frame-only filter is set."""
         if isinstance(record, FrameRecord):
-            return self.matches(record)
+            return self.matches(record, voice=voice)
         if self.frames_only:
             return False
         if self.conns and getattr(record, "conn_id", None) not in self.conns:
             return False
         return self.within(record.t_ns)
 
-    def counts(self, record: Record) -> bool:
+    def counts(self, record: Record, *, voice: bool = False) -> bool:
         """Whether the statistics count ``record``: what the timeline shows, and the records of
         each selected connection (its URL, shard and close), so the table of connections stays
         whole."""
         if isinstance(record, ConnectionRecord | ConnectionInfoRecord | CloseRecord):
             return not self.conns or record.conn_id in self.conns
-        return self.shows(record)
+        return self.shows(record, voice=voice)
 
     @property
     def active(self) -> bool:

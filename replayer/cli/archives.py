@@ -12,7 +12,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from replayer.archive.inspection import ArchiveStats, ConnectionKinds, FrameFilter
+from replayer.archive.inspection import (
+    ArchiveStats,
+    ConnectionKinds,
+    FrameFilter,
+    parse_op_filter,
+)
 from replayer.archive.jsonl import (
     Exporter,
     Importer,
@@ -53,7 +58,7 @@ from replayer.cli.output import (
 from replayer.cli.pager import line_width, paged
 from replayer.cli.root import app
 from replayer.errors import ArchiveError, ImportFormatError
-from replayer.gateway.opcodes import Direction, parse_opcode
+from replayer.gateway.opcodes import Direction
 
 
 def _frame_line(frame: FrameRecord, payload: object, kinds: ConnectionKinds) -> str:
@@ -130,7 +135,11 @@ def inspect(
     archive: ArchivePath,
     op: Annotated[
         list[str] | None,
-        typer.Option("--op", help="Only this opcode (number or name); repeatable."),
+        typer.Option(
+            "--op",
+            help="Only this opcode (number or name); repeatable. A name goes by each "
+            "connection's table (HELLO: 10 on the gateway, 8 on voice), a number matches on both.",
+        ),
     ] = None,
     event: Annotated[
         list[str] | None,
@@ -178,7 +187,7 @@ def inspect(
     (--event READY --dir client: none, READY is the server's).
     """
     try:
-        ops = frozenset(parse_opcode(o) for o in op or [])
+        ops, voice_ops = parse_op_filter(op or [])
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--op") from None
     dir_value: Direction | None = None
@@ -188,6 +197,7 @@ def inspect(
         dir_value = Direction[direction.upper()]
     flt = FrameFilter(
         ops=ops,
+        voice_ops=voice_ops,
         events=frozenset(e.upper() for e in event or []),
         conns=frozenset(conn or []),
         direction=dir_value,
@@ -198,8 +208,10 @@ def inspect(
         if stats:
             summary = ArchiveStats()
             if flt.active:  # record by record: the filters look at each
+                seen = ConnectionKinds()
                 for record in complete_records(reader):
-                    if flt.counts(record):
+                    seen.see(record)
+                    if flt.counts(record, voice=getattr(record, "conn_id", None) in seen.voice):
                         summary.add(record)
             else:
                 for item in complete_records(reader, runs=True):
@@ -220,7 +232,7 @@ def inspect(
                     break
                 if isinstance(record, ConnectionRecord):
                     exporter.record(record)  # each connection's encoding, for its payloads
-                if not flt.shows(record):
+                if not flt.shows(record, voice=getattr(record, "conn_id", None) in kinds.voice):
                     continue
                 if as_json:
                     line = json.dumps(exporter.record(record), ensure_ascii=False)

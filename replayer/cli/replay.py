@@ -97,8 +97,8 @@ Triggers: dispatch=K, event=NAME[#K], seq=S, client-op=OP[#K], t=TIME, conn=N
 (only on the N-th connection; alone: right after its handshake),
 phase=hello|identify|resume|upgrade[#K]. Repeats: times=N, every=M.
 
-A TOML plan (--plan) has [[fault]] tables with the same keys. docs/faults.md has
-it all.
+A TOML plan (--plan) has [[fault]] tables with the same keys, voice kinds
+included. --chaos draws main-gateway faults only. docs/faults.md has it all.
 """
 
 
@@ -191,9 +191,15 @@ def _prepare(
         list[str] | None,
         typer.Option("--fault", "-f", help="Inject a fault (syntax below); repeatable."),
     ] = None,
-    plan: Annotated[Path | None, typer.Option(help="A TOML fault plan.")] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(help="A TOML fault plan ([[fault]] tables: main-gateway and voice kinds)."),
+    ] = None,
     chaos: Annotated[
-        bool, typer.Option(help="Draw random faults (the same for the same --seed).")
+        bool,
+        typer.Option(
+            help="Draw random main-gateway faults (the same for the same --seed; no voice ones)."
+        ),
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for --chaos.")] = 0,
     chaos_faults: Annotated[int, typer.Option(min=1, help="How many faults --chaos draws.")] = 3,
@@ -349,7 +355,7 @@ def _prepare(
     """Check every option and build the replay (before anything starts: a bad option is
     one line, exit 1, and nothing is overwritten without --force)."""
     from replayer.replay.engine import ReplayOptions
-    from replayer.replay.faults import chaos_plan, combine, load_plan, parse_fault
+    from replayer.replay.faults import chaos_plan
     from replayer.replay.intents import parse_grant
     from replayer.replay.reachability import check_reachable
     from replayer.replay.script import load_script
@@ -366,19 +372,19 @@ def _prepare(
     first_s = duration_ns(first_client_grace, "--first-client-grace") / 1e9
     window_ms = duration_ns(verdict_window, "--verdict-window") // 1_000_000
     # The plan is checked before anything starts: a bad fault is one line, exit 1.
-    from replayer.replay.voice.faults import VoicePlan, is_voice_fault, parse_voice_fault
+    from replayer.replay.plans import RunPlan, combine, load_plan, parse_faults
     from replayer.replay.voice_server import VoiceOptions
 
-    voice_plan = VoicePlan(tuple(parse_voice_fault(f) for f in fault or [] if is_voice_fault(f)))
-    plans = [FaultPlan(tuple(parse_fault(f) for f in fault or [] if not is_voice_fault(f)))]
+    plans = [parse_faults(fault or [])]
     if plan is not None:
         plans.append(load_plan(plan))
     with progress_bar(f"indexing {archive}", file_size(archive)) as progress:
         script = load_script(archive, progress)
-    if chaos:
+    if chaos:  # main-gateway faults only (the help says so)
         dispatches = min(len(s) for s in script.shards.values())
-        plans.append(chaos_plan(seed, dispatches, chaos_faults))
-    fault_plan = combine(plans)
+        plans.append(RunPlan(chaos_plan(seed, dispatches, chaos_faults)))
+    run_plan = combine(plans)
+    fault_plan, voice_plan = run_plan.gateway, run_plan.voice
     if not allow_unfired:
         check_reachable(fault_plan, script)
     interval_ms: int | None = None

@@ -417,9 +417,11 @@ def parse_fault(text: str, *, now_ok: bool = False) -> Fault:
     return fault_from_mapping(spec, where, text, now_ok=now_ok)
 
 
-def load_plan(path: Path) -> FaultPlan:
-    """A TOML plan: ``seed = 1`` and ``[[fault]]`` tables with the short syntax's keys
-    (``kind = "close"``, ``code = 4000``, ``event = "GUILD_CREATE#3"``, ...)."""
+def read_plan(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], int | None]:
+    """A TOML plan's ``[[fault]]`` tables, each with the ``where`` its messages start with
+    (``plan.toml: fault 2 (close)``) and its keys as the short syntax spells them
+    (``client_op`` -> ``client-op``), and its ``seed``. replay/plans.py builds the faults:
+    a table's kind says whether it is the main gateway's or the voice face's."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -440,16 +442,18 @@ def load_plan(path: Path) -> FaultPlan:
     tables = data.get("fault", [])
     if not isinstance(tables, list):
         raise FaultPlanError(f"{path}: 'fault' must be an array of tables ([[fault]])")
-    faults = []
+    specs = []
     for i, table in enumerate(tables, start=1):
         if not isinstance(table, dict):
             raise FaultPlanError(f"{path}: fault {i}: expected a table")
         spec = {k.replace("_", "-"): v for k, v in table.items()}
-        faults.append(fault_from_mapping(spec, f"{path}: fault {i} ({table.get('kind', '?')})"))
+        specs.append((f"{path}: fault {i} ({_shown_kind(table.get('kind', '?'))})", spec))
     seed = data.get("seed")
-    return FaultPlan(
-        tuple(faults), seed=_int(seed, f"{path}: seed", 0) if seed is not None else None
-    )
+    return specs, _int(seed, f"{path}: seed", 0) if seed is not None else None
+
+
+def _shown_kind(kind: Any) -> str:
+    return kind if isinstance(kind, str) and len(kind) <= 40 else _shown(kind)
 
 
 CHAOS_KINDS = (
@@ -494,4 +498,4 @@ def combine(plans: Iterable[FaultPlan]) -> FaultPlan:
 
 
 __all__ = ["Fault", "FaultKind", "FaultPlan", "FaultPlanError", "Phase", "Trigger", "chaos_plan",
-           "combine", "load_plan", "parse_fault"]  # fmt: skip
+           "combine", "parse_fault", "read_plan"]  # fmt: skip

@@ -8,6 +8,11 @@ A shard's stream is its first session: the connection that IDENTIFYed and got RE
 every connection that RESUMEd it (Discord docs: Events > Gateway > Resuming). Dispatches
 replayed by Discord after a RESUME (seq not above the highest seen) and RESUMED itself are
 left out: the replayer makes its own RESUMED.
+
+Voice connections (``ConnectionKind.VOICE``, Topics > Voice Connections) are skipped on
+purpose: their frames follow the voice opcode table, not the gateway's (voice op 9
+RESUMED is not an INVALID_SESSION, op 2 READY not an IDENTIFY), and they are no
+dispatches to replay; a replay's voice face makes its own voice session (docs/voice.md).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from replayer.archive.records import (
     Closer,
     CloseRecord,
     ConnectionInfoRecord,
+    ConnectionKind,
     ConnectionRecord,
     FrameFlag,
     FrameRecord,
@@ -160,6 +166,7 @@ def load_script(
     identify_intents: list[int] = []
     state_offsets: array[int] = array("q")
     state_etf = bytearray()
+    voice: set[int] = set()  # conn_ids of voice connections: skipped (module docstring)
 
     def records(reader: ArchiveReader) -> Iterator[tuple[int, int, Any]]:
         """The records the loop below needs to see, with the offsets where each starts and
@@ -189,6 +196,8 @@ def load_script(
                 ):
                     i = j
                 for k in range(i, j):  # what the loop below does, for these dispatches
+                    if item.conn_id[k] in voice:
+                        continue
                     t = cast(str, item.t[k])  # a dispatch has a t
                     if t == "READY" or t in ANSWERS:
                         yield offsets[k], offsets[k] + sizes[k], item.record(k)
@@ -218,6 +227,8 @@ def load_script(
     with ArchiveReader(path) as reader:
         for offset, end, record in records(reader):
             match record:
+                case FrameRecord() | CloseRecord() if record.conn_id in voice:
+                    continue
                 case FrameRecord() if not record.flags & (FrameFlag.UNDECODED | FrameFlag.INJECTED):
                     encoding = encodings.get(record.conn_id, Encoding.JSON)
                     if record.direction == Direction.CLIENT:
@@ -293,12 +304,19 @@ def load_script(
                             request_op,
                             _request_index(record, encoding, session, request_op),
                         )
+                case ConnectionRecord() if record.kind is ConnectionKind.VOICE:
+                    voice.add(record.conn_id)
+                case ConnectionInfoRecord() if record.kind is ConnectionKind.VOICE:
+                    voice.add(record.conn_id)  # learned late: forget what its frames began
+                    sessions.pop(record.conn_id, None)
                 case ConnectionRecord():
                     encodings[record.conn_id] = _encoding(record.query.encoding)
                     if record.resumes is not None and record.resumes in sessions:
                         sessions[record.conn_id] = sessions[record.resumes]
                     if record.shard is not None:
                         num_shards = max(num_shards, record.shard[1])
+                case ConnectionInfoRecord() if record.conn_id in voice:
+                    continue
                 case ConnectionInfoRecord():
                     if record.resumes is not None and record.resumes in sessions:
                         sessions[record.conn_id] = sessions[record.resumes]

@@ -223,6 +223,8 @@ class ReplayServer:
             self._transcript = Transcript(
                 self.transcript_path, self._t0_ns, overwrite=self.overwrite_transcript
             )
+            if self.voice is not None:  # voice connections are recorded as voice ones
+                self.voice.transcript = self._transcript
 
     def _poke_all(self) -> None:
         """Wake every gateway connection (a voice fault has a dispatch for one)."""

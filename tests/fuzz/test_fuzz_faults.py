@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
-from replayer.replay.faults import FaultKind, FaultPlanError, load_plan, parse_fault
+from replayer.replay.faults import FaultKind, FaultPlanError, parse_fault
+from replayer.replay.plans import load_plan
+from replayer.replay.voice.faults import VoiceFaultKind
 
 from .conftest import fuzz_pair, fuzz_target
 
@@ -84,7 +86,7 @@ PLAN = Path(_tmp.name) / "plan.toml"
 def toml_plan(plan: tuple[str, list[dict[str, Any]]], junk: bytes) -> None:
     text, tables = plan
     PLAN.write_bytes(text.encode("utf-8", "surrogatepass") + junk)
-    faults = load_plan(PLAN).faults
+    faults = load_plan(PLAN).gateway.faults
     # Accepted: every count was written as an integer and is what the plan says.
     for fault, table in zip(faults, tables, strict=True):
         for key in COUNTS:
@@ -93,6 +95,64 @@ def toml_plan(plan: tuple[str, list[dict[str, Any]]], junk: bytes) -> None:
         if "dispatch" in table:
             assert fault.trigger.dispatch == int(table["dispatch"])
         assert 1 <= fault.times <= 10_000
+
+
+VOICE_KINDS = [k.value for k in VoiceFaultKind]
+VOICE_KEYS = ["kind", "arg", "code", "voice", "voice-op", "voice_op", "rtp", "voice-conn",
+              "voice_conn", "times", "every", "event", "other"]  # fmt: skip
+VOICE_COUNTS = ("rtp", "voice-conn", "times", "every")
+voice_scalar = toml_scalar | st.sampled_from(
+    ["READY", "SPEAKING#2", "HELLO#0", "IDENTIFY", "RESUME#3", "4015", "null", "new-token", "7"]
+)
+
+
+@st.composite
+def mixed_plan_text(draw: st.DrawFn) -> tuple[str, list[dict[str, Any]]]:
+    """Gateway and voice ``[[fault]]`` tables in one plan, mostly near-valid."""
+    lines, tables = [], []
+    for _ in range(draw(st.integers(0, 4))):
+        lines.append("[[fault]]")
+        fields: dict[str, Any] = {}
+        if draw(st.booleans()):
+            fields["kind"] = draw(st.sampled_from(VOICE_KINDS))
+            if draw(st.integers(0, 3)):
+                fields[draw(st.sampled_from(["voice", "voice-op", "rtp"]))] = draw(voice_scalar)
+            fields |= draw(st.dictionaries(st.sampled_from(VOICE_KEYS), voice_scalar, max_size=3))
+        else:
+            fields["kind"] = draw(st.sampled_from(["reconnect", "drop", "close"]))
+            fields[draw(st.sampled_from(["dispatch", "seq", "conn"]))] = draw(toml_scalar)
+            fields |= draw(st.dictionaries(st.sampled_from(KEYS), toml_scalar, max_size=2))
+        lines += [f'"{k}" = {toml_value(v)}' for k, v in fields.items()]
+        tables.append(fields)
+    return "\n".join(lines) + "\n", tables
+
+
+@fuzz_target(FaultPlanError)
+def mixed_toml_plan(plan: tuple[str, list[dict[str, Any]]]) -> None:
+    """Voice tables beside gateway ones: only FaultPlanError (one line naming the file and
+    the table); accepted, each table lands on its side with its counts as written."""
+    text, tables = plan
+    PLAN.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        run_plan = load_plan(PLAN)
+    except FaultPlanError as exc:
+        refused = str(exc)
+        if "\n" in refused or not refused.startswith(f"{PLAN}: "):
+            raise AssertionError(f"not one line naming the file: {refused!r}") from exc
+        raise
+    kinds = [str(t.get("kind", "")) for t in tables]
+    voice_tables = [t for t, k in zip(tables, kinds, strict=True) if k in VOICE_KINDS]
+    assert [f.kind.value for f in run_plan.voice.faults] == [t["kind"] for t in voice_tables]
+    assert len(run_plan.gateway.faults) == len(tables) - len(voice_tables)
+    for fault, table in zip(run_plan.voice.faults, voice_tables, strict=True):
+        spec = {k.replace("_", "-"): v for k, v in table.items()}
+        for key in VOICE_COUNTS:
+            if key in spec:
+                assert written_as_integer(spec[key]), (key, spec[key])
+        if "rtp" in spec:
+            assert fault.trigger.rtp == int(spec["rtp"])
+        assert 1 <= fault.times <= 10_000
+        fault.describe()
 
 
 @st.composite
@@ -143,6 +203,7 @@ test_toml_plan, test_toml_plan_long = fuzz_pair(
     plan=plan_text() | st.text(max_size=60).map(lambda t: (t, [])),
     junk=st.sampled_from([b"", b"\xff", b"["]),
 )
+test_mixed_toml_plan, test_mixed_toml_plan_long = fuzz_pair(mixed_toml_plan, plan=mixed_plan_text())
 test_short_syntax, test_short_syntax_long = fuzz_pair(
     short_syntax, text=fault_text() | st.text(max_size=60)
 )

@@ -45,7 +45,7 @@ def identify(gateway, got):
                                       "session_id": state["session_id"], "token": server["token"]}}))
     return v
 
-@pytest.mark.replayer(archive=ARCHIVE, faults=["voice-close:4014@voice=READY"],
+@pytest.mark.replayer(archive=ARCHIVE, FAULTS,
                       recorded_faults=False, verdict_window_ms=500)
 def test_a_voice_client(replayer_gateway):
     ws, got = join(replayer_gateway.gateway_url)
@@ -65,13 +65,31 @@ def test_a_voice_client(replayer_gateway):
 """
 
 
-def write(pytester: pytest.Pytester, reconnect: bool) -> None:
+PLAN = """
+[[fault]]
+kind = "voice-close"
+code = 4014
+voice = "READY"
+"""
+
+
+def write(pytester: pytest.Pytester, reconnect: bool, as_plan: bool = False) -> None:
+    """The fault as ``faults=[...]`` text, or (``as_plan``) a ``[[fault]]`` table of a TOML
+    plan given as ``plan=``: the same voice fault either way."""
+    faults = 'faults=["voice-close:4014@voice=READY"]'
+    if as_plan:
+        plan = pytester.path / "voice-plan.toml"
+        plan.write_text(PLAN)
+        faults = f"plan={str(plan)!r}"
     text = CLIENT.replace("ARCHIVE", repr(str(SAMPLE))).replace("RECONNECT", repr(reconnect))
-    pytester.makepyfile(text)
+    pytester.makepyfile(text.replace("FAULTS", faults))
 
 
-def test_a_wrong_voice_client_fails_with_the_voice_verdict(pytester: pytest.Pytester) -> None:
-    write(pytester, reconnect=True)
+@pytest.mark.parametrize("as_plan", [False, True], ids=["faults", "plan"])
+def test_a_wrong_voice_client_fails_with_the_voice_verdict(
+    pytester: pytest.Pytester, as_plan: bool
+) -> None:
+    write(pytester, reconnect=True, as_plan=as_plan)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(

@@ -21,7 +21,7 @@ N-th RTP packet of the run), each with ``voice-conn=N`` (only on the N-th voice 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from replayer.replay.faults import FaultPlanError, _int
@@ -105,8 +105,7 @@ class VoiceFault:
 
 def is_voice_fault(text: str) -> bool:
     """Whether a ``--fault`` is a voice one (its kind starts with ``voice-`` or ``dave-``)."""
-    kind = text.strip().partition("@")[0].partition(":")[0]
-    return kind.startswith(("voice-", "dave-"))
+    return is_voice_kind(text.strip().partition("@")[0].partition(":")[0])
 
 
 _KEYS = frozenset({"voice", "voice-op", "rtp", "voice-conn", "times", "every"})
@@ -120,8 +119,10 @@ _CLIENT_OPS = frozenset(
 )  # fmt: skip
 
 
-def _voice_op(value: str, where: str, allowed: frozenset[VoiceOp]) -> tuple[int, int]:
-    name, _, nth = value.partition("#")
+def _voice_op(value: object, where: str, allowed: frozenset[VoiceOp]) -> tuple[int, int]:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise FaultPlanError(f"{where}: expected an opcode name like READY, got {value!r}")
+    name, _, nth = str(value).partition("#")
     names = ", ".join(op.name for op in sorted(allowed))
     try:
         op = VoiceOp[name.strip().upper()] if not name.strip().isdigit() else VoiceOp(int(name))
@@ -139,12 +140,9 @@ def parse_voice_fault(text: str, where: str = "--fault") -> VoiceFault:
     if not at or not tail.strip():
         raise FaultPlanError(f"{where}: a voice fault needs a trigger (@voice=READY, @rtp=50)")
     kind_text, _, arg = head.partition(":")
-    try:
-        kind = VoiceFaultKind(kind_text.strip())
-    except ValueError:
-        kinds = ", ".join(k.value for k in VoiceFaultKind)
-        raise FaultPlanError(f"{where}: {kind_text!r} is not one of {kinds}") from None
-    spec: dict[str, str] = {}
+    spec: dict[str, object] = {"kind": kind_text.strip()}
+    if arg.strip():
+        spec["arg"] = arg.strip()
     for part in tail.split(","):
         key, eq, value = part.partition("=")
         key = key.strip()
@@ -156,12 +154,40 @@ def parse_voice_fault(text: str, where: str = "--fault") -> VoiceFault:
         if key in spec:
             raise FaultPlanError(f"{where}: {key} given twice")
         spec[key] = value.strip()
+    return voice_fault_from_mapping(spec, where, text)
+
+
+def is_voice_kind(kind: object) -> bool:
+    """Whether a fault kind (a ``--fault``'s head, a ``[[fault]]`` table's ``kind``) is voice's."""
+    return isinstance(kind, str) and kind.strip().startswith(("voice-", "dave-"))
+
+
+def voice_fault_from_mapping(
+    spec: Mapping[str, object], where: str, source: str = ""
+) -> VoiceFault:
+    """A voice fault from the keys the short syntax and a TOML ``[[fault]]`` table share:
+    ``kind``, ``arg`` (``code`` for voice-close), the triggers, ``times``, ``every``."""
+    unknown = set(spec) - _KEYS - {"kind", "arg", "code"}
+    if unknown:
+        raise FaultPlanError(
+            f"{where}: unknown field {sorted(unknown)[0]!r} "
+            f"(known: kind, arg, code, {', '.join(sorted(_KEYS))})"
+        )
+    kind_value = spec.get("kind")
+    try:
+        kind = VoiceFaultKind(str(kind_value).strip())
+    except ValueError:
+        kinds = ", ".join(k.value for k in VoiceFaultKind)
+        raise FaultPlanError(f"{where}: {kind_value!r} is not one of {kinds}") from None
+    if "code" in spec and (kind is not VoiceFaultKind.CLOSE or "arg" in spec):
+        raise FaultPlanError(f"{where}: field 'code': only voice-close takes one, instead of arg")
+    given = spec.get("code", spec.get("arg"))
+    arg = "" if given is None else str(given).strip()
     fields: dict[str, object] = {}
-    arg = arg.strip()
     if kind is VoiceFaultKind.CLOSE:
         if not arg:
             raise FaultPlanError(f"{where}: voice-close needs a code (voice-close:4015)")
-        code = _int(arg, f"{where}: code", 1000, 4999)
+        code = _int(given, f"{where}: code", 1000, 4999)
         if code < 4000 and code not in (1000, 1001, 1011):
             raise FaultPlanError(f"{where}: code {code} is neither a voice code nor 1000/1001/1011")
         if code >= 4000 and code not in VOICE_CLOSE_CODES:
@@ -176,7 +202,7 @@ def parse_voice_fault(text: str, where: str = "--fault") -> VoiceFault:
             raise FaultPlanError(f"{where}: {arg!r} is not one of {kinds}") from None
     elif kind in (VoiceFaultKind.DAVE_TRANSITION, VoiceFaultKind.DAVE_EPOCH):
         if arg:
-            fields["transition_id"] = _int(arg, f"{where}: transition id", 1, MAX_TRANSITION_ID)
+            fields["transition_id"] = _int(given, f"{where}: transition id", 1, MAX_TRANSITION_ID)
     elif arg:
         raise FaultPlanError(f"{where}: {kind} takes no argument, got {arg!r}")
     chosen = [k for k in ("voice", "voice-op", "rtp") if k in spec]
@@ -195,14 +221,14 @@ def parse_voice_fault(text: str, where: str = "--fault") -> VoiceFault:
         trigger["rtp"] = _int(spec["rtp"], f"{where}: rtp")
     if "voice-conn" in spec:
         trigger["conn"] = _int(spec["voice-conn"], f"{where}: voice-conn")
-    times = _int(spec.get("times", "1"), f"{where}: times", 1, 10_000)
+    times = _int(spec.get("times", 1), f"{where}: times", 1, 10_000)
     every = _int(spec["every"], f"{where}: every") if "every" in spec else None
     return VoiceFault(
         kind,
         VoiceTrigger(**trigger),
         times=times,
         every=every,
-        source=text,
+        source=source or where,
         **fields,  # type: ignore[arg-type]
     )
 

@@ -18,7 +18,8 @@ import pytest
 from replayer.cli.replay import FAULT_HELP
 from replayer.replay import faults as faults_module
 from replayer.replay.engine import ReplayOptions
-from replayer.replay.faults import FaultKind, FaultPlan, combine, load_plan, parse_fault
+from replayer.replay.faults import FaultKind, FaultPlan, combine, parse_fault
+from replayer.replay.plans import load_plan
 from replayer.replay.reachability import check_reachable
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
@@ -135,7 +136,7 @@ async def test_each_documented_fault_fires_on_the_sample_and_passes(example: str
     "name", sorted(p.name for p in (recordings_dir() / "plans").glob("*.toml"))
 )
 async def test_each_bundled_plan_fires_on_the_sample_and_passes(name: str) -> None:
-    plan = load_plan(sample_plan(name))
+    plan = load_plan(sample_plan(name)).gateway
     judged = await run(plan)
     assert len(judged) == len(plan.expanded()), judged
     assert all(result is Result.PASS for _, result, _ in judged), judged

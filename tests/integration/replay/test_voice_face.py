@@ -20,6 +20,15 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from replayer.archive.reader import read_records
+from replayer.archive.records import (
+    Closer,
+    CloseRecord,
+    ConnectionKind,
+    ConnectionRecord,
+    FrameRecord,
+)
+from replayer.gateway.opcodes import Direction
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
@@ -38,12 +47,15 @@ GUILDS_AND_VOICE_STATES = 1 | 1 << 7 | 1 << 9
 
 
 @asynccontextmanager
-async def replay(tmp_path: Path, *faults: str) -> AsyncIterator[ReplayServer]:
+async def replay(
+    tmp_path: Path, *faults: str, transcript: Path | None = None
+) -> AsyncIterator[ReplayServer]:
     plan = VoicePlan(tuple(parse_voice_fault(f) for f in faults))
     server = ReplayServer(
         load_script(SAMPLE),
         ReplayOptions(speed=0, recorded_faults=False, verdict_window_ms=2_000),
         voice=VoiceOptions(ca_dir=tmp_path / "ca", plan=plan),
+        transcript=transcript,
     )
     async with server:
         yield server
@@ -221,3 +233,83 @@ async def test_4015_judged_over_sockets(tmp_path: Path, right: bool) -> None:
         verdicts = {v.name: v for v in server.verdicts()}
         verdict = verdicts["voice: voice-close 4015 after voice SESSION_DESCRIPTION #1"]
         assert verdict.result is (Result.PASS if right else Result.FAIL), verdict
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "replayer", *map(str, args)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+async def test_the_transcript_records_voice_connections_as_voice(tmp_path: Path) -> None:
+    """--transcript: each voice WebSocket is a voice connection of the archive, its frames
+    both ways under voice opcodes and seq, its close by whom it was; inspect and verify
+    read it with voice names."""
+    transcript = tmp_path / "transcript.rpl"
+    fault = "voice-close:4015@voice=SESSION_DESCRIPTION"
+    async with replay(tmp_path, fault, transcript=transcript) as server:
+        grant = await join(server.gateway_url)
+        url = f"wss://{grant['VOICE_SERVER_UPDATE']['endpoint']}/?v=8"
+        async with websockets.connect(url, ssl=context(server)) as ws:
+            await recv(ws)
+            ready = await identify(ws, grant)
+            data = {"address": "127.0.0.1", "port": 9, "mode": ready["d"]["modes"][0]}
+            await ws.send(json.dumps({"op": 1, "d": {"protocol": "udp", "data": data}}))
+            last_seq = await last_seq_until_closed(ws, ready["seq"])
+        async with websockets.connect(url, ssl=context(server)) as ws:
+            await recv(ws)
+            state, update = grant["VOICE_STATE_UPDATE"], grant["VOICE_SERVER_UPDATE"]
+            d = {"server_id": GUILD, "session_id": state["session_id"],
+                 "token": update["token"], "seq_ack": last_seq}  # fmt: skip
+            await ws.send(json.dumps({"op": VoiceOp.RESUME, "d": d}))
+            assert await recv(ws) == {"op": VoiceOp.RESUMED, "d": None}
+            await ws.send(json.dumps({"op": VoiceOp.HEARTBEAT, "d": {"t": 7, "seq_ack": 2}}))
+            assert await recv(ws) == {"op": VoiceOp.HEARTBEAT_ACK, "d": {"t": 7}}
+            await ws.close(1000)
+    _, records = read_records(transcript)
+    opened = [r for r in records if isinstance(r, ConnectionRecord)]
+    voice = [r.conn_id for r in opened if r.kind is ConnectionKind.VOICE]
+    assert len(voice) == 2
+    assert [r.kind for r in opened].count(ConnectionKind.GATEWAY) == 1
+    assert all(r.url.startswith("wss://127.0.0.1:") for r in opened if r.conn_id in voice)
+    assert len({r.conn_id for r in opened}) == 3  # one numbering for both faces
+
+    def frames(conn: int) -> list[tuple[str, int | None, int | None]]:
+        return [
+            ("C" if r.direction is Direction.CLIENT else "S", r.op, r.s)
+            for r in records
+            if isinstance(r, FrameRecord) and r.conn_id == conn
+        ]
+
+    assert frames(voice[0]) == [
+        ("S", VoiceOp.HELLO, None), ("C", VoiceOp.IDENTIFY, None), ("S", VoiceOp.READY, 1),
+        ("C", VoiceOp.SELECT_PROTOCOL, None), ("S", VoiceOp.SESSION_DESCRIPTION, 2),
+    ]  # fmt: skip
+    assert frames(voice[1]) == [
+        ("S", VoiceOp.HELLO, None), ("C", VoiceOp.RESUME, None), ("S", VoiceOp.RESUMED, None),
+        ("C", VoiceOp.HEARTBEAT, None), ("S", VoiceOp.HEARTBEAT_ACK, None),
+    ]  # fmt: skip
+    closes = {r.conn_id: (r.code, r.closed_by) for r in records if isinstance(r, CloseRecord)}
+    assert closes[voice[0]] == (4015, Closer.SERVER)
+    assert closes[voice[1]] == (1000, Closer.CLIENT)
+    token = grant["VOICE_SERVER_UPDATE"]["token"]
+    assert token.encode() not in transcript.read_bytes()  # the voice token never on disk
+
+    shown = cli("inspect", transcript)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("open voice wss://") == 2, shown.stdout
+    for name in ("SESSION_DESCRIPTION", "SELECT_PROTOCOL", "RESUMED", "close 4015"):
+        assert name in shown.stdout, (name, shown.stdout)
+    only = cli("inspect", transcript, "--conn", str(voice[1]))
+    assert "HEARTBEAT_ACK" in only.stdout
+    assert "INVALID_SESSION" not in only.stdout  # op 9 is RESUMED on a voice connection
+    verified = cli("verify", transcript)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # diff pairs the voice connections with a recording's and names their voice opcodes.
+    compared = cli("diff", sample_archive("voice-bot.rpl"), transcript, "-n", "1000")
+    assert compared.returncode == 1, compared.stderr
+    voice_lines = [line for line in compared.stdout.splitlines() if " c2 " in line]
+    assert any("c2 server frame 1 (HELLO)" in line for line in voice_lines), compared.stdout
+    assert any("(SESSION_DESCRIPTION)" in line for line in voice_lines), compared.stdout
+    assert not any("REQUEST_GUILD_MEMBERS" in line for line in voice_lines), compared.stdout

@@ -150,3 +150,42 @@ def test_a_missing_frame_and_a_missing_connection_are_differences() -> None:
     [conn] = diff_records(a, [])
     assert conn.what == "connection"
     assert conn.value_b == MISSING
+
+
+def test_voice_frames_go_by_voice_names_and_their_heartbeat_nonces_are_ignored() -> None:
+    """On a voice connection op 8 is HELLO (not REQUEST_GUILD_MEMBERS), op 6 HEARTBEAT_ACK
+    (its d a nonce, ignored as the gateway's heartbeat d is) and op 4 SESSION_DESCRIPTION."""
+    from replayer.archive.reader import read_records
+    from replayer.archive.records import ConnectionKind
+    from replayer.resources import sample_archive
+    from replayer.voice.opcodes import VoiceOp
+
+    _, records = read_records(sample_archive("voice-bot.rpl"))
+    voice = {
+        r.conn_id
+        for r in records
+        if isinstance(r, ConnectionRecord) and r.kind is ConnectionKind.VOICE
+    }
+
+    def changed(record: Record) -> Record:
+        if not (isinstance(record, FrameRecord) and record.conn_id in voice):
+            return record
+        if record.op in (
+            VoiceOp.HELLO,
+            VoiceOp.HEARTBEAT_ACK,
+            VoiceOp.HEARTBEAT,
+            VoiceOp.SESSION_DESCRIPTION,
+        ):
+            obj = json.loads(record.payload)
+            obj["d"] = (
+                {"t": 999999}
+                if record.op in (VoiceOp.HEARTBEAT, VoiceOp.HEARTBEAT_ACK)
+                else {**obj["d"], "x": 1}
+            )
+            return dataclasses.replace(record, payload=json.dumps(obj).encode())
+        return record
+
+    found = list(diff_records(records, [changed(r) for r in records]))
+    assert {(d.what, d.path) for d in found} == {("HELLO", "d.x"), ("SESSION_DESCRIPTION", "d.x")}
+    assert len([d for d in found if d.what == "HELLO"]) == 2  # both voice connections
+    assert list(diff_records(records, [changed(r) for r in records], skip_heartbeats=True)) == found

@@ -67,6 +67,10 @@ PLANS: dict[str, tuple[str, tuple[str, ...]]] = {
     "huge_times": ('[[fault]]\nkind = "reconnect"\ndispatch = 1\ntimes = 100000000000\n',
                    ("fault 1", "field 'times'")),
     "float_seed": ("seed = 1.5\n", ("seed",)),
+    "voice_float_rtp": ('[[fault]]\nkind = "reconnect"\ndispatch = 1\n[[fault]]\nkind = "voice-drop"\nrtp = 1.5\n',
+                        ("fault 2 (voice-drop)", "rtp", "1.5")),
+    "voice_bad_code": ('[[fault]]\nkind = "voice-close"\ncode = 4999\nvoice = "HELLO"\n',
+                       ("fault 1 (voice-close)", "4999 is not a voice close code")),
     "not_utf8": ("\udcff\n", ("not valid TOML",)),
     "deep_toml": ("x = " + "[" * 100_000 + "]" * 100_000 + "\n", ("not valid TOML",)),
 }  # fmt: skip

@@ -141,3 +141,64 @@ def test_no_pager_when_piped_or_pager_is_cat() -> None:
     assert pager_command({"PAGER": ""}) is None
     assert pager_command({"PAGER": "no-such-pager-program -R"}) is None
     assert pager_command({}) in ("less -FRX", None)  # None where less is not installed
+
+
+VOICE_BOT = sample_archive("voice-bot.rpl")
+
+
+def _expected(op_gateway: set[int], op_voice: set[int]) -> list[tuple[int, int | None]]:
+    """(conn, op) of the frames an --op filter must select: by each connection's kind."""
+    from replayer.archive.records import ConnectionKind, ConnectionRecord
+
+    records = read_records(VOICE_BOT)[1]
+    voice = {
+        r.conn_id
+        for r in records
+        if isinstance(r, ConnectionRecord) and r.kind is ConnectionKind.VOICE
+    }
+    return [
+        (r.conn_id, r.op)
+        for r in records
+        if isinstance(r, FrameRecord) and r.op in (op_voice if r.conn_id in voice else op_gateway)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ops", "gateway", "voice"),
+    [
+        (["HELLO"], {10}, {8}),  # a name by each connection's table
+        (["heartbeat-ack"], {11}, {6}),
+        (["READY"], set(), {2}),  # a voice opcode only (on the gateway READY is an event)
+        (["VOICE_STATE_UPDATE"], {4}, set()),  # a gateway opcode only
+        (["9"], {9}, {9}),  # a number matches the number on either
+        (["8", "IDENTIFY"], {8, 2}, {8, 0}),
+    ],
+)
+def test_op_names_go_by_the_connections_kind(
+    ops: list[str], gateway: set[int], voice: set[int]
+) -> None:
+    args = [a for o in ops for a in ("--op", o)]
+    lines = [json.loads(line) for line in run(VOICE_BOT, *args, "--json").splitlines()]
+    assert [(r["conn"], r["op"]) for r in lines] == _expected(gateway, voice)
+    assert lines or not _expected(gateway, voice)
+
+
+def test_op_hello_on_voice_shows_both_hellos_and_the_stats_count_them() -> None:
+    timeline = run(VOICE_BOT, "--op", "HELLO")
+    assert [line.split()[1] for line in timeline.splitlines()] == ["c1", "c2", "c3"]
+    assert "REQUEST_GUILD_MEMBERS" not in timeline  # voice op 8 is named HELLO
+    stats = run(VOICE_BOT, "--op", "HELLO", "--stats")
+    assert re.search(r"server voice HELLO\s*│\s*2\b", stats), stats
+    assert re.search(r"server HELLO\s*│\s*1\b", stats), stats
+
+
+def test_an_op_neither_table_has_is_one_line_naming_both() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "replayer", "inspect", str(VOICE_BOT), "--op", "ZAP"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "unknown opcode 'ZAP'" in result.stderr
+    assert "SESSION_DESCRIPTION" in result.stderr  # the voice names offered
+    assert "PRESENCE_UPDATE" in result.stderr  # and the gateway's

@@ -11,9 +11,9 @@ from replayer.replay.faults import (
     FaultPlanError,
     Trigger,
     chaos_plan,
-    load_plan,
     parse_fault,
 )
+from replayer.replay.plans import load_plan
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_toml_plan(tmp_path: Path) -> None:
         'seed = 7\n\n[[fault]]\nkind = "close"\ncode = 4000\nevent = "GUILD_CREATE#2"\n\n'
         '[[fault]]\nkind = "invalid-session"\nresumable = true\ndispatch = 9\ntimes = 2\nevery = 3\n'
     )
-    plan = load_plan(plan_file)
+    plan = load_plan(plan_file).gateway
     assert plan.seed == 7
     assert plan.faults[0] == Fault(
         FaultKind.CLOSE,
