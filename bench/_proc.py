@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 STOP_TIMEOUT_S = 30.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -104,3 +105,29 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def serve_bare_until_signalled(handler: Any, *banner: str) -> None:
+    """Run a bare ``websockets`` server of ``handler`` on 127.0.0.1:0 (no compression, no
+    size limit, no pings) until SIGTERM or SIGINT: the baseline the benchmarks measure the
+    replay against. Prints ``banner``, then the gateway URL their harness reads."""
+    import asyncio
+    import signal
+
+    from websockets.asyncio.server import serve
+
+    async def main() -> None:
+        stop_event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop_event.set)
+        async with serve(
+            handler, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None
+        ) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            for line in banner:
+                print(line, flush=True)
+            print(f"gateway URL: ws://127.0.0.1:{port}/", flush=True)
+            await stop_event.wait()
+
+    asyncio.run(main())

@@ -45,7 +45,6 @@ import platform
 import pstats
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,9 +56,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
-from _proc import cpu_times, memory, stop, tail, venv_tool  # bench/_proc.py
+from _proc import (  # bench/_proc.py
+    cpu_times,
+    memory,
+    serve_bare_until_signalled,
+    stop,
+    tail,
+    venv_tool,
+)
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.version import version as websockets_version
 
@@ -203,20 +209,7 @@ def serve_bare(path: Path) -> None:
                     await ws.send(deflater.compress(payload) + deflater.flush(sync))
             await ws.wait_closed()
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        async with serve(
-            handler, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None
-        ) as server:
-            port = next(iter(server.sockets)).getsockname()[1]
-            print(f"bare: {len(payloads)} dispatches, {total} bytes", flush=True)
-            print(f"gateway URL: ws://127.0.0.1:{port}/", flush=True)
-            await stop.wait()
-
-    asyncio.run(main())
+    serve_bare_until_signalled(handler, f"bare: {len(payloads)} dispatches, {total} bytes")
 
 
 # --- processes ---------------------------------------------------------------------------

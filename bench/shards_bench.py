@@ -50,7 +50,6 @@ import platform
 import re
 import resource
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -61,8 +60,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _proc import cpu_times, memory, stop, tail, venv_tool  # bench/_proc.py
-from websockets.asyncio.server import ServerConnection, serve
+from _proc import (  # bench/_proc.py
+    cpu_times,
+    memory,
+    serve_bare_until_signalled,
+    stop,
+    tail,
+    venv_tool,
+)
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.version import version as websockets_version
 
@@ -151,19 +157,7 @@ def serve_bare(path: Path) -> None:
                 await ws.send(payload, text=True)
             await ws.wait_closed()
 
-    async def main() -> None:
-        done = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, done.set)
-        async with serve(
-            handler, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None
-        ) as server:
-            port = next(iter(server.sockets)).getsockname()[1]
-            print(f"gateway URL: ws://127.0.0.1:{port}/", flush=True)
-            await done.wait()
-
-    asyncio.run(main())
+    serve_bare_until_signalled(handler)
 
 
 # --- servers -----------------------------------------------------------------------------
