@@ -154,7 +154,9 @@ class ReplayerGateway:
     strict: bool = False
     _verdicts: list[Verdict] | None = field(default=None)
     _frames: FrameLog = field(default_factory=FrameLog)
-    token: str | None = REPLAY_TOKEN  # what the bot should log in with
+    # What the bot should log in with: the real token while recording, so never in repr
+    # (pytest prints the fixture's repr in assertion messages, which CI logs keep).
+    token: str | None = field(default=REPLAY_TOKEN, repr=False)
     recording: Path | None = None
     _proxy: RecordingProxy | None = None
 

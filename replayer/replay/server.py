@@ -566,7 +566,8 @@ class ReplayServer:
         """Once the open connections are down to half of their peak since the last time
         (or none), hand the memory they used back to the system (malloc_trim)."""
         self._open_peak = max(self._open_peak, self.connections_open + 1)
-        if self.connections_open <= self._open_peak // 2:
+        # Not for a handful (the plugin, conform, a RESUME cycle): trimming costs the loop.
+        if self._open_peak >= MIN_TRIM_PEAK and self.connections_open <= self._open_peak // 2:
             self._open_peak = self.connections_open
             release_free_memory()
 
@@ -656,6 +657,8 @@ class ReplayServer:
         frames = self.frames  # the frame log (wait_for, the control API), when kept
         for command in commands:
             if direct and type(command) is Send and not command.mode:
+                if not batch:  # nothing awaits until the flush: one check per batch is exact
+                    _check_writable(link)  # a frame is logged only if it can go out
                 frame, binary = encode(command.raw)
                 append(_ws_header(0x2 if binary else 0x1, len(frame)))
                 append(frame)
@@ -779,7 +782,7 @@ class ReplayServer:
                 command.op,
                 command.s,
                 command.t,
-                len(frame),
+                len(frame) if isinstance(frame, bytes) else len(frame.encode()),  # wire bytes
                 FrameFlag.INJECTED if command.injected else FrameFlag.NONE,
             )
         )
@@ -865,14 +868,23 @@ _HEAD_SHORT, _HEAD_16, _HEAD_64 = struct.Struct("!BB"), struct.Struct("!BBH"), s
 # Bytes the transport may hold before a flush waits for the client to read (aiohttp's
 # writer waits past its own 64 KiB limit too).
 WRITE_BUFFER_LIMIT = 1 << 16
+# Connections open at a peak before their going is worth a malloc_trim.
+MIN_TRIM_PEAK = 16
+
+
+def _check_writable(link: _Link) -> asyncio.Transport:
+    """The connection's transport; ``ConnectionResetError`` when it is closing, as aiohttp's
+    own writer raises."""
+    transport = link.request.transport
+    if transport is None or transport.is_closing() or link.ws.closed:
+        raise ConnectionResetError("Cannot write to closing transport")
+    return transport
 
 
 async def _flush(link: _Link, parts: list[bytes]) -> None:
     """Write pre-framed WebSocket frames in one go; wait while the client is slow to read.
     A closing connection raises ``ConnectionResetError``, as aiohttp's own writer does."""
-    transport = link.request.transport
-    if transport is None or transport.is_closing() or link.ws.closed:
-        raise ConnectionResetError("Cannot write to closing transport")
+    transport = _check_writable(link)
     transport.write(b"".join(parts))
     if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
         protocol = link.request.protocol

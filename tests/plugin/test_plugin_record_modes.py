@@ -6,13 +6,15 @@ token is one clear failure."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
 from replayer.archive.reader import read_records
 from replayer.archive.records import ConnectionRecord, HttpRecord
-from replayer.pytest_plugin import BackgroundLoop
+from replayer.pytest_plugin import BackgroundLoop, ReplayerGateway
 from replayer.replay.engine import ReplayOptions
 from replayer.replay.script import load_script
 from replayer.replay.server import ReplayServer
@@ -161,3 +163,17 @@ def test_a_recording_without_its_token_is_one_clear_failure(
         ]
     )
     assert not os.path.exists(project.path / "recordings" / "bot.rpl")
+
+
+def test_the_fixture_never_shows_its_token() -> None:
+    # pytest prints the fixture's repr in assertion messages: a recording's real token
+    # must not reach a CI log through it.
+    gateway = ReplayerGateway(
+        "http://127.0.0.1:1/api/v10", "ws://127.0.0.1:1/", Path("t.rpl"), None,
+        asyncio.new_event_loop(), token="MTIzNDU2Nzg5MDEyMzQ1Njc4.secret.token-in-repr",
+    )  # fmt: skip
+    try:
+        assert "token-in-repr" not in repr(gateway)
+        assert gateway.token is not None
+    finally:
+        gateway._loop.close()
